@@ -1,0 +1,85 @@
+"""`vislink doctor`: where everything is, and whether each part works."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+
+import typer
+
+MIN_FREE_GB = 2.0
+
+
+@dataclass
+class Check:
+    part: str
+    ok: bool
+    detail: str
+
+
+def run_checks() -> list[Check]:
+    from vislink.config import get_settings
+    from vislink.errors import VislinkError
+
+    settings = get_settings()
+    checks: list[Check] = []
+
+    from vislink.store import db
+
+    try:
+        revision = db.check_migrated(settings.database_url)
+        checks.append(Check("database", True, f"{db.make_url(settings.database_url).render_as_string(hide_password=True)} at {revision}"))
+    except VislinkError as exc:
+        checks.append(Check("database", False, str(exc)))
+
+    try:
+        from vislink.index import open_index
+
+        index = open_index(settings)
+        names = index.list_collections()
+        checks.append(Check("vector index", True, f"{index.name} ({settings.qdrant_url or settings.qdrant_path}), "
+                                                  f"{len(names)} collection(s)"))
+    except VislinkError as exc:
+        checks.append(Check("vector index", False, str(exc)))
+    except Exception as exc:  # a lock held by another process, a bad URL: say it, don't crash
+        checks.append(Check("vector index", False, f"{type(exc).__name__}: {exc}"))
+
+    try:
+        from vislink.encoder.weights import describe_weights
+
+        info = describe_weights(settings.weights, settings)
+        checks.append(Check("encoder weights", info.installed, info.message))
+    except ImportError:
+        checks.append(Check("encoder weights", False, "the encoder stage is not installed"))
+    except VislinkError as exc:
+        checks.append(Check("encoder weights", False, str(exc)))
+
+    home = settings.resolved_home
+    probe = home if home.exists() else home.parent
+    free_gb = shutil.disk_usage(probe).free / 1e9
+    checks.append(Check("disk space", free_gb >= MIN_FREE_GB,
+                        f"{free_gb:.1f} GB free under {probe}" + ("" if free_gb >= MIN_FREE_GB else
+                                                                 f" (need {MIN_FREE_GB} GB)")))
+    return checks
+
+
+def doctor() -> None:
+    """Print where vislink keeps everything, check each part, exit 1 if one is wrong."""
+    from vislink.config import get_settings
+
+    settings = get_settings()
+    typer.echo(f"data folder:   {settings.resolved_home}")
+    typer.echo(f"index backend: {settings.effective_index_backend}")
+    typer.echo(f"weights:       {settings.weights}")
+    failed = 0
+    for check in run_checks():
+        mark = typer.style("ok  ", fg=typer.colors.GREEN) if check.ok else typer.style("FAIL", fg=typer.colors.RED)
+        typer.echo(f"[{mark}] {check.part}: {check.detail}")
+        failed += not check.ok
+    if failed:
+        typer.secho(f"{failed} check(s) failed", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("doctor")(doctor)

@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+IndexBackendName = Literal["auto", "qdrant-local", "qdrant-edge", "qdrant-server", "memory"]
+
+
+class Settings(BaseSettings):
+    """vislink's configuration. Each field is one environment variable (its alias)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    home: Path = Field(
+        default=Path("vislink-data"),
+        alias="VISLINK_HOME",
+        description="Data folder: SQLite database, embedded Qdrant, weights, image store, thumbnails, cache.",
+    )
+    db_url: str | None = Field(
+        default=None,
+        alias="VISLINK_DB_URL",
+        description="SQLAlchemy URL of the SQL store. Default: SQLite file vislink.db in the data folder.",
+    )
+    qdrant_url: str | None = Field(
+        default=None,
+        alias="QDRANT_URL",
+        description="URL of a Qdrant server or cluster. Default: embedded Qdrant in the data folder.",
+    )
+    qdrant_api_key: str | None = Field(
+        default=None, alias="QDRANT_API_KEY", description="API key for the Qdrant server, if it needs one."
+    )
+    index_backend: IndexBackendName = Field(
+        default="auto",
+        alias="VISLINK_INDEX_BACKEND",
+        description=(
+            "Vector index backend: auto (qdrant-server when QDRANT_URL is set, else qdrant-edge, the embedded "
+            "in-process engine), qdrant-local (qdrant-client local mode), qdrant-edge, qdrant-server, memory."
+        ),
+    )
+    qdrant_shards: int = Field(
+        default=2, alias="VISLINK_QDRANT_SHARDS", description="Shard number of collections created in server mode."
+    )
+    qdrant_replication: int = Field(
+        default=2,
+        alias="VISLINK_QDRANT_REPLICATION",
+        description="Replication factor of collections created in server mode.",
+    )
+    device: str = Field(
+        default="auto", alias="VISLINK_DEVICE", description="Torch device for the encoder: auto, cpu, cuda, cuda:1."
+    )
+    threads: int | None = Field(
+        default=None, alias="VISLINK_THREADS", description="Torch CPU threads (default: torch's own choice)."
+    )
+    weights: str = Field(
+        default="vgg16-caffe-conv",
+        alias="VISLINK_WEIGHTS",
+        description="Default encoder weights: a registered source name (see `vislink weights list`) or a file.",
+    )
+    queue_url: str | None = Field(
+        default=None,
+        alias="VISLINK_QUEUE_URL",
+        description="PostgreSQL URL of the distributed ingest task queue (scaled set-up). Default: VISLINK_DB_URL.",
+    )
+    max_image_pixels: int = Field(
+        default=178_956_970,
+        alias="VISLINK_MAX_IMAGE_PIXELS",
+        description="Images with more pixels are refused as decompression bombs (Pillow's own default).",
+    )
+    max_upload_mb: int = Field(
+        default=50, alias="VISLINK_MAX_UPLOAD_MB", description="Largest file the UI accepts as an upload."
+    )
+    secret_key: str | None = Field(
+        default=None, alias="VISLINK_SECRET_KEY", description="Secret for UI sessions (generated when unset)."
+    )
+
+    # Folders inside the data folder. Derived, never configured separately, so one folder is all.
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def images_dir(self) -> Path:
+        return self.resolved_home / "images"
+
+    @property
+    def weights_dir(self) -> Path:
+        return self.resolved_home / "weights"
+
+    @property
+    def qdrant_path(self) -> Path:
+        return self.resolved_home / "qdrant"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.resolved_home / "cache"
+
+    @property
+    def thumbs_dir(self) -> Path:
+        return self.resolved_home / "thumbs"
+
+    @property
+    def models_dir(self) -> Path:
+        """PCA fits and fine-tuned checkpoints."""
+        return self.resolved_home / "models"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.resolved_home / "reports"
+
+    @property
+    def database_url(self) -> str:
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{self.resolved_home / 'vislink.db'}"
+
+    @property
+    def effective_index_backend(self) -> str:
+        if self.index_backend != "auto":
+            return self.index_backend
+        return "qdrant-server" if self.qdrant_url else "qdrant-edge"
+
+    def ensure_dirs(self) -> None:
+        for folder in (self.resolved_home, self.images_dir, self.weights_dir, self.cache_dir, self.thumbs_dir,
+                       self.models_dir, self.reports_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+
+
+# (environment variable, default, help) for every setting: the README's table and a test use it.
+SETTINGS_DOC: list[tuple[str, str, str]] = [
+    (field.alias, repr(field.default), field.description or "")
+    for field in Settings.model_fields.values()
+]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests change the environment)."""
+    get_settings.cache_clear()

@@ -1,0 +1,171 @@
+"""The one interface every vector-index call goes through.
+
+Stages never talk to qdrant-client (or Qdrant's in-process engine) directly: they call a
+``VectorIndex``. Backends are registered by name (see ``vislink.index.registry``), and a
+congruence test runs the same operations on each of them against a numpy brute-force referee.
+
+Vectors are compared by cosine similarity; descriptors are l2-normalised upstream, so the
+score is the dot product and higher is closer.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+Payload = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Range:
+    """A numeric payload condition: ``gte <= value <= lte`` (either bound may be open)."""
+
+    gte: float | None = None
+    lte: float | None = None
+
+    def matches(self, value: Any) -> bool:
+        if value is None:
+            return False
+        return (self.gte is None or value >= self.gte) and (self.lte is None or value <= self.lte)
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """A keyword payload condition: the value is one of ``values``."""
+
+    values: tuple[Any, ...]
+
+    def matches(self, value: Any) -> bool:
+        return value in self.values
+
+
+# A filter maps payload field -> exact value, Range or AnyOf; all conditions must hold.
+# Kept as a plain mapping so that CLI `--filter artist=X` and UI widgets build it directly.
+Filter = Mapping[str, Any]
+
+
+def filter_matches(flt: Filter | None, payload: Mapping[str, Any]) -> bool:
+    """Reference semantics of a Filter (used by the numpy referee and in-memory code)."""
+    if not flt:
+        return True
+    for key, cond in flt.items():
+        value = payload.get(key)
+        if isinstance(cond, (Range, AnyOf)):
+            if not cond.matches(value):
+                return False
+        elif value != cond:
+            return False
+    return True
+
+
+@dataclass
+class Point:
+    id: int
+    vector: np.ndarray | Sequence[float]
+    payload: Payload = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: int
+    score: float
+    payload: Payload = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """A sparse vector (e.g. a bag of visual words): sorted unique ``indices`` and their ``values``."""
+
+    indices: tuple[int, ...]
+    values: tuple[float, ...]
+
+
+class VectorIndex(abc.ABC):
+    """Operations vislink needs from a vector index. One Qdrant-style collection per descriptor variant."""
+
+    name: str = "abstract"
+
+    # -- collections -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_collection(self, collection: str, dim: int, *, payload_indexes: Mapping[str, str] | None = None,
+                          sparse: bool = False) -> None:
+        """Create a collection of ``dim``-d cosine vectors. ``payload_indexes`` maps field -> "keyword" |
+        "integer" | "float". With ``sparse=True`` the points also carry a sparse vector named "sparse".
+        Creating an existing collection with the same dimension is a no-op."""
+
+    @abc.abstractmethod
+    def delete_collection(self, collection: str) -> None: ...
+
+    @abc.abstractmethod
+    def collection_exists(self, collection: str) -> bool: ...
+
+    @abc.abstractmethod
+    def list_collections(self) -> list[str]: ...
+
+    # -- points ------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def upsert(self, collection: str, points: Sequence[Point], *, sparse: Sequence[SparseVector] | None = None) -> None:
+        """Insert or replace points (idempotent: re-upserting an id never duplicates it)."""
+
+    @abc.abstractmethod
+    def delete(self, collection: str, ids: Iterable[int]) -> None: ...
+
+    @abc.abstractmethod
+    def retrieve(self, collection: str, ids: Sequence[int], *, with_vectors: bool = False) -> list[tuple[int, Payload, np.ndarray | None]]:
+        """Points by id, in no particular order; missing ids are left out."""
+
+    @abc.abstractmethod
+    def count(self, collection: str, flt: Filter | None = None) -> int: ...
+
+    @abc.abstractmethod
+    def scroll(self, collection: str, *, flt: Filter | None = None, limit: int = 256, offset: int | None = None,
+               with_vectors: bool = False) -> tuple[list[tuple[int, Payload, np.ndarray | None]], int | None]:
+        """One page of points in id order and the offset of the next page (None at the end)."""
+
+    # -- queries -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def query_batch(self, collection: str, vectors: np.ndarray, *, limit: int, flt: Filter | None = None,
+                    exact: bool = False, offset: int = 0) -> list[list[Hit]]:
+        """Nearest neighbours of each row of ``vectors``, best first."""
+
+    def query(self, collection: str, vector: np.ndarray, *, limit: int, flt: Filter | None = None,
+              exact: bool = False, offset: int = 0) -> list[Hit]:
+        return self.query_batch(collection, np.asarray(vector, dtype=np.float32)[None, :], limit=limit, flt=flt,
+                                exact=exact, offset=offset)[0]
+
+    def query_multi(self, collection: str, vectors: np.ndarray, *, limit: int, flt: Filter | None = None,
+                    exact: bool = False) -> list[Hit]:
+        """Several query vectors for one search (an image and its mirror, several crops): each point scores
+        its best similarity to any of them. Exact for the top ``limit``: each vector's own top ``limit``
+        contains every point whose best score ranks in the merged top ``limit``."""
+        best: dict[int, Hit] = {}
+        for hits in self.query_batch(collection, np.atleast_2d(vectors), limit=limit, flt=flt, exact=exact):
+            for hit in hits:
+                if hit.id not in best or hit.score > best[hit.id].score:
+                    best[hit.id] = hit
+        return sorted(best.values(), key=lambda h: (-h.score, h.id))[:limit]
+
+    @abc.abstractmethod
+    def recommend(self, collection: str, *, positive: Sequence[np.ndarray | int], negative: Sequence[np.ndarray | int] = (),
+                  limit: int, flt: Filter | None = None, exact: bool = False) -> list[Hit]:
+        """Qdrant's recommendation (average-vector strategy): ``positive`` and ``negative`` examples are
+        vectors or point ids; points given by id are never returned."""
+
+    def query_sparse(self, collection: str, vector: SparseVector, *, limit: int, flt: Filter | None = None) -> list[Hit]:
+        raise NotImplementedError(f"the {self.name} index backend has no sparse vectors")
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release files and connections."""
+
+
+def average_recommendation_vector(positive: Sequence[np.ndarray], negative: Sequence[np.ndarray]) -> np.ndarray:
+    """Qdrant's ``average_vector`` strategy: avg(pos) + avg(pos) - avg(neg), i.e. 2*avg(pos) - avg(neg)
+    when there are negatives, else avg(pos)."""
+    pos = np.mean(np.stack([np.asarray(v, dtype=np.float32) for v in positive]), axis=0)
+    if not negative:
+        return pos
+    neg = np.mean(np.stack([np.asarray(v, dtype=np.float32) for v in negative]), axis=0)
+    return pos + pos - neg

@@ -1,0 +1,31 @@
+"""The SQL store: ORM models and sessions. Schema changes go through ``migrations/`` (Alembic)."""
+
+from vislink.store.db import check_migrated, get_engine, session_scope, upgrade
+from vislink.store.models import (
+    Annotator,
+    AuditEvent,
+    Base,
+    Collection,
+    DescriptorVariant,
+    EvaluationQueryResult,
+    EvaluationRun,
+    Group,
+    GroupMember,
+    Image,
+    ImageDescriptor,
+    ImageStatus,
+    IngestRun,
+    Link,
+    LinkType,
+    RunStatus,
+    Split,
+    SplitMember,
+    SplitPart,
+)
+
+__all__ = [
+    "Annotator", "AuditEvent", "Base", "Collection", "DescriptorVariant", "EvaluationQueryResult",
+    "EvaluationRun", "Group", "GroupMember", "Image", "ImageDescriptor", "ImageStatus", "IngestRun", "Link",
+    "LinkType", "RunStatus", "Split", "SplitMember", "SplitPart", "check_migrated", "get_engine",
+    "session_scope", "upgrade",
+]
