@@ -35,6 +35,8 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug
 def _register_commands() -> None:
     package = sys.modules[__name__]
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         register = getattr(module, "register", None)
         if register is not None:

@@ -13,7 +13,7 @@ IndexBackendName = Literal["auto", "qdrant-local", "qdrant-edge", "qdrant-server
 class Settings(BaseSettings):
     """vislink's configuration. Each field is one environment variable (its alias)."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     home: Path = Field(
         default=Path("vislink-data"),
@@ -131,7 +131,7 @@ class Settings(BaseSettings):
 
 # (environment variable, default, help) for every setting: the README's table and a test use it.
 SETTINGS_DOC: list[tuple[str, str, str]] = [
-    (field.alias, repr(field.default), field.description or "")
+    (field.alias, str(field.default) if field.default is not None else "(unset)", field.description or "")
     for field in Settings.model_fields.values()
 ]
 
@@ -144,3 +144,11 @@ def get_settings() -> Settings:
 def reset_settings() -> None:
     """Forget the cached settings (tests change the environment)."""
     get_settings.cache_clear()
+
+
+def settings_markdown() -> str:
+    """The settings as a Markdown table (the README's copy is checked against it by a test)."""
+    lines = ["| variable | default | what it sets |", "| --- | --- | --- |"]
+    for name, default, help_text in SETTINGS_DOC:
+        lines.append(f"| `{name}` | `{default}` | {help_text} |")
+    return "\n".join(lines)

@@ -1,0 +1,3 @@
+from vislink.cli import main
+
+main()
