@@ -1,0 +1,46 @@
+"""The annotated link graph: groups (cliques of linked images) and typed links stored in SQL, seen as a
+networkx graph; edits with optimistic concurrency, audit and undo; splits by connected component;
+import and export (Replica CSV, JSON, CSV, GraphML, GEXF). See docs/graph.md."""
+
+from vislink.graph.annotators import create_annotator, get_annotator, get_or_create, list_annotators, verify_password
+from vislink.graph.audit import UndoResult, undo_last
+from vislink.graph.build import (
+    Neighbour,
+    build_graph,
+    connected_components,
+    group_members,
+    negative_pairs,
+    neighbours,
+    path_edges,
+    proposals,
+    shortest_path,
+)
+from vislink.graph.edits import (
+    add_member,
+    create_group,
+    delete_group,
+    group_of,
+    load_group,
+    members_of,
+    merge_groups,
+    remove_link,
+    remove_member,
+    set_link,
+    split_group,
+    update_group,
+)
+from vislink.graph.io import ImportReport, export_graph, import_graph
+from vislink.graph.refs import ImageResolver, get_collection, wga_path_of
+from vislink.graph.replica import ReplicaReport, import_replica
+from vislink.graph.splits import assign_split, get_split, import_split, split_parts, split_summary
+from vislink.graph.stats import GraphStats, format_stats, graph_stats, plot_group_sizes
+
+__all__ = [
+    "GraphStats", "ImageResolver", "ImportReport", "Neighbour", "ReplicaReport", "UndoResult", "add_member",
+    "assign_split", "build_graph", "connected_components", "create_annotator", "create_group", "delete_group",
+    "export_graph", "format_stats", "get_annotator", "get_collection", "get_or_create", "get_split", "graph_stats",
+    "group_members", "group_of", "import_graph", "import_replica", "import_split", "list_annotators", "load_group",
+    "members_of", "merge_groups", "negative_pairs", "neighbours", "path_edges", "plot_group_sizes", "proposals",
+    "remove_link", "remove_member", "set_link", "shortest_path", "split_group", "split_parts", "split_summary",
+    "undo_last", "update_group", "verify_password", "wga_path_of",
+]

@@ -1,0 +1,260 @@
+"""Edits of the annotated link graph: groups (cliques of linked images) and typed links.
+
+Every function takes the ``annotator_id`` of who edits (audited, undoable) and, for groups, the
+``expected_version`` the editor loaded: when somebody else changed the group since, ``ConflictError``
+says who and when. Without ``expected_version`` (imports, scripts) concurrent edits are still caught
+between read and write by the version column. On ConflictError the session's transaction has been
+rolled back. Functions flush but never commit: the caller owns the transaction.
+
+Rules kept here: an image is in at most one group (a group is its clique; two groups sharing an image
+would be one), a group stays in one collection, and two images marked as a negative pair are never put
+in the same group.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from vislink.errors import ConflictError, NotFound, VislinkError
+from vislink.graph.audit import Change, find_link, flush_or_conflict, group_state, link_state, stale_message
+from vislink.graph.refs import collection_of_images
+from vislink.store.models import Group, GroupMember, Link, LinkType, utcnow
+
+_UNSET = object()
+
+
+def parse_link_type(value) -> LinkType:
+    try:
+        return LinkType(value.value if isinstance(value, LinkType) else str(value).strip().lower())
+    except ValueError:
+        valid = ", ".join(t.value for t in LinkType)
+        raise VislinkError(f"unknown link type {value!r}; use one of {valid}") from None
+
+
+def load_group(session: Session, group_id: int, expected_version: int | None = None) -> Group:
+    group = session.get(Group, group_id, populate_existing=True)
+    if group is None:
+        raise NotFound(f"no group {group_id} (deleted by someone else?)")
+    if expected_version is not None and group.version != expected_version:
+        raise ConflictError(stale_message(session, "group", group_id, expected_version, group.version))
+    return group
+
+
+def group_of(session: Session, image_id: int) -> Group | None:
+    """The group an image belongs to, or None."""
+    return session.scalar(select(Group).join(GroupMember).where(GroupMember.image_id == image_id).limit(1))
+
+
+def members_of(session: Session, group_id: int) -> list[int]:
+    return sorted(session.scalars(select(GroupMember.image_id).where(GroupMember.group_id == group_id)))
+
+
+def _check_free(session: Session, image_ids: Iterable[int], allowed_groups: Iterable[int] = ()) -> None:
+    allowed = set(allowed_groups)
+    rows = session.execute(select(GroupMember.image_id, GroupMember.group_id)
+                           .where(GroupMember.image_id.in_(list(image_ids)))).all()
+    for row in rows:
+        if row.group_id not in allowed:
+            raise VislinkError(f"image {row.image_id} is already in group {row.group_id}; merge the groups or "
+                               f"remove it from group {row.group_id} first")
+
+
+def _check_no_negative(session: Session, image_ids: Iterable[int]) -> None:
+    ids = sorted(set(image_ids))
+    if len(ids) < 2:
+        return
+    pair = session.execute(select(Link.image_a_id, Link.image_b_id).where(
+        Link.type == LinkType.negative, Link.image_a_id.in_(ids), Link.image_b_id.in_(ids)).limit(1)).first()
+    if pair is not None:
+        raise VislinkError(f"images {pair[0]} and {pair[1]} are marked as a negative pair (not linked); "
+                           "remove that negative link before grouping them")
+
+
+def _touch(group: Group) -> None:
+    # Member rows are separate; touching the group row makes every member change bump its version.
+    group.updated_at = utcnow()
+
+
+def create_group(session: Session, image_ids: Iterable[int], *, annotator_id: int | None = None,
+                 name: str | None = None, note: str | None = None, external_id: str | None = None,
+                 change: Change | None = None, created_by_id: int | None = None) -> Group:
+    """A new group of these images (all of one collection, none already in a group). ``created_by_id``
+    defaults to the editor (imports keep the original author)."""
+    ids = sorted(set(int(i) for i in image_ids))
+    collection_id = collection_of_images(session, ids)
+    _check_free(session, ids)
+    _check_no_negative(session, ids)
+    change = change or Change(session, annotator_id, "create_group")
+    group = Group(collection_id=collection_id, name=name, note=note, external_id=external_id,
+                  created_by_id=created_by_id if created_by_id is not None else annotator_id)
+    session.add(group)
+    session.flush()
+    for image_id in ids:
+        session.add(GroupMember(group_id=group.id, image_id=image_id, added_by_id=annotator_id))
+    flush_or_conflict(session, "group", group.id)
+    change.record("group", group.id, None, group_state(session, group.id))
+    return group
+
+
+def add_member(session: Session, group_id: int, image_id: int, *, annotator_id: int | None = None,
+               expected_version: int | None = None, change: Change | None = None) -> Group:
+    group = load_group(session, group_id, expected_version)
+    before = group_state(session, group_id)
+    if image_id in before["members"]:
+        return group
+    if collection_of_images(session, [image_id]) != group.collection_id:
+        raise VislinkError(f"image {image_id} is not in the collection of group {group_id}")
+    _check_free(session, [image_id])
+    _check_no_negative(session, before["members"] + [image_id])
+    session.add(GroupMember(group_id=group_id, image_id=image_id, added_by_id=annotator_id))
+    _touch(group)
+    flush_or_conflict(session, "group", group_id, expected_version)
+    (change or Change(session, annotator_id, "add_member")).record("group", group_id, before,
+                                                                    group_state(session, group_id))
+    return group
+
+
+def remove_member(session: Session, group_id: int, image_id: int, *, annotator_id: int | None = None,
+                  expected_version: int | None = None) -> Group:
+    """Take an image out of a group (the group stays, even when empty: delete it explicitly)."""
+    group = load_group(session, group_id, expected_version)
+    before = group_state(session, group_id)
+    member = session.get(GroupMember, (group_id, image_id))
+    if member is None:
+        raise NotFound(f"image {image_id} is not in group {group_id}")
+    session.delete(member)
+    _touch(group)
+    flush_or_conflict(session, "group", group_id, expected_version)
+    Change(session, annotator_id, "remove_member").record("group", group_id, before, group_state(session, group_id))
+    return group
+
+
+def update_group(session: Session, group_id: int, *, name=_UNSET, note=_UNSET, annotator_id: int | None = None,
+                 expected_version: int | None = None) -> Group:
+    """Rename a group or change its note."""
+    group = load_group(session, group_id, expected_version)
+    before = group_state(session, group_id)
+    if name is not _UNSET:
+        group.name = name
+    if note is not _UNSET:
+        group.note = note
+    _touch(group)
+    flush_or_conflict(session, "group", group_id, expected_version)
+    Change(session, annotator_id, "update_group").record("group", group_id, before, group_state(session, group_id))
+    return group
+
+
+def merge_groups(session: Session, target_id: int, source_ids: Iterable[int], *, annotator_id: int | None = None,
+                 expected_versions: dict[int, int] | None = None) -> Group:
+    """Move every member of the source groups into the target group and delete the sources.
+    Source notes are appended to the target's note, so that nothing typed by hand is lost."""
+    expected_versions = expected_versions or {}
+    sources = [int(s) for s in dict.fromkeys(source_ids) if int(s) != target_id]
+    if not sources:
+        raise VislinkError("merge needs at least one group other than the target")
+    target = load_group(session, target_id, expected_versions.get(target_id))
+    loaded = [load_group(session, s, expected_versions.get(s)) for s in sources]
+    for source in loaded:
+        if source.collection_id != target.collection_id:
+            raise VislinkError(f"groups {target_id} and {source.id} are in different collections")
+    befores = {g: group_state(session, g) for g in [target_id, *sources]}
+    union = sorted({m for state in befores.values() for m in state["members"]})
+    _check_no_negative(session, union)
+    change = Change(session, annotator_id, "merge_groups")
+    notes = [target.note] + [s.note for s in loaded]
+    target.note = "\n".join(n for n in notes if n) or None
+    for source in loaded:
+        session.delete(source)  # members go with it (ORM cascade)
+    flush_or_conflict(session, "group", sources[0], expected_versions.get(sources[0]))
+    for image_id in sorted(set(union) - set(befores[target_id]["members"])):
+        session.add(GroupMember(group_id=target_id, image_id=image_id, added_by_id=annotator_id))
+    _touch(target)
+    flush_or_conflict(session, "group", target_id, expected_versions.get(target_id))
+    for source_id in sources:
+        change.record("group", source_id, befores[source_id], None)
+    change.record("group", target_id, befores[target_id], group_state(session, target_id))
+    return target
+
+
+def split_group(session: Session, group_id: int, image_ids: Iterable[int], *, annotator_id: int | None = None,
+                expected_version: int | None = None, name: str | None = None, note: str | None = None) -> Group:
+    """Move some members of a group into a new group; returns the new group."""
+    group = load_group(session, group_id, expected_version)
+    before = group_state(session, group_id)
+    moved = sorted(set(int(i) for i in image_ids))
+    outsiders = [i for i in moved if i not in before["members"]]
+    if outsiders:
+        raise VislinkError(f"images {outsiders} are not in group {group_id}")
+    if not moved or len(moved) == len(before["members"]):
+        raise VislinkError("a split moves some members of the group, not none and not all")
+    change = Change(session, annotator_id, "split_group")
+    for member in session.scalars(select(GroupMember).where(GroupMember.group_id == group_id,
+                                                            GroupMember.image_id.in_(moved))):
+        session.delete(member)
+    _touch(group)
+    flush_or_conflict(session, "group", group_id, expected_version)
+    change.record("group", group_id, before, group_state(session, group_id))
+    return create_group(session, moved, annotator_id=annotator_id, name=name, note=note, change=change)
+
+
+def delete_group(session: Session, group_id: int, *, annotator_id: int | None = None,
+                 expected_version: int | None = None) -> None:
+    group = load_group(session, group_id, expected_version)
+    before = group_state(session, group_id)
+    session.delete(group)
+    flush_or_conflict(session, "group", group_id, expected_version)
+    Change(session, annotator_id, "delete_group").record("group", group_id, before, None)
+
+
+# -- links -------------------------------------------------------------------------------------------
+
+def set_link(session: Session, a: int, b: int, type: LinkType | str = LinkType.positive, note: str | None = None,
+             *, annotator_id: int | None = None, expected_version: int | None = None,
+             change: Change | None = None) -> Link:
+    """Create or change the typed link between two images (one link per unordered pair)."""
+    a, b = int(a), int(b)
+    if a == b:
+        raise VislinkError(f"a link joins two different images (got {a} twice)")
+    link_type = parse_link_type(type)
+    collection_of_images(session, [a, b])
+    a, b = min(a, b), max(a, b)
+    if link_type is LinkType.negative:
+        ga, gb = group_of(session, a), group_of(session, b)
+        if ga is not None and gb is not None and ga.id == gb.id:
+            raise VislinkError(f"images {a} and {b} are both in group {ga.id}; take one out of the group "
+                               "before marking them as a negative pair")
+    link = find_link(session, a, b)
+    before = link_state(link)
+    if link is not None:
+        if expected_version is not None and link.version != expected_version:
+            raise ConflictError(stale_message(session, "link", link.id, expected_version, link.version))
+        if LinkType(link.type) is link_type and link.note == note:
+            return link
+        link.type, link.note, link.annotator_id = link_type, note, annotator_id
+    else:
+        link = Link(image_a_id=a, image_b_id=b, type=link_type, note=note, annotator_id=annotator_id)
+        session.add(link)
+    flush_or_conflict(session, "link", link.id, expected_version)
+    (change or Change(session, annotator_id, "set_link")).record("link", link.id, before, link_state(link))
+    return link
+
+
+def remove_link(session: Session, a: int, b: int, *, annotator_id: int | None = None,
+                expected_version: int | None = None) -> None:
+    link = find_link(session, int(a), int(b))
+    if link is None:
+        raise NotFound(f"no link between images {a} and {b}")
+    if expected_version is not None and link.version != expected_version:
+        raise ConflictError(stale_message(session, "link", link.id, expected_version, link.version))
+    before = link_state(link)
+    session.delete(link)
+    flush_or_conflict(session, "link", before["id"], expected_version)
+    Change(session, annotator_id, "remove_link").record("link", before["id"], before, None)
+
+
+def links_of(session: Session, image_id: int) -> list[Link]:
+    return list(session.scalars(select(Link).where(or_(Link.image_a_id == image_id, Link.image_b_id == image_id))
+                                .order_by(Link.id)))
