@@ -1,0 +1,56 @@
+"""`vislink ui`: the Streamlit app (search, compare, annotate, browse, evaluation)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+
+def streamlit_command(host: str, port: int, max_upload_mb: int, cookie_secret: str | None = None) -> list[str]:
+    """The ``streamlit run`` command line: headless, no telemetry, no file watcher, the upload limit
+    from the settings (Streamlit refuses larger files before vislink sees them)."""
+    from vislink.ui import APP_PATH
+
+    cmd = [sys.executable, "-m", "streamlit", "run", str(APP_PATH),
+           "--server.address", host, "--server.port", str(port), "--server.headless", "true",
+           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+           "--server.runOnSave", "false", "--global.developmentMode", "false",
+           "--server.maxUploadSize", str(max(1, max_upload_mb)), "--client.toolbarMode", "minimal"]
+    if cookie_secret:
+        cmd += ["--server.cookieSecret", cookie_secret]
+    return cmd
+
+
+def ui(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 to serve other machines)."),
+    port: int = typer.Option(8501, help="TCP port."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the streamlit command instead of running it."),
+) -> None:
+    """Serve the web UI: search by image, region or examples; compare; annotate; browse; evaluation.
+
+    Uses the data folder and database of the current settings (VISLINK_HOME, VISLINK_DB_URL, QDRANT_URL).
+    Anyone who can reach it may search; annotating needs an annotator account.
+    """
+    from vislink.config import get_settings
+    from vislink.errors import ConfigError
+    from vislink.store import db
+
+    settings = get_settings()
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port must be between 1 and 65535, got {port}")
+    cmd = streamlit_command(host, port, settings.max_upload_mb, settings.secret_key)
+    if dry_run:
+        typer.echo(" ".join(cmd))
+        return
+    settings.ensure_dirs()
+    db.check_migrated(settings.database_url)  # a clear message now rather than an error page later
+    typer.echo(f"vislink UI on http://{host}:{port}  (data folder {settings.resolved_home})", err=True)
+    sys.stdout.flush()
+    # Replace this process with Streamlit: signals (Ctrl-C, a supervisor's SIGTERM) reach the server directly.
+    os.execv(cmd[0], cmd)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ui")(ui)

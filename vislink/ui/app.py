@@ -1,0 +1,26 @@
+"""Streamlit entry point: ``streamlit run vislink/ui/app.py`` (``vislink ui`` does it with the right settings).
+
+The pages are scripts in ``views/`` under ``st.navigation``; the sidebar's account box is shared by all.
+"""
+
+from pathlib import Path
+
+import streamlit as st
+
+from vislink.ui import auth
+
+VIEWS = Path(__file__).resolve().parent / "views"
+
+st.set_page_config(page_title="vislink", page_icon="🔗", layout="wide")
+
+pages = [
+    st.Page(VIEWS / "search.py", title="Search", icon="🔎", default=True),
+    st.Page(VIEWS / "compare.py", title="Compare", icon="🪞"),
+    st.Page(VIEWS / "annotate.py", title="Annotate", icon="✏️"),
+    st.Page(VIEWS / "browse.py", title="Browse", icon="🗂️"),
+    st.Page(VIEWS / "evaluation.py", title="Evaluation", icon="📈"),
+]
+navigation = st.navigation(pages)
+st.sidebar.markdown("### vislink\nVisual links between artworks")
+auth.sidebar()
+navigation.run()

@@ -1,0 +1,283 @@
+"""What the pages call into the rest of vislink: long-lived resources (index, encoder), searches, uploads
+and graph edits. Pages never import the other stages directly, so this is the one place that follows
+their interfaces (docs/contracts.md).
+
+Resources live in ``st.cache_resource``: one index client and one encoder per process, shared by every
+browser session, keyed by the data folder so that tests pointing at fresh folders get fresh ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import streamlit as st
+
+from vislink.config import get_settings
+from vislink.errors import BadImage, VislinkError
+
+log = logging.getLogger(__name__)
+
+# Results are fetched in blocks and paged locally: one encoding and one index query serve ten pages.
+BLOCK = 200
+
+
+def _settings_key() -> tuple:
+    s = get_settings()
+    return (s.effective_index_backend, str(s.resolved_home), s.qdrant_url, s.weights)
+
+
+@st.cache_resource(show_spinner=False)
+def _index(key: tuple):
+    from vislink.index import open_index
+
+    return open_index(get_settings())
+
+
+def index():
+    """The vector index of this process (opened once)."""
+    return _index(_settings_key())
+
+
+@st.cache_resource(show_spinner="Loading the encoder (once per process)...")
+def _encoder(key: tuple):
+    from vislink.encoder import get_encoder
+
+    return get_encoder(get_settings().weights)
+
+
+def warm_encoder() -> None:
+    """Load the model before the first query needs it (``get_encoder`` caches it for ``search`` too)."""
+    _encoder(_settings_key())
+
+
+# -- uploads -----------------------------------------------------------------------------------
+
+def read_upload(name: str, data: bytes):
+    """Check an uploaded file: size limit, then a full decode. Returns the RGB Pillow image.
+    Raises ``BadImage`` naming the file and the reason."""
+    settings = get_settings()
+    limit = settings.max_upload_mb * 1024 * 1024
+    if len(data) > limit:
+        raise BadImage(name, "too-large", f"{len(data) / 1e6:.1f} MB, the limit is {settings.max_upload_mb} MB "
+                                          "(VISLINK_MAX_UPLOAD_MB)")
+    from vislink.encoder.images import open_rgb
+
+    return open_rgb(data, name=name, max_pixels=settings.max_image_pixels)
+
+
+def upload_to_collection(collection: str, name: str, data: bytes):
+    """Validate, store under its hash, encode and index an uploaded image (searchable at once)."""
+    read_upload(name, data)  # the size limit and a readable message before any work
+    from vislink.ingest.pipeline import ingest_upload
+
+    return ingest_upload(collection, name, data)
+
+
+# -- search ------------------------------------------------------------------------------------
+
+@dataclass
+class Query:
+    """What the user searches with. ``image`` is PNG/JPEG bytes (an upload or a crop); ``image_id`` an
+    image of the collection; ``positive``/``negative`` image ids (recommendation)."""
+
+    image: bytes | None = None
+    image_id: int | None = None
+    positive: tuple[int, ...] = ()
+    negative: tuple[int, ...] = ()
+    positive_images: tuple[bytes, ...] = ()
+    label: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_empty(self) -> bool:
+        return self.image is None and self.image_id is None and not self.positive and not self.positive_images
+
+    def key(self) -> str:
+        h = hashlib.sha256()
+        for part in (self.image or b"", str(self.image_id).encode(), repr(self.positive).encode(),
+                     repr(self.negative).encode(), *self.positive_images):
+            h.update(hashlib.sha256(part).digest())
+        return h.hexdigest()[:16]
+
+
+def _pil(data: bytes):
+    from vislink.encoder.images import open_rgb
+
+    return open_rgb(io.BytesIO(data), name="query")
+
+
+def run_search(query: Query, *, collection: str, variant: str | None, flt: dict | None, mirrored: bool,
+               offset: int, limit: int) -> list:
+    """One block of results (``vislink.search.search``)."""
+    from vislink.search import search
+
+    if query.is_empty:
+        raise VislinkError("no query: upload an image, pick one, or choose positive examples")
+    common = dict(collection=collection, variant=variant, limit=limit, offset=offset, filters=flt, mirrored=mirrored)
+    if query.positive or query.positive_images:
+        positive: list = list(query.positive) + [_pil(b) for b in query.positive_images]
+        if query.image is not None:
+            positive.append(_pil(query.image))
+        elif query.image_id is not None:
+            positive.append(query.image_id)
+        return search(positive=positive, negative=list(query.negative), **common)
+    if query.image is not None:
+        if query.negative:
+            return search(positive=[_pil(query.image)], negative=list(query.negative), **common)
+        return search(_pil(query.image), **common)
+    if query.negative:
+        return search(positive=[query.image_id], negative=list(query.negative), **common)
+    return search(image_id=query.image_id, **common)
+
+
+def search_page(query: Query, *, collection: str, variant: str | None, flt: dict | None, mirrored: bool,
+                page: int, page_size: int, cache: dict) -> list:
+    """Results ranked ``page*page_size+1`` to ``(page+1)*page_size``, from blocks of ``BLOCK`` kept in
+    ``cache`` (the session's), so paging never encodes the query again."""
+    start = page * page_size
+    out: list = []
+    while len(out) < page_size:
+        block = (start + len(out)) // BLOCK
+        key = (query.key(), collection, variant, repr(sorted((flt or {}).items(), key=lambda kv: kv[0])), mirrored,
+               block)
+        if key not in cache:
+            cache[key] = run_search(query, collection=collection, variant=variant, flt=flt, mirrored=mirrored,
+                                    offset=block * BLOCK, limit=BLOCK)
+        rows = cache[key]
+        skip = start + len(out) - block * BLOCK
+        taken = rows[skip:skip + page_size - len(out)]
+        out.extend(taken)
+        if len(rows) < BLOCK or not taken:
+            break  # the end of the results
+    return out
+
+
+# -- annotators --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SignedIn:
+    id: int
+    name: str
+    display_name: str | None = None
+    via: str = "password"
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.name
+
+
+def sign_in(name: str, password: str) -> SignedIn:
+    from vislink.graph.annotators import verify_password
+    from vislink.store import session_scope
+
+    with session_scope() as session:
+        annotator = verify_password(session, name.strip(), password)
+        if annotator is None:
+            raise VislinkError("unknown annotator or wrong password")
+        return SignedIn(annotator.id, annotator.name, annotator.display_name)
+
+
+def sign_in_oidc(email: str | None, name: str | None) -> SignedIn:
+    """The annotator of an OIDC identity (matched by e-mail, created on first sign-in without a password)."""
+    from sqlalchemy import select
+
+    from vislink.store import Annotator, session_scope
+
+    if not email:
+        raise VislinkError("the identity provider gave no e-mail address; cannot match an annotator")
+    with session_scope() as session:
+        annotator = session.scalar(select(Annotator).where(Annotator.email == email))
+        if annotator is None:
+            from vislink.graph.annotators import create_annotator
+
+            annotator = create_annotator(session, email, None, display_name=name, email=email)
+        if not annotator.is_active:
+            raise VislinkError(f"annotator {annotator.name} is deactivated")
+        return SignedIn(annotator.id, annotator.name, annotator.display_name, via="oidc")
+
+
+# -- graph edits -------------------------------------------------------------------------------
+# Each edit is one transaction; ConflictError / VislinkError carry the message the page shows.
+
+def _edit(fn_name: str, *args, **kwargs):
+    from vislink.graph import edits
+    from vislink.store import session_scope
+
+    with session_scope() as session:
+        result = getattr(edits, fn_name)(session, *args, **kwargs)
+        return getattr(result, "id", None)
+
+
+def create_group(image_ids: Sequence[int], annotator_id: int, name: str | None = None,
+                 note: str | None = None) -> int:
+    return _edit("create_group", list(image_ids), annotator_id=annotator_id, name=name or None, note=note or None)
+
+
+def add_members(group_id: int, image_ids: Sequence[int], annotator_id: int, expected_version: int) -> None:
+    """Add several images in one transaction: all or none."""
+    from vislink.graph import edits
+    from vislink.store import session_scope
+
+    with session_scope() as session:
+        version = expected_version
+        for image_id in image_ids:
+            group = edits.add_member(session, group_id, int(image_id), annotator_id=annotator_id,
+                                     expected_version=version)
+            version = group.version
+
+
+def remove_member(group_id: int, image_id: int, annotator_id: int, expected_version: int) -> None:
+    _edit("remove_member", group_id, int(image_id), annotator_id=annotator_id, expected_version=expected_version)
+
+
+def set_group_note(group_id: int, name: str | None, note: str | None, annotator_id: int,
+                   expected_version: int) -> None:
+    _edit("update_group", group_id, name=name or None, note=note or None, annotator_id=annotator_id,
+          expected_version=expected_version)
+
+
+def delete_group(group_id: int, annotator_id: int, expected_version: int) -> None:
+    _edit("delete_group", group_id, annotator_id=annotator_id, expected_version=expected_version)
+
+
+def set_link(a: int, b: int, kind: str, annotator_id: int, note: str | None = None) -> None:
+    _edit("set_link", int(a), int(b), kind, note or None, annotator_id=annotator_id)
+
+
+def remove_link(a: int, b: int, annotator_id: int) -> None:
+    _edit("remove_link", int(a), int(b), annotator_id=annotator_id)
+
+
+def undo_last(annotator_id: int) -> str:
+    from vislink.graph.audit import undo_last as _undo
+    from vislink.store import session_scope
+
+    with session_scope() as session:
+        result = _undo(session, annotator_id)
+        return f"undid {result.action} ({result.n_events} change(s))"
+
+
+def component_graph(image_id: int, max_nodes: int = 60):
+    """The connected component of an image in the link graph (``vislink.graph.build_graph``), or None."""
+    import networkx as nx
+
+    from vislink.graph.build import build_graph
+    from vislink.store import Image, session_scope
+
+    with session_scope() as session:
+        img = session.get(Image, int(image_id))
+        if img is None:
+            return None
+        graph = build_graph(session, img.collection_id)
+    if image_id not in graph:
+        return None
+    nodes = nx.node_connected_component(graph, image_id)
+    if len(nodes) > max_nodes:
+        # The nearest part of a giant component is what the page can draw legibly.
+        nodes = set(nx.single_source_shortest_path_length(graph, image_id, cutoff=2)) | {image_id}
+        nodes = set(sorted(nodes, key=lambda n: (n != image_id, n))[:max_nodes])
+    return graph.subgraph(nodes).copy()

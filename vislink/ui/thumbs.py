@@ -1,0 +1,129 @@
+"""Thumbnails: small JPEG files made once per (image, size) under ``settings.thumbs_dir``.
+
+The UI never sends full images to the browser: a 40,000-image collection holds multi-megapixel
+scans, and a result page of 20 of them would take seconds to decode and megabytes to transfer.
+A thumbnail is named ``<sha256>_<size>.jpg`` (content-addressed, so a re-ingested or duplicated
+file shares it) and written atomically, so concurrent UI sessions never read a half-written file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from PIL import Image as PILImage
+from PIL import ImageOps
+
+from vislink.config import Settings, get_settings
+from vislink.errors import BadImage, NotFound
+
+log = logging.getLogger(__name__)
+
+# Only these sizes exist, so the cache cannot grow with every width a caller might ask for.
+SIZES = (128, 256, 512)
+DEFAULT_SIZE = 256
+_QUALITY = 82
+
+
+def _check_size(size: int) -> int:
+    if size not in SIZES:
+        raise ValueError(f"thumbnail size {size} is not one of {SIZES}")
+    return size
+
+
+def resolve_image_path(file_path: str | os.PathLike | None, settings: Settings | None = None) -> Path:
+    """The stored file of an image. ``Image.file_path`` is absolute or relative to the data folder
+    (or its ``images/`` folder); raise ``NotFound`` when it is missing."""
+    if not file_path:
+        raise NotFound("this image has no stored file (not fetched yet, or its ingestion failed)")
+    settings = settings or get_settings()
+    path = Path(file_path)
+    candidates = [path] if path.is_absolute() else [settings.resolved_home / path, settings.images_dir / path]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise NotFound(f"image file {file_path} not found in the data folder {settings.resolved_home}")
+
+
+def thumb_path(sha256: str, size: int = DEFAULT_SIZE, settings: Settings | None = None) -> Path:
+    settings = settings or get_settings()
+    if not sha256 or not all(c in "0123456789abcdef" for c in sha256.lower()):
+        raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+    return settings.thumbs_dir / f"{sha256.lower()}_{_check_size(size)}.jpg"
+
+
+def make_thumbnail(source: Path, dest: Path, size: int) -> Path:
+    """Decode ``source`` at reduced resolution and write a ``size``-bounded JPEG to ``dest`` atomically."""
+    try:
+        with PILImage.open(source) as img:
+            # JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale directly: most of the speed-up.
+            img.draft("RGB", (size * 2, size * 2))
+            img = ImageOps.exif_transpose(img)
+            if img.mode != "RGB":
+                # Transparency composited on white, like the encoder does.
+                rgba = img.convert("RGBA")
+                background = PILImage.new("RGB", rgba.size, (255, 255, 255))
+                background.paste(rgba, mask=rgba.getchannel("A"))
+                img = background
+            img.thumbnail((size, size), PILImage.Resampling.BILINEAR, reducing_gap=2.0)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".part")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    img.save(fh, "JPEG", quality=_QUALITY, optimize=False)
+                os.replace(tmp, dest)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+    except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
+        raise BadImage(source, "unreadable", str(exc)) from exc
+    return dest
+
+
+def thumbnail(file_path: str | os.PathLike | None, sha256: str, size: int = DEFAULT_SIZE,
+              settings: Settings | None = None) -> Path:
+    """The thumbnail file of an image, made on first use."""
+    settings = settings or get_settings()
+    dest = thumb_path(sha256, size, settings)
+    if dest.is_file():
+        return dest
+    return make_thumbnail(resolve_image_path(file_path, settings), dest, size)
+
+
+def thumbnails(items: Sequence[tuple[str | os.PathLike | None, str | None]], size: int = DEFAULT_SIZE,
+               settings: Settings | None = None, workers: int = 4) -> list[Path | None]:
+    """Thumbnails of a page of results, ``items`` being ``(file_path, sha256)`` pairs; missing ones are
+    made in parallel (Pillow releases the GIL while decoding). An image that cannot be read gives None."""
+    settings = settings or get_settings()
+
+    def one(item: tuple) -> Path | None:
+        file_path, sha = item
+        if not sha:
+            return None
+        try:
+            return thumbnail(file_path, sha, size, settings)
+        except (NotFound, BadImage, ValueError) as exc:
+            log.warning("no thumbnail for %s: %s", file_path, exc)
+            return None
+
+    missing = [it for it in items if it[1] and not thumb_path(it[1], size, settings).is_file()]
+    if len(missing) <= 1:
+        return [one(it) for it in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(missing))) as pool:
+        return list(pool.map(one, items))
+
+
+def prune(settings: Settings | None = None, keep: Iterable[str] = ()) -> int:
+    """Delete thumbnails whose sha256 is not in ``keep`` (after images are removed); returns the count."""
+    settings = settings or get_settings()
+    keep_set = {k.lower() for k in keep}
+    removed = 0
+    for path in settings.thumbs_dir.glob("*.jpg"):
+        if path.name.split("_", 1)[0] not in keep_set:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -1,0 +1,102 @@
+"""Evaluation dashboard: the stored runs (``EvaluationRun`` rows written by ``vislink evaluate``), a table
+per descriptor variant, recall-against-rank curves and the per-query ranks of every target."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+import pandas as pd
+import streamlit as st
+
+from vislink.ui import data
+from vislink.ui import components as ui
+
+st.title("Evaluation")
+
+# R@20, R[20], R20, recall@20: the rank cut-off is the number.
+_RECALL = re.compile(r"^(?:r|recall)\W*(\d+)\W*$", re.IGNORECASE)
+
+
+def flatten(metrics: dict, prefix: str = "") -> dict[str, float]:
+    """Nested metric dicts as ``outer.inner`` keys; only numbers are kept."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = float(value)
+    return out
+
+
+def recall_curves(metrics: dict) -> dict[str, dict[int, float]]:
+    """``{series: {n: R[n]}}`` from a run's metrics (series "" for top-level keys, else their prefix)."""
+    curves: dict[str, dict[int, float]] = defaultdict(dict)
+    for key, value in flatten(metrics).items():
+        prefix, _, last = key.rpartition(".")
+        match = _RECALL.match(last)
+        if match:
+            curves[prefix][int(match.group(1))] = value
+    return dict(curves)
+
+
+def _label(run: data.RunInfo) -> str:
+    when = run.started_at.strftime("%Y-%m-%d %H:%M") if run.started_at else "?"
+    return f"#{run.id} {run.variant_name} · {run.benchmark or run.collection or ''} · {when}"
+
+
+def _row(run: data.RunInfo) -> dict:
+    row = {"run": run.id, "started": run.started_at, "variant": run.variant_name,
+           "benchmark": run.benchmark or "", "collection": run.collection or "", "queries": run.n_queries,
+           "gallery": run.n_gallery, "split": run.split_name or "",
+           "weights": (run.weights_sha256 or "")[:12], "code": run.code_version or ""}
+    row.update({k: round(v, 4) for k, v in flatten(run.metrics).items()})
+    return row
+
+
+def main() -> None:
+    runs = data.evaluation_runs()
+    if not runs:
+        st.info("No evaluation run stored yet. Run `vislink evaluate --collection C --variants ...` or "
+                "`vislink benchmark ...`; runs appear here with their history.")
+        return
+    st.subheader(f"History ({len(runs)} runs)")
+    st.dataframe(pd.DataFrame([_row(r) for r in runs]), hide_index=True)
+
+    by_variant: dict[str, list[data.RunInfo]] = defaultdict(list)
+    for run in runs:
+        by_variant[run.variant_name].append(run)
+    st.subheader("Per variant")
+    tabs = st.tabs(list(by_variant))
+    for tab, (variant, variant_runs) in zip(tabs, by_variant.items()):
+        with tab:
+            st.dataframe(pd.DataFrame([_row(r) for r in variant_runs]), hide_index=True)
+
+    st.subheader("Recall against rank")
+    latest = {v: rs[0].id for v, rs in by_variant.items()}  # runs come newest first
+    labels = {r.id: _label(r) for r in runs}
+    chosen = st.multiselect("Runs", [r.id for r in runs], default=list(latest.values()), key="ev_runs",
+                            format_func=labels.get)
+    curves = {rid: recall_curves(next(r.metrics for r in runs if r.id == rid)) for rid in chosen}
+    series_names = sorted({s for c in curves.values() for s in c}, key=lambda s: (s != "", "unweighted" in s, s))
+    if not series_names:
+        st.caption("The chosen runs store no recall-at-rank metrics (keys like R@20).")
+    else:
+        series = st.selectbox("Metric family", series_names, key="ev_series",
+                              format_func=lambda s: s or "weighted recall (the paper's)")
+        frame = pd.DataFrame({labels[rid]: pd.Series(c.get(series, {})) for rid, c in curves.items()}).sort_index()
+        frame.index.name = "rank n"
+        st.line_chart(frame, x_label="rank n", y_label="recall R[n]")
+
+    st.subheader("Per query (ranks of every target)")
+    run_id = st.selectbox("Run", [r.id for r in runs], key="ev_detail", format_func=labels.get)
+    with ui.guard():
+        rows = data.evaluation_query_results(int(run_id))
+        if rows:
+            st.dataframe(pd.DataFrame(rows), hide_index=True)
+        else:
+            st.caption("This run stored no per-query ranks.")
+
+
+main()
