@@ -1,0 +1,216 @@
+"""The VGG16 encoder: one forward pass through ``features`` gives every pool5 variant; fc6 runs on a
+separate 224x224 input.
+
+Batching never changes a descriptor: images are grouped in buckets of identical resized shape and a batch
+only ever holds one shape (no padding, which would change sum and max pools). Paintings come in many
+aspect ratios, so buckets are often small; that costs a little throughput on GPU, nothing on CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from vislink.encoder.images import prepare
+from vislink.encoder.pca import PCAWhitening
+from vislink.encoder.pooling import l2n, pool5_descriptors
+from vislink.encoder.variants import VariantSpec, parse_variant
+from vislink.encoder.weights import PREPROCESSING, WeightsInfo, load_weights
+from vislink.errors import BadImage, ConfigError, WeightsUnavailable
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = {None: None, "fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown torch device {device!r} (VISLINK_DEVICE): use auto, cpu, cuda or cuda:N") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA GPU")
+    return resolved
+
+
+class Encoder:
+    """VGG16 descriptors with one set of weights on one device. Use ``get_encoder`` (cached per process)."""
+
+    def __init__(self, weights: str, device: str | None = None, *, precision: str | None = None,
+                 channels_last: bool | None = None, settings=None):
+        from torchvision.models.vgg import cfgs, make_layers
+
+        if precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {precision!r}; valid: fp32, bf16, fp16")
+        state, info = load_weights(weights, settings)
+        self.weights_info: WeightsInfo = info
+        self.device = resolve_device(device)
+        self.precision = precision
+        self._amp_dtype = PRECISIONS[precision]
+        # channels_last lets oneDNN / cuDNN pick NHWC kernels; measured faster on both (docs/encoder.md).
+        self.channels_last = True if channels_last is None else channels_last
+        with torch.device("meta"):  # no throw-away random init of 15M parameters
+            features = make_layers(cfgs["D"])
+            fc6 = torch.nn.Linear(512 * 7 * 7, 4096) if info.has_fc6 else None
+        features.load_state_dict({k.removeprefix("features."): v for k, v in state.items()
+                                  if k.startswith("features.")}, assign=True)
+        self.features = features.to(self.device, dtype=torch.float32).eval()
+        if self.channels_last:
+            self.features = self.features.to(memory_format=torch.channels_last)
+        self.fc6 = None
+        if fc6 is not None:
+            fc6.load_state_dict({"weight": state["classifier.0.weight"], "bias": state["classifier.0.bias"]},
+                                assign=True)
+            self.fc6 = fc6.to(self.device, dtype=torch.float32).eval()
+        pre = PREPROCESSING[info.preprocessing]
+        self._bgr = pre.bgr
+        self._scale = pre.scale
+        self._mean = torch.tensor(pre.mean, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(pre.std, device=self.device).view(1, 3, 1, 1)
+
+    def __repr__(self) -> str:
+        return f"Encoder(weights={self.weights_info.name!r}, device={str(self.device)!r}, precision={self.precision})"
+
+    # -- public API ------------------------------------------------------------------------------------
+
+    def supports(self, variant: str) -> bool:
+        return parse_variant(variant).layer != "fc6" or self.fc6 is not None
+
+    def specs(self, variants: Sequence[str], pca: dict[str, PCAWhitening] | None = None) -> list[VariantSpec]:
+        """Parse and check variants against these weights and the PCA fits given."""
+        if isinstance(variants, str):
+            raise TypeError("variants must be a list of names, not one string")
+        specs = [parse_variant(v) for v in variants]
+        for spec in specs:
+            if spec.layer == "fc6" and self.fc6 is None:
+                raise WeightsUnavailable(
+                    f"weights {self.weights_info.name!r} have no fc6 layer (convolution weights only), so "
+                    f"{spec.name} cannot be computed: use a pool5 variant ({', '.join(_POOL5_NAMES)}) or "
+                    f"weights with fc6 (torchvision-imagenet, or a full VGG16 file)")
+            if spec.pca_dim is not None:
+                fitted = (pca or {}).get(spec.name)
+                if fitted is None:
+                    raise ConfigError(f"variant {spec.name} needs its fitted PCA whitening: pass pca={{{spec.name!r}: "
+                                      f"PCAWhitening.load(path)}}")
+                if fitted.dim != spec.pca_dim or fitted.input_dim != spec.base_dim:
+                    raise ConfigError(f"PCA for {spec.name} maps {fitted.input_dim} -> {fitted.dim} dimensions, "
+                                      f"the variant needs {spec.base_dim} -> {spec.pca_dim}")
+        return specs
+
+    def encode_images(self, images: Sequence[Image.Image], variants: Sequence[str], *,
+                      pca: dict[str, PCAWhitening] | None = None, mirrored: bool = False,
+                      batch_size: int = 16) -> dict[str, np.ndarray]:
+        """{variant: float32 (len(images), dim)}, rows l2-normalised, in the order of ``images``.
+        Images should come from ``open_rgb`` (RGB); ``mirrored`` encodes their left-right mirror."""
+        specs = self.specs(variants, pca)
+        rules = {s.resize_rule for s in specs}
+        prepared = [prepare(image if image.mode == "RGB" else image.convert("RGB"), rules, mirrored)
+                    for image in images]
+        out = {s.name: np.zeros((len(images), s.dim), dtype=np.float32) for s in specs}
+        buckets: dict[tuple, list[int]] = defaultdict(list)
+        for i, arrays in enumerate(prepared):
+            buckets[bucket_key(arrays)].append(i)
+        for indices in buckets.values():
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start:start + batch_size]
+                rows = self.encode_prepared([prepared[i] for i in chunk], specs, pca)
+                for name, matrix in rows.items():
+                    out[name][chunk] = matrix
+        return out
+
+    def encode_files(self, paths: Sequence[Path | str], variants: Sequence[str], *, batch_size: int = 16,
+                     workers: int = 2, progress: bool = True, pca: dict[str, PCAWhitening] | None = None,
+                     max_pixels: int | None = None) -> Iterator[tuple[int, dict[str, np.ndarray] | BadImage]]:
+        """Yield ``(index into paths, {variant: (dim,) float32})`` or ``(index, BadImage)`` per file, in
+        completion order. Decoding and resizing run in ``workers`` threads while the network computes."""
+        from vislink.encoder.loader import encode_files
+
+        yield from encode_files(self, paths, self.specs(variants, pca), pca=pca, batch_size=batch_size,
+                                workers=workers, progress=progress, max_pixels=max_pixels)
+
+    # -- internals -------------------------------------------------------------------------------------
+
+    def to_input(self, arrays: Sequence[np.ndarray]) -> torch.Tensor:
+        """uint8 HxWx3 RGB arrays of one shape -> the network's normalised float input (N, 3, H, W)."""
+        batch = torch.from_numpy(np.stack(arrays)).to(self.device, non_blocking=True)
+        x = batch.permute(0, 3, 1, 2).float()
+        if self._bgr:
+            x = x.flip(1)
+        x = (x * self._scale - self._mean) / self._std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=self._amp_dtype or torch.float32,
+                                                    enabled=self._amp_dtype is not None):
+            return self.features(x).float()
+
+    def encode_prepared(self, items: Sequence[dict[str, np.ndarray]], specs: Sequence[VariantSpec],
+                        pca: dict[str, PCAWhitening] | None) -> dict[str, np.ndarray]:
+        """One batch of prepared images (``images.prepare`` output, all of one shape per rule)."""
+        base: dict[str, torch.Tensor] = {}
+        pool5 = [s for s in specs if s.layer == "pool5"]
+        if pool5:
+            fmap = self.forward_features(self.to_input([item["shorter-256"] for item in items]))
+            pooled = pool5_descriptors(fmap, {s.pooling for s in pool5})
+            for spec in pool5:
+                base[spec.base] = pooled[spec.pooling]
+        for rule in sorted({s.resize_rule for s in specs if s.layer == "fc6"}):
+            fmap = self.forward_features(self.to_input([item[rule] for item in items]))
+            with torch.inference_mode(), torch.autocast(self.device.type, dtype=self._amp_dtype or torch.float32,
+                                                        enabled=self._amp_dtype is not None):
+                # fc6 after its ReLU: Caffe's relu6 runs in place, so the paper's "fc6" blob is post-ReLU.
+                activations = torch.relu(self.fc6(torch.flatten(fmap, 1)))
+            for spec in specs:
+                if spec.resize_rule == rule:
+                    base[spec.base] = l2n(activations)
+        out = {}
+        for spec in specs:
+            matrix = base[spec.base].cpu().numpy().astype(np.float32, copy=False)
+            out[spec.name] = pca[spec.name].transform(matrix) if spec.pca_dim is not None else matrix
+        return out
+
+
+def bucket_key(arrays: dict[str, np.ndarray]) -> tuple:
+    """Images with equal keys can share a batch: same input shape for every resize rule."""
+    return tuple(sorted((rule, array.shape) for rule, array in arrays.items()))
+
+
+_POOL5_NAMES = ("vgg16-pool5-max", "vgg16-pool5-sum", "vgg16-pool5-sp2x2-sum")
+_ENCODERS: dict[tuple, Encoder] = {}
+_LOCK = threading.Lock()
+
+
+def get_encoder(weights: str | None = None, device: str | None = None, *, precision: str | None = None) -> Encoder:
+    """The process's encoder for these weights and device (built once; weights default to VISLINK_WEIGHTS,
+    device to VISLINK_DEVICE). Thread-safe."""
+    from vislink.config import get_settings
+
+    settings = get_settings()
+    weights = weights or settings.weights
+    resolved = resolve_device(device or settings.device)
+    # The data folder is part of the key: installed weights live there (tests switch folders).
+    key = (weights, str(resolved), precision, str(settings.weights_dir))
+    with _LOCK:
+        encoder = _ENCODERS.get(key)
+        if encoder is None:
+            if settings.threads:
+                torch.set_num_threads(settings.threads)
+            encoder = Encoder(weights, str(resolved), precision=precision, settings=settings)
+            _ENCODERS[key] = encoder
+            log.info("encoder ready: %r (%s)", encoder, encoder.weights_info.message)
+        return encoder
+
+
+def clear_encoders() -> None:
+    """Forget cached encoders (tests that change the data folder)."""
+    with _LOCK:
+        _ENCODERS.clear()
