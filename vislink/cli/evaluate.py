@@ -1,0 +1,141 @@
+"""`vislink evaluate`: the paper's weighted recall of a collection's descriptor variants, against the index.
+
+Prints Table 1, writes JSON / Markdown / PNG reports, stores each run, and compares R[20] with the previous
+run of the same variant. Exit codes: 0 fine, 1 error, 3 a drop beyond --max-drop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+EXIT_DROP = 3
+
+
+def _split_list(values: list[str] | None) -> list[str]:
+    # Both `--variants a --variants b` and `--variants a,b` work.
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+def _cutoffs(text: str) -> tuple[int, ...]:
+    from vislink.errors import ConfigError
+
+    try:
+        values = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
+    except ValueError:
+        raise ConfigError(f"--cutoffs takes integers separated by commas, got {text!r}") from None
+    if not values or values[0] < 1:
+        raise ConfigError(f"--cutoffs must be integers >= 1, got {text!r}")
+    return values
+
+
+def evaluate_once(collection: str, variants: list[str], *, split: Optional[str], part: str, cutoffs: tuple[int, ...],
+                  out: Optional[Path], max_drop: float, max_depth: Optional[int], progress: bool,
+                  echo=typer.echo) -> int:
+    """One evaluation of every variant: table, reports, stored runs, drop check. Returns the exit code."""
+    from vislink.config import get_settings
+    from vislink.evaluation.reports import format_table, write_reports
+    from vislink.evaluation.runner import evaluate_variants
+    from vislink.evaluation.schedule import check_drop
+    from vislink.store import session_scope
+
+    settings = get_settings()
+    reports = evaluate_variants(collection, variants or None, split=split, part=part, cutoffs=cutoffs,
+                                max_depth=max_depth, progress=progress)
+    drops = []
+    with session_scope(settings.database_url) as session:
+        for report in reports:
+            drop = check_drop(session, report, max_drop=max_drop)
+            if drop:
+                drops.append(drop)
+    alerts = [d.message() for d in drops]
+    title = f"Evaluation of {collection}" + (f" (split {split}, {part})" if split else " (every linked image)")
+    paths = write_reports(reports, out or settings.reports_dir, title=title, alerts=alerts)
+    r0 = reports[0]
+    echo(f"{title}: {r0.n_queries} queries, {r0.n_gallery} images searched (exact), weighted recall in %")
+    echo(format_table(reports))
+    echo(f"runs stored: {', '.join(str(r.run_id) for r in reports)}; reports: {paths['markdown']}, "
+         f"{paths['json']}, {paths['plot']}")
+    for alert in alerts:
+        typer.secho(f"ALERT: {alert} (more than {100 * max_drop:.1f} allowed)", fg=typer.colors.RED, err=True)
+    return EXIT_DROP if drops else 0
+
+
+def _history(collection: Optional[str], variants: list[str], limit: int) -> None:
+    from vislink.config import get_settings
+    from vislink.evaluation.records import history
+    from vislink.store import session_scope
+
+    with session_scope(get_settings().database_url) as session:
+        runs = [r for v in (variants or [None]) for r in history(session, variant=v, collection=collection,
+                                                                 limit=limit)]
+        if not runs:
+            typer.echo("no evaluation runs stored yet")
+            return
+        runs.sort(key=lambda r: (r.started_at, r.id), reverse=True)
+        typer.echo(f"{'run':>5}  {'finished':<17}  {'variant':<28}  {'benchmark':<22}  {'R[20]':>6}  {'mAP':>6}  code")
+        for r in runs[:limit]:
+            m = r.metrics or {}
+            finished = r.finished_at.strftime("%Y-%m-%d %H:%M") if r.finished_at else "unfinished"
+            typer.echo(f"{r.id:>5}  {finished:<17}  {r.variant_name:<28}  {(r.benchmark or '-'):<22}  "
+                       f"{100 * m.get('R@20', float('nan')):6.1f}  {100 * m.get('mAP', float('nan')):6.1f}  "
+                       f"{r.code_version or '-'}")
+
+
+def evaluate(
+    collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Collection to evaluate."),
+    variants: Optional[list[str]] = typer.Option(
+        None, "--variants", "--variant", help="Descriptor variants (repeat or comma-separate). Default: all of the "
+        "collection's variants."),
+    split: str = typer.Option("default", help="Split whose part gives the queries; 'none': every image with links."),
+    part: str = typer.Option("test", help="Which part of the split gives the queries (train, val, test)."),
+    cutoffs: str = typer.Option("1,5,10,20,50,100,200", help="Recall cutoffs n of R[n]."),
+    out: Optional[Path] = typer.Option(None, help="Report folder (default: the data folder's reports/)."),
+    max_drop: float = typer.Option(0.02, help="Alert (exit code 3) when R[20] of a variant fell by more than this "
+                                   "(a fraction: 0.02 = 2 points) since its previous stored run."),
+    max_depth: Optional[int] = typer.Option(None, help="Search at most this deep for targets (default: the whole "
+                                            "collection, so every target gets a rank and mAP is exact)."),
+    schedule: Optional[str] = typer.Option(None, help="Cron expression (UTC), e.g. '0 3 * * *': run on that "
+                                           "schedule until stopped, keeping every run's history."),
+    max_runs: Optional[int] = typer.Option(None, help="With --schedule: stop after this many runs."),
+    stop_on_drop: bool = typer.Option(False, help="With --schedule: exit at the first alert instead of going on."),
+    show_history: bool = typer.Option(False, "--history", help="List stored runs (newest first) and exit."),
+    limit: int = typer.Option(20, help="With --history: how many runs."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Evaluate descriptor variants of a collection the paper's way: every test image with linked images is a
+    query, the whole collection is searched exactly in the index, and the ranks of all linked images give the
+    weighted recall R[n] and mAP. Prints Table 1, writes JSON, Markdown and a recall plot, stores the run."""
+    from vislink.errors import ConfigError
+
+    names = _split_list(variants)
+    if show_history:
+        _history(collection, names, limit)
+        return
+    if not collection:
+        raise ConfigError("--collection is required (see `vislink evaluate --help`)")
+    cuts = _cutoffs(cutoffs)
+    if 20 not in cuts:
+        cuts = tuple(sorted(set(cuts) | {20}))  # the regression check reads R[20]
+    the_split = None if split.lower() == "none" else split
+
+    def job() -> int:
+        return evaluate_once(collection, names, split=the_split, part=part, cutoffs=cuts, out=out, max_drop=max_drop,
+                             max_depth=max_depth, progress=progress)
+
+    if schedule:
+        from vislink.evaluation.schedule import parse_cron, run_schedule
+
+        parse_cron(schedule)
+        typer.echo(f"evaluating {collection} on schedule {schedule!r} (UTC); stop with Ctrl-C")
+        code = run_schedule(schedule, job, max_runs=max_runs, stop_on_failure=stop_on_drop)
+    else:
+        code = job()
+    if code:
+        raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate)

@@ -1,0 +1,182 @@
+"""Reports of evaluation runs: the paper's Table 1 (method, D, R[20], R[50], R[100], R[200]) as text and
+Markdown, the per-query ranks of every target (Table 2), JSON with everything, and a recall-against-rank
+plot (PNG, matplotlib's Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+from vislink.errors import ConfigError
+from vislink.evaluation.metrics import metric_key, recall_curve
+from vislink.evaluation.records import RunReport
+
+TABLE1_CUTOFFS = (20, 50, 100, 200)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def table_rows(reports: Sequence[RunReport], cutoffs: Sequence[int] = TABLE1_CUTOFFS, *, with_map: bool = True
+               ) -> tuple[list[str], list[list[str]]]:
+    header = ["method", "D"] + [f"R[{n}]" for n in cutoffs] + (["mAP"] if with_map else []) + ["queries"]
+    rows = []
+    for r in reports:
+        row = [r.variant, str(r.dimension) if r.dimension else "-"]
+        row += [_pct(r.metrics.get(metric_key(n))) for n in cutoffs]
+        if with_map:
+            row.append(_pct(r.metrics.get("mAP")))
+        row.append(str(r.n_queries))
+        rows.append(row)
+    return header, rows
+
+
+def format_table(reports: Sequence[RunReport], cutoffs: Sequence[int] = TABLE1_CUTOFFS, *, with_map: bool = True
+                 ) -> str:
+    """Table 1 as aligned plain text (recalls in percent, the paper's weighting)."""
+    header, rows = table_rows(reports, cutoffs, with_map=with_map)
+    widths = [max(len(x) for x in col) for col in zip(header, *rows)]
+    lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths)))]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    return "\n".join(lines)
+
+
+def markdown_table(reports: Sequence[RunReport], cutoffs: Sequence[int] = TABLE1_CUTOFFS, *, with_map: bool = True
+                   ) -> str:
+    header, rows = table_rows(reports, cutoffs, with_map=with_map)
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    out += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def _rank_text(rank: int | None) -> str:
+    return "-" if rank is None else str(rank)
+
+
+def format_ranks(report: RunReport, *, limit: int | None = None) -> str:
+    """Table 2: for each query, the rank of every target (ascending; '-' never found), its AP."""
+    lines = [f"{report.variant}: rank of every target (query excluded from the ranking)"]
+    results = report.results if limit is None else report.results[:limit]
+    width = max((len(r.query.ref or str(r.query.query_id)) for r in results), default=5)
+    for r in results:
+        name = r.query.ref or str(r.query.query_id)
+        ranks = ", ".join(_rank_text(x) for x in r.sorted_ranks)
+        lines.append(f"  {name.ljust(width)}  AP {100 * r.average_precision:5.1f}  ranks {ranks}")
+    if limit is not None and len(report.results) > limit:
+        lines.append(f"  ... {len(report.results) - limit} more queries (see the JSON report)")
+    return "\n".join(lines)
+
+
+def report_dict(report: RunReport) -> dict:
+    return {
+        "run_id": report.run_id, "variant": report.variant, "dimension": report.dimension,
+        "collection": report.collection, "benchmark": report.benchmark, "split": report.split_name,
+        "weights_name": report.weights_name, "weights_sha256": report.weights_sha256,
+        "code_version": report.code_version,
+        "started_at": report.started_at.isoformat() if report.started_at else None,
+        "finished_at": report.finished_at.isoformat() if report.finished_at else None,
+        "n_queries": report.n_queries, "n_gallery": report.n_gallery, "cutoffs": list(report.cutoffs),
+        "metrics": report.metrics, "params": report.params,
+        "queries": [
+            {"query": r.query.ref or r.query.query_id, "image_id": r.query.image_id, "n_targets": r.n_targets,
+             "weight": r.weight, "average_precision": r.average_precision, "target_ranks": r.sorted_ranks,
+             **({"targets": [{"target": t, "rank": k} for t, k in zip(r.target_refs, r.ranks)]}
+                if r.target_refs else {})}
+            for r in report.results
+        ],
+    }
+
+
+def markdown_report(reports: Sequence[RunReport], *, title: str, cutoffs: Sequence[int] = TABLE1_CUTOFFS,
+                    alerts: Sequence[str] = (), max_table2: int = 100) -> str:
+    lines = [f"# {title}", ""]
+    for alert in alerts:
+        lines += [f"> **ALERT**: {alert}", ""]
+    lines += ["Recall in percent with the paper's weights w(I) = sqrt(|T_I|)/(|T_I|+1); exact search, the query "
+              "excluded from its own ranking.", "", markdown_table(reports, cutoffs), ""]
+    all_cutoffs = sorted({n for r in reports for n in r.cutoffs})
+    lines += ["## All metrics", "", "| method | " + " | ".join(
+        [f"R[{n}]" for n in all_cutoffs] + [f"unweighted R[{n}]" for n in all_cutoffs] + ["mAP"]) + " |",
+        "|---|" + "---:|" * (2 * len(all_cutoffs) + 1)]
+    for r in reports:
+        vals = [_pct(r.metrics.get(metric_key(n))) for n in all_cutoffs]
+        vals += [_pct(r.metrics.get(metric_key(n, weighted=False))) for n in all_cutoffs]
+        lines.append(f"| {r.variant} | " + " | ".join(vals + [_pct(r.metrics.get('mAP'))]) + " |")
+    lines += ["", "## Runs", "", "| method | run | queries | gallery | split | weights sha256 | code | finished |",
+              "|---|---:|---:|---:|---|---|---|---|"]
+    for r in reports:
+        finished = r.finished_at.strftime("%Y-%m-%d %H:%M UTC") if r.finished_at else "-"
+        lines.append(f"| {r.variant} | {r.run_id or '-'} | {r.n_queries} | {r.n_gallery} | {r.split_name or '-'} | "
+                     f"{(r.weights_sha256 or '-')[:12]} | {r.code_version or '-'} | {finished} |")
+    for r in reports:
+        lines += ["", f"## Ranks of every target: {r.variant}", "", "| query | targets | AP | ranks |",
+                  "|---|---:|---:|---|"]
+        for q in r.results[:max_table2]:
+            ranks = ", ".join(_rank_text(x) for x in q.sorted_ranks)
+            lines.append(f"| {q.query.ref or q.query.query_id} | {q.n_targets} | {100 * q.average_precision:.1f} | "
+                         f"{ranks} |")
+        if len(r.results) > max_table2:
+            lines.append(f"\n{len(r.results) - max_table2} more queries in the JSON report.")
+    return "\n".join(lines) + "\n"
+
+
+def plot_recall(reports: Sequence[RunReport], path: Path, *, title: str = "") -> Path:
+    """Weighted R[n] against n (1 to the largest cutoff), one line per variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and in CI
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
+    try:
+        for r in reports:
+            if not r.results:
+                continue
+            max_n = max(r.cutoffs)
+            curve = recall_curve([q.ranks for q in r.results], max_n)
+            ax.plot(range(1, max_n + 1), 100 * curve, label=f"{r.variant} (D={r.dimension or '?'})")
+        ax.set_xscale("log")
+        ax.set_xlabel("rank n")
+        ax.set_ylabel("weighted recall R[n] (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.set_title(title)
+        if reports:
+            ax.legend(loc="lower right", fontsize="small")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, format="png")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
+
+
+def write_reports(reports: Sequence[RunReport], out_dir: Path, *, title: str, cutoffs: Sequence[int] = TABLE1_CUTOFFS,
+                  alerts: Sequence[str] = (), stem: str | None = None) -> dict[str, Path]:
+    """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.png`` into ``out_dir``; returns their paths."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the report folder {out_dir}: {exc.strerror or exc}") from exc
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stem = stem or f"evaluation-{_slug(reports[0].label if reports else 'none')}-{stamp}"
+    paths = {"json": out_dir / f"{stem}.json", "markdown": out_dir / f"{stem}.md", "plot": out_dir / f"{stem}.png"}
+    payload = {"title": title, "alerts": list(alerts), "runs": [report_dict(r) for r in reports]}
+    try:
+        paths["json"].write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+        paths["markdown"].write_text(markdown_report(reports, title=title, cutoffs=cutoffs, alerts=alerts),
+                                     encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write reports into {out_dir}: {exc.strerror or exc}") from exc
+    plot_recall(reports, paths["plot"], title=title)
+    return paths

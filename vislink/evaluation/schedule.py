@@ -1,0 +1,106 @@
+"""Scheduled evaluations: a cron-expression loop, and the regression check run after each evaluation
+(R[20] of a variant against its previous stored run)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+from sqlalchemy.orm import Session
+
+from vislink.errors import ConfigError, VislinkError
+from vislink.evaluation.records import RunReport, previous_run
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Drop:
+    """A metric of a variant fell by more than the allowed amount since its previous run."""
+
+    variant: str
+    metric: str
+    previous: float
+    current: float
+    previous_run_id: int
+    run_id: int | None
+
+    @property
+    def amount(self) -> float:
+        return self.previous - self.current
+
+    def message(self) -> str:
+        return (f"{self.variant}: {self.metric} fell from {100 * self.previous:.1f} (run {self.previous_run_id}) "
+                f"to {100 * self.current:.1f} (run {self.run_id}), a drop of {100 * self.amount:.1f} points")
+
+
+def check_drop(session: Session, report: RunReport, *, max_drop: float = 0.02, metric: str = "R@20") -> Drop | None:
+    """Compare ``report`` with the previous run of the same variant (same collection or benchmark).
+    Returns a ``Drop`` when ``metric`` fell by more than ``max_drop`` (a fraction: 0.02 is 2 points)."""
+    if max_drop < 0:
+        raise ConfigError(f"--max-drop must be >= 0, got {max_drop}")
+    before = previous_run(session, report)
+    if before is None or metric not in (before.metrics or {}) or metric not in report.metrics:
+        return None
+    previous, current = float(before.metrics[metric]), float(report.metrics[metric])
+    # A tolerance for float noise: a drop of exactly max_drop is allowed.
+    if previous - current > max_drop + 1e-9:
+        return Drop(report.variant, metric, previous, current, before.id, report.run_id)
+    return None
+
+
+def parse_cron(expression: str):
+    """A croniter for ``expression``, or a ConfigError that says what is wrong with it."""
+    from croniter import croniter
+
+    if not croniter.is_valid(expression):
+        raise ConfigError(f"not a valid cron expression: {expression!r} (five fields: minute hour day month weekday, "
+                          "e.g. '0 3 * * *' for 03:00 every day)")
+    return croniter(expression, datetime.now(timezone.utc))
+
+
+def next_times(expression: str, start: datetime, count: int = 3) -> list[datetime]:
+    """The next ``count`` times ``expression`` fires after ``start`` (for --help texts and tests)."""
+    from croniter import croniter
+
+    parse_cron(expression)
+    it = croniter(expression, start)
+    return [it.get_next(datetime) for _ in range(count)]
+
+
+def run_schedule(expression: str, job: Callable[[], int], *, max_runs: int | None = None,
+                 stop_on_failure: bool = False, now: Callable[[], datetime] | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> int:
+    """Run ``job`` each time the cron ``expression`` fires (UTC), forever or ``max_runs`` times.
+
+    ``job`` returns an exit code (0: fine). A failed job (non-zero, or a ``VislinkError``) is logged and the
+    loop goes on, unless ``stop_on_failure``: then its code is returned at once. Returns the worst code seen.
+    ``now`` and ``sleep`` are injectable so that tests need not wait for the clock.
+    """
+    from croniter import croniter
+
+    parse_cron(expression)
+    now = now or (lambda: datetime.now(timezone.utc))
+    it = croniter(expression, now())
+    worst, runs = 0, 0
+    while max_runs is None or runs < max_runs:
+        fire_at = it.get_next(datetime)
+        wait = (fire_at - now()).total_seconds()
+        if wait > 0:
+            log.info("next evaluation at %s (in %.0f s)", fire_at.isoformat(), wait)
+            sleep(wait)
+        try:
+            code = job()
+        except VislinkError as exc:
+            log.error("scheduled evaluation failed: %s", exc)
+            code = 1
+        runs += 1
+        worst = max(worst, code)
+        if code and stop_on_failure:
+            return code
+        # After a long run, skip the firings it overlapped instead of running them back to back.
+        it = croniter(expression, max(now(), fire_at))
+    return worst
