@@ -1,0 +1,428 @@
+"""Downloads over HTTP with a content-addressed local cache.
+
+``Fetcher.fetch(url) -> Path``: the file in the cache, downloaded at most once. Polite and robust:
+
+- timeouts on connect and on each read; retries with exponential backoff (and jitter) on connection errors,
+  timeouts, 5xx, 408 and 429, honouring ``Retry-After``; other 4xx fail at once;
+- a minimum interval between two requests to the same host (``per_host_rate`` requests per second, per process);
+- the body goes to ``partial/<key>.part`` and is renamed into ``objects/`` only when complete, so a reader
+  never sees half a file; an interrupted download (a broken connection, or a killed process) resumes from
+  the ``.part`` with an HTTP ``Range`` request guarded by ``If-Range`` (ETag or Last-Modified) when the server
+  supports it, and starts over when it does not;
+- a size guard (``max_bytes``) on the announced length and on the bytes actually received;
+- a URL index (``urls/<key>.json``: url -> sha256) so that fetching the same URL again is a cache hit with no
+  request; identical content under two URLs is stored once;
+- safe from several threads (one HTTP client per thread) and several processes (lock files, one per
+  256th of the URL keys, around each download).
+
+Cache layout under ``cache_dir``: ``objects/ab/<sha256>``, ``urls/cd/<sha256(url)>.json``,
+``partial/<sha256(url)>.part|.json``, ``partial/locks/<ab>.lock``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import hashlib
+import json
+import logging
+import os
+import random
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from vislink.errors import FetchError
+
+try:  # POSIX: lock files keep two processes off the same .part file
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: thread locks only
+    fcntl = None
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "vislink/0.1 (+https://github.com/vislink; visual link retrieval between artworks)"
+_RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+_STRIPES = 256  # locks by the first byte of the URL key: bounded, and rarely shared by two live downloads
+
+
+class DownloadError(FetchError):
+    """A download failed. ``url``; ``reason``: a short key (``http-404``, ``timeout``, ``connect-error``,
+    ``too-large``, ``bad-url``, ``connection-broken``...); ``status``: the last HTTP status, if any."""
+
+    def __init__(self, url: str, reason: str, detail: str = "", status: int | None = None):
+        self.url = url
+        self.reason = reason
+        self.detail = detail
+        self.status = status
+        super().__init__(f"cannot download {url}: {reason}" + (f" ({detail})" if detail else ""))
+
+
+class _Retry(Exception):
+    """One attempt failed in a way that another attempt may fix."""
+
+    def __init__(self, reason: str, detail: str = "", status: int | None = None, retry_after: float | None = None):
+        super().__init__(reason)
+        self.reason, self.detail, self.status, self.retry_after = reason, detail, status, retry_after
+
+
+@dataclass
+class FetchStats:
+    requests: int = 0
+    cache_hits: int = 0
+    downloads: int = 0
+    retries: int = 0
+    bytes_received: int = 0
+
+
+class Fetcher:
+    """Downloads into a content-addressed cache. One per process is enough; share it between threads.
+
+    ``timeout``: seconds allowed for each read (and ``connect_timeout`` to connect); ``retries``: further
+    attempts after the first; ``backoff``: first delay, doubled each time up to ``max_backoff``;
+    ``per_host_rate``: at most this many requests per second to one host (None or 0: no limit);
+    ``max_bytes``: larger files are refused; ``max_retry_after``: a server asking to wait longer fails the
+    download instead."""
+
+    def __init__(self, cache_dir: Path | str | None = None, *, timeout: float = 30.0,
+                 connect_timeout: float | None = None, retries: int = 4, backoff: float = 0.5,
+                 max_backoff: float = 30.0, per_host_rate: float | None = 2.0, max_bytes: int = 256 * 1024 * 1024,
+                 max_retry_after: float = 120.0, user_agent: str = USER_AGENT,
+                 headers: dict[str, str] | None = None, chunk_size: int = 64 * 1024):
+        if cache_dir is None:
+            from vislink.config import get_settings
+
+            cache_dir = get_settings().cache_dir
+        self.cache_dir = Path(cache_dir).expanduser()
+        self.timeout = httpx.Timeout(timeout, connect=connect_timeout if connect_timeout is not None else timeout)
+        self.retries = max(0, int(retries))
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.min_interval = 1.0 / per_host_rate if per_host_rate else 0.0
+        self.max_bytes = max_bytes
+        self.max_retry_after = max_retry_after
+        self.chunk_size = chunk_size
+        # identity: byte ranges must count the bytes as stored, not a compressed transfer.
+        self.headers = {"User-Agent": user_agent, "Accept-Encoding": "identity", **(headers or {})}
+        self.stats = FetchStats()
+        self._stats_lock = threading.Lock()
+        self._rate_lock = threading.Lock()
+        self._next_slot: dict[str, float] = {}
+        self._stripes = [threading.Lock() for _ in range(_STRIPES)]
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+        self._clients_lock = threading.Lock()
+        self._pid = os.getpid()
+        for sub in ("objects", "urls", "partial/locks"):
+            (self.cache_dir / sub).mkdir(parents=True, exist_ok=True)
+
+    # ----------------------------------------------------------------------------------------- public
+
+    def fetch(self, url: str, *, refresh: bool = False) -> Path:
+        """The cached file holding ``url``'s content, downloading it when it is not cached (or ``refresh``).
+        Raises ``DownloadError`` (a ``FetchError``) naming the URL and the reason."""
+        _check_url(url)
+        key = _url_key(url)
+        if not refresh:
+            hit = self.cached(url)
+            if hit is not None:
+                return hit
+        with self._stripes[int(key[:2], 16)], self._file_lock(key):
+            if not refresh:  # another thread or process may have finished it while we waited
+                hit = self.cached(url)
+                if hit is not None:
+                    return hit
+            entry = self._download_with_retries(url, key)
+            self._write_index(key, entry)
+            return self._object_path(entry["sha256"])
+
+    def fetch_bytes(self, url: str, *, refresh: bool = False) -> bytes:
+        return self.fetch(url, refresh=refresh).read_bytes()
+
+    def fetch_json(self, url: str, *, refresh: bool = False) -> Any:
+        """The JSON document at ``url`` (cached like any download)."""
+        data = self.fetch_bytes(url, refresh=refresh)
+        try:
+            return json.loads(data.decode("utf-8-sig"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DownloadError(url, "not-json", str(exc)[:200]) from exc
+
+    def cached(self, url: str) -> Path | None:
+        """The cached file for ``url`` without any request, or None."""
+        entry = self.index_entry(url)
+        if entry is None:
+            return None
+        path = self._object_path(entry["sha256"])
+        try:
+            if path.stat().st_size != entry["size"]:
+                return None
+        except OSError:
+            return None
+        with self._stats_lock:
+            self.stats.cache_hits += 1
+        return path
+
+    def index_entry(self, url: str) -> dict[str, Any] | None:
+        """The URL index entry (url, sha256, size, content_type, fetched_at) or None."""
+        key = _url_key(url)
+        try:
+            entry = json.loads(self._index_path(key).read_text())
+        except (OSError, ValueError):
+            return None
+        return entry if entry.get("url") == url else None
+
+    def close(self) -> None:
+        with self._clients_lock:
+            for client in self._clients:
+                client.close()
+            self._clients.clear()
+        self._local = threading.local()
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------------------------------- download
+
+    def _download_with_retries(self, url: str, key: str) -> dict[str, Any]:
+        attempt = 0
+        while True:
+            try:
+                return self._attempt(url, key)
+            except _Retry as exc:
+                if attempt >= self.retries:
+                    raise DownloadError(url, exc.reason, _join(exc.detail, f"{attempt + 1} attempts"),
+                                        exc.status) from None
+                if exc.retry_after is not None:
+                    if exc.retry_after > self.max_retry_after:
+                        raise DownloadError(url, exc.reason, f"the server asks to retry after {exc.retry_after:.0f} s",
+                                            exc.status) from None
+                    delay = exc.retry_after
+                else:
+                    delay = min(self.max_backoff, self.backoff * 2 ** attempt) * (1 + 0.25 * random.random())
+                log.info("%s: %s, retrying in %.2f s (attempt %d of %d)", url, _join(exc.reason, exc.detail),
+                         delay, attempt + 2, self.retries + 1)
+                with self._stats_lock:
+                    self.stats.retries += 1
+                time.sleep(delay)
+                attempt += 1
+
+    def _attempt(self, url: str, key: str) -> dict[str, Any]:
+        part = self.cache_dir / "partial" / f"{key}.part"
+        meta_path = self.cache_dir / "partial" / f"{key}.json"
+        offset, validator = self._resumable(url, part, meta_path)
+        headers = {}
+        if offset:
+            headers = {"Range": f"bytes={offset}-", "If-Range": validator}
+        self._throttle(url)
+        with self._stats_lock:
+            self.stats.requests += 1
+        try:
+            with self._client().stream("GET", url, headers=headers) as resp:
+                return self._receive(url, resp, part, meta_path, offset)
+        except httpx.TimeoutException as exc:
+            raise _Retry("timeout", type(exc).__name__) from None
+        except httpx.ConnectError as exc:
+            raise _Retry("connect-error", str(exc)[:200]) from None
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.NetworkError) as exc:
+            raise _Retry("connection-broken", str(exc)[:200] or type(exc).__name__) from None
+        except httpx.TooManyRedirects as exc:
+            raise DownloadError(url, "too-many-redirects", str(exc)[:200]) from None
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            raise DownloadError(url, "bad-url", str(exc)[:200]) from None
+
+    def _receive(self, url: str, resp: httpx.Response, part: Path, meta_path: Path, offset: int) -> dict[str, Any]:
+        status = resp.status_code
+        if status in _RETRY_STATUS or 500 <= status < 600:
+            raise _Retry(f"http-{status}", resp.reason_phrase, status, _retry_after(resp.headers.get("Retry-After")))
+        if status == 416:  # our .part does not fit the resource any more: start over
+            _discard(part, meta_path)
+            raise _Retry("http-416", "range not satisfiable, starting over", status)
+        if status not in (200, 206):
+            raise DownloadError(url, f"http-{status}", resp.reason_phrase, status)
+        if status == 206:
+            start, total = _content_range(resp.headers.get("Content-Range"))
+            if start != offset:
+                _discard(part, meta_path)
+                raise _Retry("bad-range", f"asked for byte {offset}, got {start}", status)
+        else:
+            offset, total = 0, None  # a full body: the server ignored the range, or the resource changed
+        length = resp.headers.get("Content-Length")
+        expected = offset + int(length) if length and length.isdigit() else total
+        if expected is not None and expected > self.max_bytes:
+            _discard(part, meta_path)
+            raise DownloadError(url, "too-large", f"{expected} bytes, the limit is {self.max_bytes}", status)
+        # Validators first: if we are interrupted from here on, the next attempt (or process) can resume.
+        validator = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
+        if status == 200 or not meta_path.exists():
+            _write_json(meta_path, {"url": url, "validator": validator if _strong(validator) else None})
+        received = offset
+        # Raw bytes as they arrive (we asked for no content coding): a chunking buffer would lose what it
+        # holds when the connection drops, and those are the bytes a resume needs.
+        coded = resp.headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
+        chunks = resp.iter_bytes(self.chunk_size) if coded else resp.iter_raw()
+        with open(part, "ab" if offset else "wb") as fh:
+            for chunk in chunks:
+                received += len(chunk)
+                if received > self.max_bytes:
+                    fh.close()
+                    _discard(part, meta_path)
+                    raise DownloadError(url, "too-large", f"more than {self.max_bytes} bytes", status)
+                fh.write(chunk)
+                with self._stats_lock:
+                    self.stats.bytes_received += len(chunk)
+        if expected is not None and received < expected:
+            raise _Retry("connection-broken", f"got {received} of {expected} bytes", status)
+        return self._store(url, part, meta_path, resp.headers.get("Content-Type"), str(resp.url))
+
+    def _store(self, url: str, part: Path, meta_path: Path, content_type: str | None, final_url: str) -> dict:
+        digest = hashlib.sha256()
+        size = 0
+        with open(part, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+                size += len(block)
+        sha = digest.hexdigest()
+        target = self._object_path(sha)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and target.stat().st_size == size:
+            part.unlink(missing_ok=True)  # same content under another URL: stored once
+        else:
+            os.replace(part, target)
+        meta_path.unlink(missing_ok=True)
+        with self._stats_lock:
+            self.stats.downloads += 1
+        return {"url": url, "sha256": sha, "size": size, "content_type": content_type, "final_url": final_url,
+                "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+    def _resumable(self, url: str, part: Path, meta_path: Path) -> tuple[int, str | None]:
+        """Bytes already in the .part file and the validator to resume them with, or (0, None)."""
+        try:
+            size = part.stat().st_size
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            _discard(part, meta_path)
+            return 0, None
+        if size and meta.get("url") == url and meta.get("validator"):
+            return size, meta["validator"]
+        # Without a validator we could glue the start of one version to the end of another.
+        _discard(part, meta_path)
+        return 0, None
+
+    # ----------------------------------------------------------------------------------------- helpers
+
+    def _client(self) -> httpx.Client:
+        if os.getpid() != self._pid:  # forked: the parent's connections are not ours
+            self._pid = os.getpid()
+            self._local = threading.local()
+            self._clients = []
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = httpx.Client(timeout=self.timeout, headers=self.headers, follow_redirects=True)
+            self._local.client = client
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
+
+    def _throttle(self, url: str) -> None:
+        if not self.min_interval:
+            return
+        host = urlsplit(url).netloc.lower()
+        with self._rate_lock:  # reserve the next slot for this host, then sleep outside the lock
+            now = time.monotonic()
+            slot = max(now, self._next_slot.get(host, now))
+            self._next_slot[host] = slot + self.min_interval
+        if slot > now:
+            time.sleep(slot - now)
+
+    @contextlib.contextmanager
+    def _file_lock(self, key: str) -> Iterator[None]:
+        if fcntl is None:
+            yield
+            return
+        with open(self.cache_dir / "partial" / "locks" / f"{key[:2]}.lock", "a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def _object_path(self, sha: str) -> Path:
+        return self.cache_dir / "objects" / sha[:2] / sha
+
+    def _index_path(self, key: str) -> Path:
+        return self.cache_dir / "urls" / key[:2] / f"{key}.json"
+
+    def _write_index(self, key: str, entry: dict[str, Any]) -> None:
+        path = self._index_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_json(path, entry)
+
+
+def _check_url(url: str) -> None:
+    parts = urlsplit(url or "")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise DownloadError(str(url), "bad-url", "only http and https URLs can be downloaded")
+
+
+def _url_key(url: str) -> str:
+    return hashlib.sha256(url.encode("utf-8")).hexdigest()
+
+
+def _write_json(path: Path, obj: dict[str, Any]) -> None:
+    """Atomic: write a temporary file next to it, then rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(obj, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _discard(*paths: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def _strong(validator: str | None) -> bool:
+    # If-Range needs a strong validator: a weak ETag (W/"...") may name a different byte sequence.
+    return bool(validator) and not validator.startswith("W/")
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds: a number, or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """(first byte, total length) from ``bytes 100-199/200``; total None when ``*``."""
+    try:
+        unit, rest = (value or "").split(" ", 1)
+        span, total = rest.split("/", 1)
+        return int(span.split("-", 1)[0]), (int(total) if total.strip() != "*" else None)
+    except ValueError:
+        return None, None
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
