@@ -157,6 +157,10 @@ class VectorIndex(abc.ABC):
     def query_sparse(self, collection: str, vector: SparseVector, *, limit: int, flt: Filter | None = None) -> list[Hit]:
         raise NotImplementedError(f"the {self.name} index backend has no sparse vectors")
 
+    def optimize(self, collection: str) -> None:  # noqa: B027 - optional hook
+        """Tidy a collection after a large ingest (qdrant-edge: merge segments, build the HNSW graph).
+        Searches are correct without it; backends that optimise on their own do nothing."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release files and connections."""
 

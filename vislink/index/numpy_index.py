@@ -3,6 +3,8 @@ and the ``memory`` backend for throw-away work. Exact by construction; nothing i
 
 from __future__ import annotations
 
+import functools
+import threading
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -25,11 +27,24 @@ def _normalise(v: np.ndarray) -> np.ndarray:
     return v / np.where(norm == 0, 1, norm)
 
 
+def _locked(method):
+    """Shared by the threads of a process (Streamlit sessions): one call at a time, so a search never
+    sees a table half-updated."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class NumpyIndex(VectorIndex):
     name = "memory"
 
     def __init__(self):
         self._tables: dict[str, _Table] = {}
+        self._lock = threading.RLock()
 
     def _table(self, collection: str) -> _Table:
         try:
@@ -37,6 +52,7 @@ class NumpyIndex(VectorIndex):
         except KeyError:
             raise NotFound(f"no vector collection named {collection!r} in the memory index") from None
 
+    @_locked
     def create_collection(self, collection, dim, *, payload_indexes: Mapping[str, str] | None = None, sparse=False):
         if collection in self._tables:
             if self._tables[collection].dim != dim:
@@ -44,17 +60,24 @@ class NumpyIndex(VectorIndex):
             return
         self._tables[collection] = _Table(dim, sparse)
 
+    @_locked
     def delete_collection(self, collection):
         self._tables.pop(collection, None)
 
+    @_locked
     def collection_exists(self, collection):
         return collection in self._tables
 
+    @_locked
     def list_collections(self):
         return sorted(self._tables)
 
+    @_locked
     def upsert(self, collection, points: Sequence[Point], *, sparse=None):
         table = self._table(collection)
+        if sparse is not None and (not table.sparse or len(sparse) != len(points)):
+            raise IndexUnavailable(f"{len(sparse)} sparse vectors for {len(points)} points in {collection} "
+                                   f"({'with' if table.sparse else 'without'} sparse vectors)")
         for i, p in enumerate(points):
             vec = np.asarray(p.vector, dtype=np.float32)
             if vec.shape != (table.dim,):
@@ -65,6 +88,7 @@ class NumpyIndex(VectorIndex):
             if sparse is not None:
                 table.sparse_vectors[int(p.id)] = sparse[i]
 
+    @_locked
     def delete(self, collection, ids: Iterable[int]):
         table = self._table(collection)
         for i in ids:
@@ -72,6 +96,7 @@ class NumpyIndex(VectorIndex):
             table.payloads.pop(int(i), None)
             table.sparse_vectors.pop(int(i), None)
 
+    @_locked
     def retrieve(self, collection, ids, *, with_vectors=False):
         table = self._table(collection)
         return [(int(i), dict(table.payloads[int(i)]), table.vectors[int(i)].copy() if with_vectors else None)
@@ -80,9 +105,11 @@ class NumpyIndex(VectorIndex):
     def _ids(self, table: _Table, flt: Filter | None) -> list[int]:
         return sorted(i for i in table.vectors if filter_matches(flt, table.payloads[i]))
 
+    @_locked
     def count(self, collection, flt=None):
         return len(self._ids(self._table(collection), flt))
 
+    @_locked
     def scroll(self, collection, *, flt=None, limit=256, offset=None, with_vectors=False):
         table = self._table(collection)
         ids = [i for i in self._ids(table, flt) if offset is None or i >= offset]
@@ -103,21 +130,38 @@ class NumpyIndex(VectorIndex):
             out.append([Hit(int(id_array[j]), float(row[j]), dict(table.payloads[int(id_array[j])])) for j in order])
         return out
 
+    @_locked
     def query_batch(self, collection, vectors, *, limit, flt=None, exact=False, offset=0):
-        return self._search(self._table(collection), np.atleast_2d(vectors), limit, flt, offset)
-
-    def recommend(self, collection, *, positive, negative=(), limit, flt=None, exact=False):
         table = self._table(collection)
-        by_id = {int(x) for x in list(positive) + list(negative) if isinstance(x, (int, np.integer))}
+        vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+        if vectors.shape[1] != table.dim:
+            raise IndexUnavailable(f"query vectors of shape {vectors.shape} for a {table.dim}-d collection {collection}")
+        return self._search(table, vectors, limit, flt, offset)
+
+    @_locked
+    def recommend(self, collection, *, positive, negative=(), limit, flt=None, exact=False):
+        positive, negative = list(positive), list(negative)
+        if not positive:
+            raise IndexUnavailable("recommend needs at least one positive example")
+        table = self._table(collection)
+        by_id = {int(x) for x in positive + negative if isinstance(x, (int, np.integer))}
+        missing = sorted(by_id - set(table.vectors))
+        if missing:
+            raise NotFound(f"recommend: no point with id {missing[0]} in {collection}")
 
         def vec(x):
-            return table.vectors[int(x)] if isinstance(x, (int, np.integer)) else _normalise(np.asarray(x, np.float32))
+            # Stored vectors (normalised on insert) by id; vectors given by value are used as given,
+            # as Qdrant's avg_vector_for_recommendation does.
+            return table.vectors[int(x)] if isinstance(x, (int, np.integer)) else np.asarray(x, np.float32)
 
         target = average_recommendation_vector([vec(x) for x in positive], [vec(x) for x in negative])
         return self._search(table, target[None, :], limit, flt, 0, exclude=by_id)[0]
 
+    @_locked
     def query_sparse(self, collection, vector, *, limit, flt=None):
         table = self._table(collection)
+        if not table.sparse:
+            raise IndexUnavailable(f"collection {collection} has no sparse vectors (create it with sparse=True)")
         query = dict(zip(vector.indices, vector.values))
         scored = []
         for i in self._ids(table, flt):

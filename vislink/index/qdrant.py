@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import socket
+import threading
 import warnings
 from typing import Any, Iterable, Mapping, Sequence
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -15,23 +20,85 @@ from vislink.index.base import AnyOf, Filter, Hit, Payload, Point, Range, Sparse
 log = logging.getLogger(__name__)
 
 SPARSE_NAME = "sparse"
+DEFAULT_PORT = 6333
+CONNECT_TIMEOUT = 5.0
 
 
-def to_qdrant_filter(flt: Filter | None):
-    """vislink Filter -> qdrant_client.models.Filter (all conditions must hold)."""
+def _match_one(key: str, value: Any):
+    """One ``key == value`` condition with vislink's Filter semantics (see ``filter_matches``)."""
     from qdrant_client import models
 
-    if not flt:
-        return None
-    must = []
-    for key, cond in flt.items():
+    if value is None:  # missing or null, as the referee's payload.get(key) == None
+        return models.IsEmptyCondition(is_empty=models.PayloadField(key=key))
+    if isinstance(value, (float, np.floating)) and not isinstance(value, bool):
+        # MatchValue takes str/int/bool; a point range is the exact float match (and 1500 == 1500.0).
+        return models.FieldCondition(key=key, range=models.Range(gte=float(value), lte=float(value)))
+    if isinstance(value, np.generic):
+        value = value.item()
+    return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+
+
+def to_qdrant_filter(flt: Filter | None, exclude_ids: Sequence[int] = ()):
+    """vislink Filter -> qdrant_client.models.Filter (all conditions must hold); ``exclude_ids`` left out."""
+    from qdrant_client import models
+
+    must: list[Any] = []
+    for key, cond in (flt or {}).items():
         if isinstance(cond, Range):
             must.append(models.FieldCondition(key=key, range=models.Range(gte=cond.gte, lte=cond.lte)))
         elif isinstance(cond, AnyOf):
-            must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(cond.values))))
+            values = [v.item() if isinstance(v, np.generic) else v for v in cond.values]
+            if not values:
+                must.append(models.HasIdCondition(has_id=[]))  # "one of nothing" matches no point
+            elif all(isinstance(v, str) for v in values) or all(type(v) is int for v in values):
+                must.append(models.FieldCondition(key=key, match=models.MatchAny(any=values)))
+            else:  # mixed types, floats, None
+                must.append(models.Filter(should=[_match_one(key, v) for v in values]))
         else:
-            must.append(models.FieldCondition(key=key, match=models.MatchValue(value=cond)))
-    return models.Filter(must=must)
+            must.append(_match_one(key, cond))
+    must_not = [models.HasIdCondition(has_id=[int(i) for i in exclude_ids])] if exclude_ids else []
+    if not must and not must_not:
+        return None
+    return models.Filter(must=must or None, must_not=must_not or None)
+
+
+def server_creation_kwargs(shard_number: int | None, replication_factor: int | None) -> dict[str, Any]:
+    """Extra create_collection arguments in server mode: the scaled set-up's distributed collections
+    (a single-node server accepts them and keeps one shard copy)."""
+    kwargs: dict[str, Any] = {}
+    if shard_number is not None:
+        kwargs["shard_number"] = int(shard_number)
+    if replication_factor is not None:
+        kwargs["replication_factor"] = int(replication_factor)
+    return kwargs
+
+
+def probe_server(url: str, timeout: float) -> None:
+    """Fail fast, with a message for the user, when nothing answers at ``url``'s host and port
+    (qdrant-client would only fail at the first call, after its full request timeout)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or DEFAULT_PORT  # qdrant-client's own default when the URL names no port
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, socket.timeout) else (exc.strerror or str(exc))
+        raise IndexUnavailable(
+            f"cannot reach the Qdrant server at {url} ({host}:{port}: {reason}); start it, fix QDRANT_URL, "
+            "or unset QDRANT_URL to use the embedded index in the data folder") from exc
+
+
+def _serialised(method):
+    """Local mode is plain Python over SQLite, not safe for concurrent threads (Streamlit serves
+    sessions in threads and shares one index): one call at a time. Server mode needs no lock."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 class QdrantClientIndex(VectorIndex):
@@ -46,18 +113,30 @@ class QdrantClientIndex(VectorIndex):
         self.name = "qdrant-server" if self.is_server else "qdrant-local"
         self.shard_number = shard_number
         self.replication_factor = replication_factor
+        self._lock = contextlib.nullcontext() if self.is_server else threading.RLock()
+        if self.is_server:
+            probe_server(location, min(float(timeout), CONNECT_TIMEOUT))
         try:
             if self.is_server:
-                self.client = QdrantClient(url=location, api_key=api_key, timeout=timeout)
+                # The probe above and get_collections below replace qdrant-client's version check.
+                self.client = QdrantClient(url=location, api_key=api_key, timeout=timeout, check_compatibility=False)
                 self.client.get_collections()  # fail now, with a clear message, not at the first search
             elif location == ":memory:":
-                self.client = QdrantClient(location=":memory:")
+                # Calls come from several threads, one at a time (see _serialised).
+                self.client = QdrantClient(location=":memory:", force_disable_check_same_thread=True)
             else:
-                self.client = QdrantClient(path=location)
+                self.client = QdrantClient(path=location, force_disable_check_same_thread=True)
         except Exception as exc:
-            raise IndexUnavailable(f"cannot open Qdrant at {location}: {exc}") from exc
+            if "already accessed by another instance" in str(exc):
+                raise IndexUnavailable(
+                    f"the qdrant-local index at {location} is open in another process (or twice in this one); "
+                    "the embedded index takes one process at a time (let one process write, or set QDRANT_URL "
+                    "to use a Qdrant server)") from exc
+            hint = " (check QDRANT_API_KEY)" if any(code in str(exc) for code in ("401", "403")) else ""
+            raise IndexUnavailable(f"cannot open Qdrant at {location}: {exc}{hint}") from exc
 
     # -- collections -------------------------------------------------------------------------
+    @_serialised
     def create_collection(self, collection: str, dim: int, *, payload_indexes: Mapping[str, str] | None = None,
                           sparse: bool = False) -> None:
         from qdrant_client import models
@@ -68,10 +147,7 @@ class QdrantClientIndex(VectorIndex):
             if size != dim:
                 raise IndexUnavailable(f"Qdrant collection {collection} exists with dimension {size}, not {dim}")
             return
-        kwargs: dict[str, Any] = {}
-        if self.is_server:
-            # The scaled set-up: distributed collections (ignored by a single-node server).
-            kwargs.update(shard_number=self.shard_number, replication_factor=self.replication_factor)
+        kwargs = server_creation_kwargs(self.shard_number, self.replication_factor) if self.is_server else {}
         self.client.create_collection(
             collection,
             vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
@@ -86,12 +162,15 @@ class QdrantClientIndex(VectorIndex):
             for field, kind in (payload_indexes or {}).items():
                 self.client.create_payload_index(collection, field, field_schema=schema[kind])
 
+    @_serialised
     def delete_collection(self, collection: str) -> None:
         self.client.delete_collection(collection)
 
+    @_serialised
     def collection_exists(self, collection: str) -> bool:
         return self.client.collection_exists(collection)
 
+    @_serialised
     def list_collections(self) -> list[str]:
         return sorted(c.name for c in self.client.get_collections().collections)
 
@@ -100,11 +179,13 @@ class QdrantClientIndex(VectorIndex):
             raise NotFound(f"no vector collection named {collection!r} in {self.name} ({self.location})")
 
     # -- points ------------------------------------------------------------------------------
+    @_serialised
     def upsert(self, collection: str, points: Sequence[Point], *, sparse: Sequence[SparseVector] | None = None) -> None:
         from qdrant_client import models
 
         if not points:
             return
+        self._require(collection)
         structs = []
         for i, p in enumerate(points):
             vector: Any = np.asarray(p.vector, dtype=np.float32).tolist()
@@ -114,10 +195,12 @@ class QdrantClientIndex(VectorIndex):
             structs.append(models.PointStruct(id=int(p.id), vector=vector, payload=dict(p.payload)))
         self.client.upsert(collection, points=structs, wait=True)
 
+    @_serialised
     def delete(self, collection: str, ids: Iterable[int]) -> None:
         from qdrant_client import models
 
         ids = [int(i) for i in ids]
+        self._require(collection)
         if ids:
             self.client.delete(collection, points_selector=models.PointIdsList(points=ids), wait=True)
 
@@ -129,16 +212,19 @@ class QdrantClientIndex(VectorIndex):
             vec = np.asarray(raw, dtype=np.float32)
         return int(record.id), dict(record.payload or {}), vec
 
+    @_serialised
     def retrieve(self, collection, ids, *, with_vectors=False):
         self._require(collection)
         records = self.client.retrieve(collection, ids=[int(i) for i in ids], with_payload=True,
                                        with_vectors=with_vectors)
         return [self._unpack(r, with_vectors) for r in records]
 
+    @_serialised
     def count(self, collection: str, flt: Filter | None = None) -> int:
         self._require(collection)
         return self.client.count(collection, count_filter=to_qdrant_filter(flt), exact=True).count
 
+    @_serialised
     def scroll(self, collection, *, flt=None, limit=256, offset=None, with_vectors=False):
         self._require(collection)
         records, next_offset = self.client.scroll(collection, scroll_filter=to_qdrant_filter(flt), limit=limit,
@@ -146,6 +232,7 @@ class QdrantClientIndex(VectorIndex):
         return [self._unpack(r, with_vectors) for r in records], (int(next_offset) if next_offset is not None else None)
 
     # -- queries -----------------------------------------------------------------------------
+    @_serialised
     def query_batch(self, collection, vectors, *, limit, flt=None, exact=False, offset=0):
         from qdrant_client import models
 
@@ -158,10 +245,20 @@ class QdrantClientIndex(VectorIndex):
         responses = self.client.query_batch_points(collection, requests=requests)
         return [[Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in r.points] for r in responses]
 
+    @_serialised
     def recommend(self, collection, *, positive, negative=(), limit, flt=None, exact=False):
         from qdrant_client import models
 
+        positive, negative = list(positive), list(negative)
+        if not positive:
+            raise IndexUnavailable("recommend needs at least one positive example")
         self._require(collection)
+        ids = [int(x) for x in positive + negative if isinstance(x, (int, np.integer))]
+        if ids:  # the same NotFound as the other backends, not a server-specific error
+            found = {int(r.id) for r in self.client.retrieve(collection, ids=ids, with_payload=False)}
+            missing = sorted(set(ids) - found)
+            if missing:
+                raise NotFound(f"recommend: no point with id {missing[0]} in {collection}")
 
         def as_example(x):
             return int(x) if isinstance(x, (int, np.integer)) else np.asarray(x, dtype=np.float32).tolist()
@@ -173,6 +270,7 @@ class QdrantClientIndex(VectorIndex):
                                           search_params=models.SearchParams(exact=exact), with_payload=True)
         return [Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in result.points]
 
+    @_serialised
     def query_sparse(self, collection, vector, *, limit, flt=None):
         from qdrant_client import models
 
@@ -182,5 +280,6 @@ class QdrantClientIndex(VectorIndex):
             using=SPARSE_NAME, limit=limit, query_filter=to_qdrant_filter(flt), with_payload=True)
         return [Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in result.points]
 
+    @_serialised
     def close(self) -> None:
         self.client.close()

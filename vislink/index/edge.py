@@ -1,0 +1,503 @@
+"""qdrant-edge backend: Qdrant's in-process engine (``qdrant-edge-py``), the embedded default.
+
+One Edge shard per vislink collection, in ``<root>/<collection>/`` (``root`` is
+``settings.qdrant_path / "edge"``). A collection exists once its ``vislink.json`` marker is written
+(last step of creation), so a crash half-way through ``create_collection`` leaves no half collection.
+Every write is flushed before it returns: a killed process loses nothing that was acknowledged.
+
+Concurrency: Edge shards take a lock on their files, so only one process may open the folder (this
+module takes one folder-wide lock at open time, to fail early with a clear message). Inside the
+process, Edge's own calls are safe from several threads at once (tested: concurrent queries and
+upserts), but closing a shard under a running call breaks that call; a small gate lets data calls run
+together and makes closing / creating / deleting collections wait for them.
+
+Written against qdrant-edge-py 0.9; where Edge lacks an operation vislink needs, it is built here on
+what Edge has, and the comment says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import qdrant_edge as qe
+
+from vislink.errors import IndexUnavailable, NotFound
+from vislink.index.base import (AnyOf, Filter, Hit, Payload, Point, Range, SparseVector, VectorIndex,
+                                average_recommendation_vector)
+
+try:  # POSIX advisory locks; elsewhere Edge's own WAL lock still keeps a second process out
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+META_FILE = "vislink.json"
+LOCK_FILE = ".vislink.lock"
+SPARSE_NAME = "sparse"
+# One Edge update per chunk of about 8M floats (32 MB): bounded memory, WAL records of sane size.
+UPSERT_CHUNK_FLOATS = 8_000_000
+# Collection names become folder names: no separators, no leading dot (hidden / trash folders).
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,199}$")
+_SCHEMA = {"keyword": qe.PayloadSchemaType.Keyword, "integer": qe.PayloadSchemaType.Integer,
+           "float": qe.PayloadSchemaType.Float}
+
+# Folders opened by an EdgeIndex of this process (flock would also refuse a second open in the same
+# process; this set only lets the message say where the other one is).
+_HELD: set[Path] = set()
+_HELD_LOCK = threading.Lock()
+
+
+# -- filters -------------------------------------------------------------------------------------
+def _match_one(key: str, value: Any):
+    """One ``key == value`` condition with vislink's Filter semantics (see ``filter_matches``)."""
+    if value is None:
+        return qe.IsEmptyCondition(key)  # missing or null, as the referee's payload.get(key) == None
+    if isinstance(value, (bool, np.bool_)):
+        # qdrant-edge-py 0.9 turns Python booleans into integers, so MatchValue(True) never matches a
+        # boolean payload. Refuse rather than silently find nothing; vislink payloads hold no booleans.
+        raise IndexUnavailable(f"the qdrant-edge backend cannot filter on the boolean value of {key!r}")
+    if isinstance(value, (float, np.floating)):
+        # MatchValue takes str/int only; a point range is the exact float match (and matches 1500 == 1500.0).
+        return qe.FieldCondition(key, range=qe.RangeFloat(gte=float(value), lte=float(value)))
+    if isinstance(value, np.integer):
+        value = int(value)
+    return qe.FieldCondition(key, match=qe.MatchValue(value))
+
+
+def _condition(key: str, cond: Any):
+    if isinstance(cond, Range):
+        return qe.FieldCondition(key, range=qe.RangeFloat(gte=cond.gte, lte=cond.lte))
+    if isinstance(cond, AnyOf):
+        values = [int(v) if isinstance(v, np.integer) else v for v in cond.values]
+        if not values:
+            return qe.HasIdCondition(set())  # "one of nothing" matches no point
+        if all(isinstance(v, str) for v in values) or all(type(v) is int for v in values):
+            return qe.FieldCondition(key, match=qe.MatchAny(values))
+        return qe.Filter(should=[_match_one(key, v) for v in values])  # mixed types, floats, None
+    return _match_one(key, cond)
+
+
+def to_edge_filter(flt: Filter | None, exclude_ids: Sequence[int] = ()) -> qe.Filter | None:
+    """vislink Filter (all conditions must hold) -> qdrant_edge.Filter; ``exclude_ids`` are left out."""
+    must = [_condition(key, cond) for key, cond in (flt or {}).items()]
+    must_not = [qe.HasIdCondition({int(i) for i in exclude_ids})] if exclude_ids else []
+    if not must and not must_not:
+        return None
+    return qe.Filter(must=must or None, must_not=must_not or None)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+class _Gate:
+    """Many data calls at once, or one thread creating / deleting / closing shards.
+
+    No writer preference: a data call nested in another (recommend -> retrieve) must never wait.
+    The exclusive holder may re-enter (shared or exclusive) from its own thread."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._users = 0
+        self._owner: int | None = None
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        me = threading.get_ident()
+        with self._cond:
+            while self._owner is not None and self._owner != me:
+                self._cond.wait()
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._users -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+            else:
+                while self._owner is not None or self._users:
+                    self._cond.wait()
+                self._owner, self._depth = me, 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._depth -= 1
+                if not self._depth:
+                    self._owner = None
+                    self._cond.notify_all()
+
+
+class _Shard:
+    def __init__(self, shard: qe.EdgeShard, dim: int, sparse: bool):
+        self.shard = shard
+        self.dim = dim
+        self.sparse = sparse
+
+
+def _jsonable(value: Any) -> Any:
+    """Payload values as plain JSON types (numpy scalars come from dataframes and arrays)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _dense(vector: Any) -> np.ndarray | None:
+    if vector is None:
+        return None
+    if isinstance(vector, dict):
+        vector = vector.get("")
+        if vector is None:
+            return None
+    return np.asarray(vector, dtype=np.float32)
+
+
+@contextlib.contextmanager
+def _edge_errors(what: str) -> Iterator[None]:
+    """Edge raises bare ``Exception``s; turn them into IndexUnavailable naming the operation."""
+    try:
+        yield
+    except (IndexUnavailable, NotFound, NotImplementedError):
+        raise
+    except Exception as exc:
+        raise IndexUnavailable(f"qdrant-edge: {what} failed: {exc}") from exc
+
+
+# -- the backend ---------------------------------------------------------------------------------
+class EdgeIndex(VectorIndex):
+    """Backend on qdrant-edge-py: one Edge shard folder per collection under ``root``."""
+
+    name = "qdrant-edge"
+
+    def __init__(self, root: str | Path, *, search_threads: int | None = None):
+        self.root = Path(root).expanduser().resolve()
+        self.location = str(self.root)
+        self.search_threads = search_threads
+        self._shards: dict[str, _Shard] = {}
+        self._gate = _Gate()
+        self._open_lock = threading.Lock()  # lazy opening of shards from concurrent data calls
+        self._lock_fd: int | None = None
+        self._holding = False
+        self._acquire_folder()
+
+    # -- the folder lock ---------------------------------------------------------------------
+    def _acquire_folder(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise IndexUnavailable(f"cannot create the qdrant-edge folder {self.root}: {exc}") from exc
+        with _HELD_LOCK:
+            if self.root in _HELD:
+                raise IndexUnavailable(
+                    f"the qdrant-edge index at {self.root} is already open in this process; "
+                    "share it through vislink.index.open_index() instead of opening it twice")
+            if fcntl is not None:
+                fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    os.close(fd)
+                    raise IndexUnavailable(
+                        f"the qdrant-edge index at {self.root} is open in another process; the embedded index "
+                        "takes one process at a time (let one process write, or set QDRANT_URL to use a "
+                        "Qdrant server)") from None
+                self._lock_fd = fd
+            _HELD.add(self.root)
+            self._holding = True
+
+    def _release_folder(self) -> None:
+        with _HELD_LOCK:
+            if not self._holding:
+                return
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # closing the descriptor drops the flock
+                self._lock_fd = None
+            _HELD.discard(self.root)
+            self._holding = False
+
+    def _ensure_open(self) -> None:
+        # close() releases the folder; a later call on the same object takes it again.
+        if not self._holding:
+            self._acquire_folder()
+
+    # -- collections -------------------------------------------------------------------------
+    def _path(self, collection: str) -> Path:
+        if not isinstance(collection, str) or not _NAME_RE.match(collection):
+            raise IndexUnavailable(f"invalid vector collection name {collection!r}: use letters, digits, _ - .")
+        return self.root / collection
+
+    @staticmethod
+    def _read_meta(path: Path) -> dict[str, Any] | None:
+        try:
+            return json.loads((path / META_FILE).read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise IndexUnavailable(f"unreadable collection metadata {path / META_FILE}: {exc}") from exc
+
+    def create_collection(self, collection: str, dim: int, *, payload_indexes: Mapping[str, str] | None = None,
+                          sparse: bool = False) -> None:
+        path = self._path(collection)
+        indexes = dict(payload_indexes or {})
+        for field, kind in indexes.items():
+            if kind not in _SCHEMA:
+                raise IndexUnavailable(f"payload index type {kind!r} for {field!r}: use one of {sorted(_SCHEMA)}")
+        with self._gate.exclusive():
+            self._ensure_open()
+            meta = self._read_meta(path)
+            if meta is not None:
+                if meta["dim"] != dim:
+                    raise IndexUnavailable(f"qdrant-edge collection {collection} exists with dimension "
+                                           f"{meta['dim']}, not {dim}")
+                missing = {f: k for f, k in indexes.items() if f not in meta.get("payload_indexes", {})}
+                if missing:  # same collection, more indexes asked for: add them (idempotent creation)
+                    shard = self._shard(collection)
+                    with _edge_errors(f"adding payload indexes to {collection}"):
+                        for field, kind in missing.items():
+                            shard.shard.update(qe.UpdateOperation.create_field_index(field, _SCHEMA[kind]))
+                        shard.shard.flush()
+                    meta["payload_indexes"] = {**meta.get("payload_indexes", {}), **missing}
+                    self._write_meta(path, meta)
+                return
+            if path.exists():  # left over by a creation that died before its marker: start again
+                log.warning("removing the unfinished qdrant-edge collection folder %s", path)
+                shutil.rmtree(path)
+            config = qe.EdgeConfig(
+                vectors=qe.EdgeVectorParams(size=int(dim), distance=qe.Distance.Cosine),
+                sparse_vectors={SPARSE_NAME: qe.EdgeSparseVectorParams()} if sparse else None,
+                max_search_threads=self.search_threads,
+            )
+            with _edge_errors(f"creating collection {collection} in {self.root}"):
+                shard = qe.EdgeShard.create(str(path), config)
+                for field, kind in indexes.items():
+                    shard.update(qe.UpdateOperation.create_field_index(field, _SCHEMA[kind]))
+                shard.flush()
+            self._write_meta(path, {"format": 1, "dim": int(dim), "distance": "cosine", "sparse": bool(sparse),
+                                    "payload_indexes": indexes})
+            with self._open_lock:
+                self._shards[collection] = _Shard(shard, int(dim), bool(sparse))
+
+    @staticmethod
+    def _write_meta(path: Path, meta: dict[str, Any]) -> None:
+        tmp = path / f"{META_FILE}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(meta, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path / META_FILE)
+
+    def delete_collection(self, collection: str) -> None:
+        path = self._path(collection)
+        with self._gate.exclusive():
+            self._ensure_open()
+            with self._open_lock:
+                shard = self._shards.pop(collection, None)
+            if shard is not None:
+                with _edge_errors(f"closing collection {collection}"):
+                    shard.shard.close()
+            if path.exists():
+                # Rename first: a crash during rmtree leaves a hidden trash folder, never half a collection.
+                trash = self.root / f".trash-{collection}-{uuid.uuid4().hex[:8]}"
+                os.replace(path, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+
+    def collection_exists(self, collection: str) -> bool:
+        return (self._path(collection) / META_FILE).is_file()
+
+    def list_collections(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir()
+                      if not p.name.startswith(".") and (p / META_FILE).is_file())
+
+    def _shard(self, collection: str) -> _Shard:
+        """The open shard of a collection (opened on first use). Call inside the gate."""
+        with self._open_lock:
+            shard = self._shards.get(collection)
+            if shard is not None:
+                return shard
+            self._ensure_open()
+            path = self._path(collection)
+            meta = self._read_meta(path)
+            if meta is None:
+                raise NotFound(f"no vector collection named {collection!r} in qdrant-edge ({self.root})")
+            with _edge_errors(f"opening collection {collection} at {path}"):
+                edge = qe.EdgeShard.load(str(path))
+            shard = self._shards[collection] = _Shard(edge, int(meta["dim"]), bool(meta.get("sparse")))
+            return shard
+
+    # -- points ------------------------------------------------------------------------------
+    def upsert(self, collection: str, points: Sequence[Point], *, sparse: Sequence[SparseVector] | None = None) -> None:
+        if not points:
+            return
+        if sparse is not None and len(sparse) != len(points):
+            raise IndexUnavailable(f"{len(sparse)} sparse vectors for {len(points)} points")
+        with self._gate.shared():
+            shard = self._shard(collection)
+            if sparse is not None and not shard.sparse:
+                raise IndexUnavailable(f"collection {collection} has no sparse vectors (create it with sparse=True)")
+            edge_points = []
+            for i, p in enumerate(points):
+                vec = np.asarray(p.vector, dtype=np.float32)
+                if vec.shape != (shard.dim,):
+                    raise IndexUnavailable(f"vector of shape {vec.shape} for a {shard.dim}-d collection {collection}")
+                vector: Any = vec.tolist()
+                if sparse is not None:
+                    sv = sparse[i]
+                    vector = {"": vector, SPARSE_NAME: qe.SparseVector([int(k) for k in sv.indices],
+                                                                       [float(v) for v in sv.values])}
+                edge_points.append(qe.Point(int(p.id), vector, _jsonable(dict(p.payload))))
+            chunk = max(1, UPSERT_CHUNK_FLOATS // shard.dim)
+            with _edge_errors(f"upsert into {collection}"):
+                for start in range(0, len(edge_points), chunk):
+                    shard.shard.update(qe.UpdateOperation.upsert_points(edge_points[start:start + chunk]))
+                shard.shard.flush()  # acknowledged means on disk
+
+    def delete(self, collection: str, ids) -> None:
+        ids = [int(i) for i in ids]
+        if not ids:
+            return
+        with self._gate.shared():
+            shard = self._shard(collection)
+            with _edge_errors(f"delete from {collection}"):
+                shard.shard.update(qe.UpdateOperation.delete_points(ids))
+                shard.shard.flush()
+
+    @staticmethod
+    def _unpack(record, with_vectors: bool) -> tuple[int, Payload, np.ndarray | None]:
+        return int(record.id), dict(record.payload or {}), _dense(record.vector) if with_vectors else None
+
+    def retrieve(self, collection, ids, *, with_vectors=False):
+        ids = [int(i) for i in ids]
+        with self._gate.shared():
+            shard = self._shard(collection)
+            if not ids:
+                return []
+            with _edge_errors(f"retrieve from {collection}"):
+                records = shard.shard.retrieve(ids, True, with_vectors)
+        return [self._unpack(r, with_vectors) for r in records]
+
+    def count(self, collection: str, flt: Filter | None = None) -> int:
+        with self._gate.shared():
+            shard = self._shard(collection)
+            with _edge_errors(f"count in {collection}"):
+                return int(shard.shard.count(qe.CountRequest(exact=True, filter=to_edge_filter(flt))))
+
+    def scroll(self, collection, *, flt=None, limit=256, offset=None, with_vectors=False):
+        with self._gate.shared():
+            shard = self._shard(collection)
+            request = qe.ScrollRequest(offset=None if offset is None else int(offset), limit=int(limit),
+                                       filter=to_edge_filter(flt), with_payload=True, with_vector=with_vectors)
+            with _edge_errors(f"scroll in {collection}"):
+                records, next_offset = shard.shard.scroll(request)
+        return ([self._unpack(r, with_vectors) for r in records],
+                int(next_offset) if next_offset is not None else None)
+
+    # -- queries -----------------------------------------------------------------------------
+    def _check_queries(self, shard: _Shard, collection: str, vectors) -> np.ndarray:
+        vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+        if vectors.ndim != 2 or vectors.shape[1] != shard.dim:
+            raise IndexUnavailable(f"query vectors of shape {vectors.shape} for a {shard.dim}-d collection {collection}")
+        return vectors
+
+    def _nearest(self, shard: _Shard, collection: str, vectors: np.ndarray, *, limit: int, flt, exact: bool,
+                 offset: int = 0, exclude_ids: Sequence[int] = ()) -> list[list[Hit]]:
+        qfilter = to_edge_filter(flt, exclude_ids)
+        params = qe.SearchParams(exact=bool(exact))
+        requests = [qe.QueryRequest(limit=int(limit), offset=int(offset), query=qe.Query.Nearest(v.tolist()),
+                                    filter=qfilter, params=params, with_payload=True) for v in vectors]
+        with _edge_errors(f"query in {collection}"):
+            # One planned batch: Edge shares the pass over the segments between the queries.
+            results = shard.shard.query_batch(qe.QueryBatchRequest(requests))
+        return [[Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in points] for points in results]
+
+    def query_batch(self, collection, vectors, *, limit, flt=None, exact=False, offset=0):
+        with self._gate.shared():
+            shard = self._shard(collection)
+            vectors = self._check_queries(shard, collection, vectors)
+            if not len(vectors):
+                return []
+            return self._nearest(shard, collection, vectors, limit=limit, flt=flt, exact=exact, offset=offset)
+
+    def recommend(self, collection, *, positive, negative=(), limit, flt=None, exact=False):
+        # Edge 0.9 offers the best_score and sum_scores recommend strategies, not average_vector. This is
+        # Qdrant's average_vector done here: examples given by id are read back (stored, i.e. normalised),
+        # vectors given by value are used as given (like the server's avg_vector_for_recommendation), the
+        # target is 2*avg(pos) - avg(neg) (avg(pos) with no negatives), and the ids are filtered out.
+        positive, negative = list(positive), list(negative)
+        if not positive:
+            raise IndexUnavailable("recommend needs at least one positive example")
+        with self._gate.shared():
+            shard = self._shard(collection)
+            ids = [int(x) for x in positive + negative if isinstance(x, (int, np.integer))]
+            stored = {i: v for i, _, v in self.retrieve(collection, ids, with_vectors=True)}
+            missing = sorted(set(ids) - set(stored))
+            if missing:
+                raise NotFound(f"recommend: no point with id {missing[0]} in {collection}")
+
+            def vector(x) -> np.ndarray:
+                if isinstance(x, (int, np.integer)):
+                    return stored[int(x)]
+                return self._check_queries(shard, collection, x)[0]
+
+            target = average_recommendation_vector([vector(x) for x in positive], [vector(x) for x in negative])
+            return self._nearest(shard, collection, target[None, :], limit=limit, flt=flt, exact=exact,
+                                 exclude_ids=ids)[0]
+
+    def query_sparse(self, collection, vector, *, limit, flt=None):
+        with self._gate.shared():
+            shard = self._shard(collection)
+            if not shard.sparse:
+                raise IndexUnavailable(f"collection {collection} has no sparse vectors (create it with sparse=True)")
+            query = qe.Query.Nearest(qe.SparseVector([int(i) for i in vector.indices],
+                                                     [float(v) for v in vector.values]), using=SPARSE_NAME)
+            request = qe.QueryRequest(limit=int(limit), query=query, filter=to_edge_filter(flt), with_payload=True)
+            with _edge_errors(f"sparse query in {collection}"):
+                points = shard.shard.query(request)
+        return [Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in points]
+
+    # -- upkeep ------------------------------------------------------------------------------
+    def optimize(self, collection: str) -> None:
+        """Merge segments, drop deleted points and build the HNSW graph. Edge has no background
+        optimizer: until this runs, every search is a brute-force scan (exact, and fast enough for
+        tens of thousands of points)."""
+        with self._gate.shared():
+            shard = self._shard(collection)
+            with _edge_errors(f"optimizing {collection}"):
+                shard.shard.optimize()
+                shard.shard.flush()
+
+    def close(self) -> None:
+        with self._gate.exclusive():
+            with self._open_lock:
+                shards, self._shards = self._shards, {}
+            errors = []
+            for name, shard in shards.items():
+                try:
+                    shard.shard.flush()
+                    shard.shard.close()
+                except Exception as exc:  # close the others anyway
+                    errors.append(f"{name}: {exc}")
+            self._release_folder()
+        if errors:
+            raise IndexUnavailable(f"qdrant-edge: closing {self.root} failed for {'; '.join(errors)}")
