@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["conftest_http"]  # the `http_server` fixture (tests/httpserver.py)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO.parent / "shared" / "data").resolve()
 PG_URL = os.environ.get("VISLINK_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
