@@ -1,0 +1,190 @@
+"""`vislink ingest folder|wga|iiif|urls|file ...`, `vislink worker`, `vislink reconcile`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+ingest_app = typer.Typer(
+    help="Add images to a collection: encode every descriptor variant and index them in Qdrant. Re-running skips "
+         "what is done; identical files are stored once; bad files are reported, not fatal.",
+    no_args_is_help=True)
+
+COLLECTION = typer.Option(..., "--collection", "-c", help="Collection name (created on first ingest).")
+VARIANTS = typer.Option(None, "--variant", help="Descriptor variant of a new collection (repeatable). Default: "
+                        "vgg16-pool5-sum, vgg16-pool5-max, vgg16-pool5-sp2x2-sum. A -pcaN variant is fitted "
+                        "after the base descriptors exist.")
+WEIGHTS = typer.Option(None, "--weights", help="Encoder weights of a new collection (default: VISLINK_WEIGHTS).")
+WORKERS = typer.Option(1, "--workers", "-j", min=1, help="Worker processes decoding and encoding on this "
+                       "machine (this process writes SQL and the index).")
+BATCH = typer.Option(16, "--batch-size", min=1, help="Images per encoding batch (and per queued job).")
+QUEUE = typer.Option(False, "--queue", help="Do not ingest here: queue jobs for `vislink worker` processes "
+                     "(PostgreSQL, VISLINK_QUEUE_URL). Local paths must be readable by the workers.")
+PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show a progress bar (rate and ETA).")
+
+
+def _run(collection: str, stream, *, source_kind: str, source_ref: str, variants, weights, workers, batch_size,
+         queue, progress) -> None:
+    items = list(stream)  # sources are lazy; a list gives the progress bar its total (and ETA)
+    left_out = getattr(stream, "counts", None)
+    if left_out is not None and stream.skipped:
+        counts = ", ".join(f"{n} {reason}" for reason, n in left_out().most_common())
+        typer.echo(f"source: {len(items)} items, {len(stream.skipped)} left out ({counts})", err=True)
+    if queue:
+        from vislink.ingest.queue import enqueue
+
+        run_id, jobs = enqueue(collection, items, variants=variants or None, weights=weights, batch_size=batch_size,
+                               source_kind=source_kind, source_ref=source_ref)
+        typer.echo(f"queued {len(items)} items in {jobs} jobs (ingest run {run_id}); start `vislink worker` "
+                   "processes to ingest them")
+        return
+    from vislink.ingest.pipeline import ingest
+
+    summary = ingest(collection, items, variants=variants or None, workers=workers, progress=progress,
+                     weights=weights, batch_size=batch_size, source_kind=source_kind, source_ref=source_ref)
+    typer.echo(summary.format())
+    for ref, reason in summary.failures[:10]:
+        typer.echo(f"  {ref}: {reason}", err=True)
+    if summary.failed > 10:
+        typer.echo(f"  ... (all failures: vislink collection show {collection})", err=True)
+
+
+@ingest_app.command("folder")
+def folder(root: Path = typer.Argument(..., help="Folder of images (walked recursively)."),
+           collection: str = COLLECTION,
+           metadata: Optional[Path] = typer.Option(None, "--metadata", help="CSV with a file/path column (paths "
+                                                   "relative to ROOT) and metadata columns (artist, title, date...)."),
+           variants: Optional[List[str]] = VARIANTS, weights: Optional[str] = WEIGHTS, workers: int = WORKERS,
+           batch_size: int = BATCH, queue: bool = QUEUE, progress: bool = PROGRESS) -> None:
+    """Ingest every image under ROOT."""
+    from vislink.ingest.sources.folder import folder_items
+
+    _run(collection, folder_items(root, metadata), source_kind="folder", source_ref=str(root.resolve()),
+         variants=variants, weights=weights, workers=workers, batch_size=batch_size, queue=queue, progress=progress)
+
+
+@ingest_app.command("file")
+def files(paths: List[Path] = typer.Argument(..., help="Image files."), collection: str = COLLECTION,
+          variants: Optional[List[str]] = VARIANTS, weights: Optional[str] = WEIGHTS, workers: int = WORKERS,
+          batch_size: int = BATCH, progress: bool = PROGRESS) -> None:
+    """Ingest single files (their source reference is the absolute path)."""
+    from vislink.ingest.sources.base import SourceItem
+
+    items = [SourceItem(str(p.resolve()), {"title": p.stem, "extra": {}}, local_path=p.resolve()) for p in paths]
+    _run(collection, items, source_kind="file", source_ref=None, variants=variants, weights=weights,
+         workers=workers, batch_size=batch_size, queue=False, progress=progress)
+
+
+@ingest_app.command("wga")
+def wga(catalog: Path = typer.Argument(..., help="WGA catalog: catalog.xls, data_xls.zip, comma or semicolon CSV."),
+        collection: str = COLLECTION,
+        images_root: Optional[Path] = typer.Option(None, "--images-root", help="Local folder laid out like WGA's "
+                                                   "/art/ tree; default: download from www.wga.hu."),
+        where: Optional[List[str]] = typer.Option(None, "--where", help="Row filter FIELD=VALUE (repeatable), e.g. "
+                                                  "FORM=painting, TIMEFRAME=1501-1550."),
+        limit: Optional[int] = typer.Option(None, "--limit", help="At most this many rows (after filtering)."),
+        variants: Optional[List[str]] = VARIANTS, weights: Optional[str] = WEIGHTS, workers: int = WORKERS,
+        batch_size: int = BATCH, queue: bool = QUEUE, progress: bool = PROGRESS) -> None:
+    """Ingest the Web Gallery of Art catalog (rows whose image is missing are reported, not fatal)."""
+    from vislink.ingest import sources
+
+    stream = sources.wga_catalog_items(catalog, images_root=images_root, where=_where(where))
+    items = _Limited(stream, limit) if limit else stream
+    _run(collection, items, source_kind="wga", source_ref=str(catalog), variants=variants, weights=weights,
+         workers=workers, batch_size=batch_size, queue=queue, progress=progress)
+
+
+class _Limited:
+    """The first ``n`` items of a stream, keeping its report of what was left out."""
+
+    def __init__(self, stream, n: int):
+        self.stream, self.n = stream, n
+
+    def __iter__(self):
+        from itertools import islice
+
+        return islice(iter(self.stream), self.n)
+
+    @property
+    def skipped(self):
+        return getattr(self.stream, "skipped", [])
+
+    def counts(self):
+        return self.stream.counts()
+
+
+def _where(args: Optional[List[str]]) -> dict[str, str] | None:
+    from vislink.errors import ConfigError
+
+    out = {}
+    for arg in args or []:
+        key, sep, value = arg.partition("=")
+        if not sep:
+            raise ConfigError(f"--where {arg!r}: write FIELD=VALUE, e.g. FORM=painting")
+        out[key.strip()] = value.strip()
+    return out or None
+
+
+@ingest_app.command("iiif")
+def iiif(manifest: str = typer.Argument(..., help="URL or file of a IIIF Presentation v2/v3 manifest or collection."),
+         collection: str = COLLECTION,
+         all_canvases: bool = typer.Option(False, "--all-canvases", help="Every canvas, not only the first."),
+         variants: Optional[List[str]] = VARIANTS, weights: Optional[str] = WEIGHTS, workers: int = WORKERS,
+         batch_size: int = BATCH, queue: bool = QUEUE, progress: bool = PROGRESS) -> None:
+    """Ingest the images of IIIF manifests (sized through their Image API service)."""
+    from vislink.ingest import sources
+
+    _run(collection, sources.iiif_items(manifest, all_canvases=all_canvases), source_kind="iiif",
+         source_ref=manifest, variants=variants, weights=weights, workers=workers, batch_size=batch_size,
+         queue=queue, progress=progress)
+
+
+@ingest_app.command("urls")
+def urls(csv_path: Path = typer.Argument(..., help="CSV with a url column and metadata columns."),
+         collection: str = COLLECTION, variants: Optional[List[str]] = VARIANTS, weights: Optional[str] = WEIGHTS,
+         workers: int = WORKERS, batch_size: int = BATCH, queue: bool = QUEUE, progress: bool = PROGRESS) -> None:
+    """Ingest images listed by URL in a CSV."""
+    from vislink.ingest import sources
+
+    _run(collection, sources.url_csv_items(csv_path), source_kind="urls", source_ref=str(csv_path),
+         variants=variants, weights=weights, workers=workers, batch_size=batch_size, queue=queue, progress=progress)
+
+
+def worker(wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for new jobs (default) or exit when the "
+                                     "queue is empty."),
+           retry_stalled: bool = typer.Option(False, "--retry-stalled", help="Only re-queue the jobs of workers that "
+                                              "stopped sending heartbeats, then exit."),
+           stalled_after: float = typer.Option(30.0, "--stalled-after", help="Seconds without a heartbeat after "
+                                               "which a worker's job is stalled."),
+           heartbeat: float = typer.Option(10.0, "--heartbeat", help="Seconds between this worker's heartbeats.")) -> None:
+    """Run an ingest worker of the distributed queue (procrastinate on PostgreSQL, VISLINK_QUEUE_URL)."""
+    from vislink.ingest import queue
+
+    if retry_stalled:
+        typer.echo(f"re-queued {queue.retry_stalled(stalled_after)} stalled jobs")
+        return
+    queue.run_worker(wait=wait, heartbeat=heartbeat, stalled_after=stalled_after)
+
+
+def reconcile(collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Only this collection."),
+              dry_run: bool = typer.Option(False, "--dry-run", help="Report, repair nothing."),
+              progress: bool = PROGRESS) -> None:
+    """Find and repair disagreements between SQL and Qdrant (orphan or missing points, payload drift)."""
+    from vislink.ingest.reconcile import reconcile as run
+
+    reports = run(collection, repair=not dry_run, progress=progress)
+    for rep in reports:
+        typer.echo(rep.format())
+    bad = sum(not r.ok for r in reports)
+    if not reports:
+        typer.echo("no collection to check")
+    elif bad:
+        typer.echo(f"{bad} variant(s) disagreed" + (" (nothing repaired: --dry-run)" if dry_run else "; repaired"))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(ingest_app, name="ingest")
+    app.command("worker")(worker)
+    app.command("reconcile")(reconcile)

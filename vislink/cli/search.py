@@ -1,0 +1,44 @@
+"""`vislink search IMAGE_FILE | --image-id ID --collection C ...`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def search(image: Optional[Path] = typer.Argument(None, help="Query image file (or use --image-id)."),
+           image_id: Optional[int] = typer.Option(None, "--image-id", help="Query with a stored image (never "
+                                                  "returned itself)."),
+           collection: str = typer.Option(..., "--collection", "-c", help="Collection to search."),
+           variant: Optional[str] = typer.Option(None, "--variant", help="Descriptor variant (default: the "
+                                                 "collection's first)."),
+           limit: int = typer.Option(20, "--limit", "-k", min=1, help="Number of results."),
+           offset: int = typer.Option(0, "--offset", min=0, help="Skip this many results (paging)."),
+           filters: Optional[List[str]] = typer.Option(None, "--filter", help="field=value, repeatable: artist, "
+                                                       "school, form, type (exact; repeat for any of), year=1500-1550 "
+                                                       "(overlapping year range)."),
+           mirrored: bool = typer.Option(False, "--mirrored", help="Also search with the horizontal mirror."),
+           exact: bool = typer.Option(False, "--exact", help="Exact search (no approximate index)."),
+           as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Print the images nearest to a query image: rank, score, image id, source reference, artist, title."""
+    from vislink.errors import ConfigError
+    from vislink.search import parse_filter_args, search as run
+
+    if (image is None) == (image_id is None):
+        raise ConfigError("give a query IMAGE_FILE or --image-id, not both and not neither")
+    results = run(image, image_id=image_id, collection=collection, variant=variant, limit=limit, offset=offset,
+                  filters=parse_filter_args(filters or []), mirrored=mirrored, exact=exact)
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in results], indent=2, default=str))
+        return
+    if not results:
+        typer.echo("no results")
+    for r in results:
+        typer.echo(f"{r.rank:>4}  {r.score:.4f}  {r.image_id:>7}  {r.source_ref}  {r.artist or '-'}  {r.title or '-'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("search")(search)

@@ -1,0 +1,289 @@
+"""Collections and their descriptor variants: created on first ingest, listed, shown, removed, and extended
+with a new variant computed from the stored files (no new download).
+
+A collection's variants all use the same encoder weights (name and sha256 recorded on each
+``DescriptorVariant``): vectors from different weights must never share a Qdrant collection.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from vislink.config import Settings, get_settings
+from vislink.errors import ConfigError, ConflictError, NotFound
+from vislink.store import Collection, DescriptorVariant, Image, ImageDescriptor, ImageStatus, IngestRun
+
+log = logging.getLogger(__name__)
+
+# The paper's pool5 descriptors: one forward pass gives all three.
+DEFAULT_VARIANTS: tuple[str, ...] = ("vgg16-pool5-sum", "vgg16-pool5-max", "vgg16-pool5-sp2x2-sum")
+
+
+def get_collection(session: Session, name: str) -> Collection:
+    coll = session.scalar(select(Collection).where(Collection.name == name))
+    if coll is None:
+        names = session.scalars(select(Collection.name).order_by(Collection.name)).all()
+        raise NotFound(f"no collection named {name!r}" + (f"; existing: {', '.join(names)}" if names else
+                                                           " (the database has none yet: ingest one first)"))
+    return coll
+
+
+def collection_variants(session: Session, coll: Collection) -> list[DescriptorVariant]:
+    return list(session.scalars(select(DescriptorVariant).where(DescriptorVariant.collection_id == coll.id)
+                                .order_by(DescriptorVariant.id)))
+
+
+def get_variant(session: Session, coll: Collection, name: str | None) -> DescriptorVariant:
+    variants = collection_variants(session, coll)
+    if not variants:
+        raise NotFound(f"collection {coll.name!r} has no descriptor variant yet")
+    if name is None:
+        return variants[0]
+    for v in variants:
+        if v.name == name:
+            return v
+    raise NotFound(f"collection {coll.name!r} has no variant {name!r}; it has: "
+                   f"{', '.join(v.name for v in variants)}")
+
+
+def _weights_info(weights: str, settings: Settings):
+    from vislink.encoder.weights import describe_weights
+
+    info = describe_weights(weights, settings)
+    if not info.sha256:
+        from vislink.errors import WeightsUnavailable
+
+        raise WeightsUnavailable(f"encoder weights {weights!r} are not installed: {info.message}")
+    return info
+
+
+def ensure_collection(session: Session, name: str, *, variants: list[str] | None = None, weights: str | None = None,
+                      source_kind: str | None = None, source_ref: str | None = None,
+                      settings: Settings | None = None) -> Collection:
+    """The collection named ``name``, created with its variants when new. Variants named here that the
+    collection lacks are added (non-PCA ones only: a PCA variant needs a fit, see ``add_variant``).
+    Raises ``ConflictError`` when ``weights`` differ from those the collection was built with."""
+    from vislink.encoder.variants import parse_variant
+
+    settings = settings or get_settings()
+    coll = session.scalar(select(Collection).where(Collection.name == name))
+    existing = collection_variants(session, coll) if coll is not None else []
+    if coll is not None and existing:
+        recorded = existing[0].weights_name
+        if weights is not None and weights != recorded:
+            raise ConflictError(f"collection {name!r} was encoded with weights {recorded!r}, not {weights!r}; "
+                                "use another collection name to try other weights")
+        weights = recorded
+    weights = weights or settings.weights
+    wanted = list(variants) if variants else ([] if existing else list(DEFAULT_VARIANTS))
+    specs = [parse_variant(v) for v in wanted]  # unknown names fail before anything is written
+    if coll is None:
+        if not _valid_name(name):
+            raise ConfigError(f"collection name {name!r}: use letters, digits, '-', '_' or '.' (max 200)")
+        coll = Collection(name=name, source_kind=source_kind, source_ref=source_ref)
+        session.add(coll)
+        session.flush()
+    have = {v.name for v in existing}
+    info = None
+    for spec in specs:
+        if spec.name in have:
+            continue
+        if spec.pca_dim is not None:
+            log.info("variant %s needs a PCA fit: it is added after the base descriptors exist", spec.name)
+            continue
+        if info is None:
+            info = _weights_info(weights, settings)
+            if existing and existing[0].weights_sha256 != info.sha256:
+                raise ConflictError(f"weights {weights!r} changed since collection {name!r} was encoded "
+                                    f"(sha256 {existing[0].weights_sha256[:12]} then, {info.sha256[:12]} now)")
+        session.add(_variant_row(coll, spec, info.name, info.sha256))
+        have.add(spec.name)
+    session.flush()
+    return coll
+
+
+def _valid_name(name: str) -> bool:
+    import re
+
+    return bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}", name))
+
+
+def _variant_row(coll: Collection, spec, weights_name: str, weights_sha: str, *, pca_path: str | None = None,
+                 pca_sha: str | None = None) -> DescriptorVariant:
+    from vislink.index.payload import qdrant_collection_name
+
+    return DescriptorVariant(
+        collection_id=coll.id, name=spec.name, weights_name=weights_name, weights_sha256=weights_sha,
+        layer=spec.layer, pooling=spec.pooling, resize_rule=spec.resize_rule, pca_dim=spec.pca_dim,
+        pca_path=pca_path, pca_sha256=pca_sha, dimension=spec.dim,
+        qdrant_collection=qdrant_collection_name(coll.name, spec.name))
+
+
+def ensure_index_collections(index, variants: list[DescriptorVariant]) -> None:
+    from vislink.index.payload import PAYLOAD_INDEXES
+
+    for v in variants:
+        index.create_collection(v.qdrant_collection, v.dimension, payload_indexes=PAYLOAD_INDEXES)
+
+
+def pca_dict(variants: list[DescriptorVariant]) -> dict[str, str]:
+    """variant name -> PCA file, for the PCA variants among ``variants``."""
+    return {v.name: v.pca_path for v in variants if v.pca_dim is not None and v.pca_path}
+
+
+# -- add-variant -------------------------------------------------------------------------------------------
+def add_variant(collection: str, variant: str, *, sample: int = 10_000, workers: int = 1, batch_size: int = 16,
+                progress: bool = True, seed: int = 0) -> DescriptorVariant:
+    """Compute a new descriptor variant for every done image of ``collection`` from its stored files
+    (no new download), into a new Qdrant collection. A PCA variant first fits its PCA on up to
+    ``sample`` base descriptors of the collection (read from the base variant's index when the collection
+    has it, else computed from the stored files). Resumable: images already encoded are skipped."""
+    from vislink.encoder.variants import parse_variant
+    from vislink.index import open_index
+    from vislink.ingest.pipeline import encode_stored
+    from vislink.store import session_scope
+
+    settings = get_settings()
+    spec = parse_variant(variant)
+    with session_scope() as session:
+        coll = get_collection(session, collection)
+        existing = collection_variants(session, coll)
+        if not existing:
+            raise NotFound(f"collection {collection!r} has no variant to take the encoder weights from")
+        row = next((v for v in existing if v.name == spec.name), None)
+        if row is None:
+            if spec.pca_dim is None:
+                info = _weights_info(existing[0].weights_name, settings)
+                if info.sha256 != existing[0].weights_sha256:
+                    raise ConflictError(f"weights {info.name!r} changed since collection {collection!r} was encoded")
+                row = _variant_row(coll, spec, existing[0].weights_name, existing[0].weights_sha256)
+            else:
+                pca_path, pca_sha = _fit_pca(session, coll, existing, spec, sample=sample, seed=seed,
+                                             settings=settings, progress=progress)
+                row = _variant_row(coll, spec, existing[0].weights_name, existing[0].weights_sha256,
+                                   pca_path=str(pca_path), pca_sha=pca_sha)
+            session.add(row)
+            session.flush()
+        variant_id, coll_id = row.id, coll.id
+    index = open_index(settings)
+    with session_scope() as session:
+        row = session.get(DescriptorVariant, variant_id)
+        ensure_index_collections(index, [row])
+    encode_stored(coll_id, [variant_id], workers=workers, batch_size=batch_size, progress=progress)
+    with session_scope() as session:
+        return session.get(DescriptorVariant, variant_id)
+
+
+def _fit_pca(session: Session, coll: Collection, existing: list[DescriptorVariant], spec, *, sample: int, seed: int,
+             settings: Settings, progress: bool) -> tuple[Path, str]:
+    import numpy as np
+
+    from vislink.encoder.pca import PCAWhitening
+
+    ids = list(session.scalars(select(Image.id).where(Image.collection_id == coll.id,
+                                                      Image.status == ImageStatus.done).order_by(Image.id)))
+    if len(ids) < spec.pca_dim:
+        raise ConfigError(f"PCA to {spec.pca_dim} dimensions needs at least {spec.pca_dim} images; collection "
+                          f"{coll.name!r} has {len(ids)} done")
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(ids, size=min(sample, len(ids)), replace=False).tolist())
+    base = next((v for v in existing if v.name == spec.base), None)
+    if base is not None:
+        from vislink.index import open_index
+
+        rows = open_index(settings).retrieve(base.qdrant_collection, chosen, with_vectors=True)
+        X = np.stack([r[2] for r in rows]).astype(np.float32)
+    else:
+        from vislink.ingest.pipeline import encode_images_by_id
+
+        X = encode_images_by_id(session, chosen, spec.base, weights=existing[0].weights_name, progress=progress)
+    pca = PCAWhitening.fit(X, spec.pca_dim)
+    folder = settings.models_dir / "pca" / coll.name
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{spec.name}.npz"
+    pca.save(path)
+    log.info("fitted %s on %d base descriptors of %s", spec.name, len(X), coll.name)
+    return path, pca.sha256
+
+
+# -- list / show / remove ----------------------------------------------------------------------------------
+@dataclass
+class CollectionInfo:
+    id: int
+    name: str
+    source_kind: str | None
+    source_ref: str | None
+    counts: dict[str, int]
+    variants: list[dict[str, Any]] = field(default_factory=list)
+    last_runs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def list_collections() -> list[CollectionInfo]:
+    from vislink.store import session_scope
+
+    with session_scope() as session:
+        return [_info(session, c, runs=0) for c in session.scalars(select(Collection).order_by(Collection.name))]
+
+
+def collection_info(name: str, *, runs: int = 5) -> CollectionInfo:
+    from vislink.store import session_scope
+
+    with session_scope() as session:
+        return _info(session, get_collection(session, name), runs=runs)
+
+
+def _info(session: Session, coll: Collection, *, runs: int) -> CollectionInfo:
+    counts = {str(getattr(s, "value", s)): n for s, n in session.execute(
+        select(Image.status, func.count()).where(Image.collection_id == coll.id).group_by(Image.status))}
+    variants = []
+    for v in collection_variants(session, coll):
+        n = session.scalar(select(func.count()).select_from(ImageDescriptor)
+                           .where(ImageDescriptor.variant_id == v.id))
+        variants.append({"name": v.name, "dimension": v.dimension, "weights": v.weights_name,
+                         "weights_sha256": v.weights_sha256, "qdrant_collection": v.qdrant_collection,
+                         "pca_path": v.pca_path, "encoded": n})
+    last = []
+    if runs:
+        for r in session.scalars(select(IngestRun).where(IngestRun.collection_id == coll.id)
+                                 .order_by(IngestRun.id.desc()).limit(runs)):
+            last.append({"id": r.id, "source_kind": r.source_kind, "status": r.status.value,
+                         "started_at": r.started_at.isoformat() if r.started_at else None,
+                         "done": r.n_done, "skipped": r.n_skipped, "failed": r.n_failed,
+                         "failures_by_reason": r.failures_by_reason})
+    return CollectionInfo(coll.id, coll.name, coll.source_kind, coll.source_ref, counts, variants, last)
+
+
+def remove_collection(name: str) -> dict[str, int]:
+    """Delete a collection: its SQL rows, its Qdrant collections, and stored files no other image uses."""
+    from vislink.index import open_index
+    from vislink.store import session_scope
+
+    settings = get_settings()
+    with session_scope() as session:
+        coll = get_collection(session, name)
+        qnames = [v.qdrant_collection for v in collection_variants(session, coll)]
+        files = set(session.scalars(select(Image.file_path).where(Image.collection_id == coll.id,
+                                                                  Image.file_path.is_not(None))))
+        used_elsewhere = set(session.scalars(select(Image.file_path).where(
+            Image.collection_id != coll.id, Image.file_path.in_(files)))) if files else set()
+        n_images = session.scalar(select(func.count()).select_from(Image).where(Image.collection_id == coll.id))
+        session.delete(coll)
+    index = open_index(settings)
+    for q in qnames:
+        if index.collection_exists(q):
+            index.delete_collection(q)
+    removed = 0
+    images_root = settings.images_dir.resolve()
+    for f in files - used_elsewhere:
+        path = Path(f)
+        # Only files inside the content-addressed store are ours to delete.
+        if path.is_file() and images_root in path.resolve().parents:
+            path.unlink()
+            removed += 1
+    return {"images": n_images or 0, "qdrant_collections": len(qnames), "files": removed}

@@ -1,0 +1,229 @@
+"""Search by image, for scripts, the CLI, the UI and the evaluation: one function, ``search(...)``.
+
+The encoder and the index are loaded once per process (``get_encoder`` and ``open_index`` cache them).
+Queries run inside Qdrant with payload filters; results are joined with SQL for their metadata.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from vislink.errors import ConfigError, NotFound
+
+log = logging.getLogger(__name__)
+
+# Filter fields that match exactly; `year` (and year_start / year_end given as a range) become Ranges.
+EXACT_FIELDS = ("artist", "school", "form", "type", "collection", "image_id")
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    rank: int
+    score: float
+    image_id: int
+    source_ref: str | None
+    artist: str | None
+    title: str | None
+    date_text: str | None
+    file_path: str | None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rank": self.rank, "score": self.score, "image_id": self.image_id, "source_ref": self.source_ref,
+                "artist": self.artist, "title": self.title, "date_text": self.date_text,
+                "file_path": self.file_path, "payload": self.payload}
+
+
+def build_filter(filters: Mapping[str, Any] | None):
+    """User filters -> index filter. ``artist``/``school``/``form``/``type``: exact (a list or tuple: any
+    of them). ``year``: ``1500``, ``"1500-1550"``, ``(1500, 1550)``: images whose year range overlaps it
+    (``year_end >= start`` and ``year_start <= end``). ``year_start``/``year_end`` accept a value or a range."""
+    from vislink.index import AnyOf, Range
+
+    out: dict[str, Any] = {}
+    for key, value in (filters or {}).items():
+        if value is None or value == "":
+            continue
+        if key == "year":
+            lo, hi = _year_bounds(value)
+            if hi is not None:
+                out["year_start"] = Range(lte=hi)
+            if lo is not None:
+                out["year_end"] = Range(gte=lo)
+        elif key in ("year_start", "year_end"):
+            if isinstance(value, Range):
+                out[key] = value
+            else:
+                lo, hi = _year_bounds(value)
+                out[key] = Range(gte=lo, lte=hi)
+        elif key in EXACT_FIELDS:
+            if isinstance(value, (list, tuple, set, frozenset)):
+                out[key] = AnyOf(tuple(value))
+            else:
+                out[key] = int(value) if key == "image_id" else value
+        else:
+            raise ConfigError(f"unknown search filter {key!r}; valid: {', '.join(EXACT_FIELDS)}, year, "
+                              "year_start, year_end")
+    return out or None
+
+
+def _year_bounds(value: Any) -> tuple[int | None, int | None]:
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return (None if value[0] is None else int(value[0]), None if value[1] is None else int(value[1]))
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    text = str(value).strip()
+    lo, sep, hi = text.partition("-") if not text.startswith("-") else (text, "", "")
+    try:
+        if sep:
+            return (int(lo) if lo.strip() else None, int(hi) if hi.strip() else None)
+        return int(text), int(text)
+    except ValueError:
+        raise ConfigError(f"year filter {value!r}: use 1500, 1500-1550, 1500- or -1550") from None
+
+
+def parse_filter_args(args: Sequence[str]) -> dict[str, Any]:
+    """``["artist=X", "year=1500-1550"]`` (the CLI's ``--filter``) -> a filters mapping. Repeating a field
+    makes it match any of the values."""
+    out: dict[str, Any] = {}
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--filter {arg!r}: write field=value, e.g. artist=CARAVAGGIO or year=1590-1610")
+        key, value = key.strip(), value.strip()
+        if key in out and key in EXACT_FIELDS:
+            prev = out[key]
+            out[key] = (*prev, value) if isinstance(prev, tuple) else (prev, value)
+        else:
+            out[key] = value
+    return out
+
+
+def _to_pil(image: Any):
+    from PIL import Image as PILImage
+
+    from vislink.encoder.images import open_rgb
+
+    if isinstance(image, PILImage.Image):
+        return image.convert("RGB") if image.mode != "RGB" else image
+    if isinstance(image, (bytes, bytearray)):
+        return open_rgb(bytes(image))
+    if isinstance(image, (str, Path)):
+        path = Path(image)
+        if not path.is_file():
+            raise NotFound(f"query image {path}: no such file")
+        return open_rgb(path)
+    if isinstance(image, io.IOBase):
+        return open_rgb(image)
+    raise ConfigError(f"cannot search with a {type(image).__name__}: give a PIL image, a path or bytes")
+
+
+def _encode(variant, images: list, *, mirrored: bool = False) -> np.ndarray:
+    from vislink.encoder import get_encoder
+
+    encoder = get_encoder(variant.weights_name)
+    pca = None
+    if variant.pca_path:
+        from vislink.ingest.workers import _load_pca
+
+        pca = {variant.name: _load_pca(variant.pca_path)}
+    out = encoder.encode_images(images, [variant.name], pca=pca)[variant.name]
+    if mirrored:
+        from PIL import ImageOps
+
+        flipped = encoder.encode_images([ImageOps.mirror(im) for im in images], [variant.name], pca=pca)[variant.name]
+        out = np.concatenate([out, flipped])
+    return np.asarray(out, dtype=np.float32)
+
+
+def search(image: Any = None, *, image_id: int | None = None, collection: str, variant: str | None = None,
+           limit: int = 20, offset: int = 0, filters: Mapping[str, Any] | None = None, mirrored: bool = False,
+           positive: Sequence[Any] = (), negative: Sequence[Any] = (), exact: bool = False) -> list[SearchResult]:
+    """The images of ``collection`` nearest to a query, best first (cosine similarity on ``variant``,
+    default: the collection's first variant).
+
+    The query is ``image`` (a PIL image, a path or bytes; a crop is just an image) or a stored image by
+    ``image_id`` (never returned itself). ``mirrored`` also searches with the horizontal mirror and keeps
+    each image's best similarity. ``positive``/``negative`` (image ids or PIL images) use the index's
+    recommendation (average-vector strategy), the query counting as one more positive example.
+    ``filters``: see ``build_filter``."""
+    from vislink.index import open_index
+    from vislink.ingest.collections import get_collection, get_variant
+    from vislink.store import session_scope
+
+    if limit < 1:
+        raise ConfigError(f"limit must be at least 1, not {limit}")
+    if image is None and image_id is None and not positive:
+        raise ConfigError("search needs a query: an image, an image id, or positive examples")
+    flt = build_filter(filters)
+    with session_scope() as session:
+        coll = get_collection(session, collection)
+        var = get_variant(session, coll, variant)
+        session.expunge(var)
+    index = open_index()
+    excluded: set[int] = set()
+    query_vectors: list[np.ndarray] = []
+    if image is not None:
+        query_vectors.extend(_encode(var, [_to_pil(image)], mirrored=mirrored))
+    if image_id is not None:
+        excluded.add(int(image_id))
+        found = index.retrieve(var.qdrant_collection, [int(image_id)], with_vectors=True)
+        if not found:
+            raise NotFound(f"image {image_id} has no {var.name} descriptor in collection {collection!r}")
+        query_vectors.append(found[0][2])
+        if mirrored:
+            query_vectors.extend(_encode(var, [_to_pil(_stored_file(image_id))], mirrored=True)[1:])
+    want = limit + offset + len(excluded)
+    if positive or negative:
+        pos = [*query_vectors, *(_example(var, x) for x in positive)]
+        neg = [_example(var, x) for x in negative]
+        excluded.update(int(x) for x in (*positive, *negative) if isinstance(x, (int, np.integer)))
+        hits = index.recommend(var.qdrant_collection, positive=pos, negative=neg, limit=want + len(excluded),
+                               flt=flt, exact=exact)
+    elif len(query_vectors) > 1:
+        hits = index.query_multi(var.qdrant_collection, np.stack(query_vectors), limit=want, flt=flt, exact=exact)
+    else:
+        hits = index.query(var.qdrant_collection, query_vectors[0], limit=want, flt=flt, exact=exact)
+    hits = [h for h in hits if h.id not in excluded][offset:offset + limit]
+    return _results(hits, offset)
+
+
+def _example(var, x):
+    # Ids are passed through (the index looks up their stored vectors); images are encoded here.
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    return _encode(var, [_to_pil(x)])[0]
+
+
+def _stored_file(image_id: int) -> str:
+    from vislink.store import Image, session_scope
+
+    with session_scope() as session:
+        img = session.get(Image, int(image_id))
+        if img is None or not img.file_path:
+            raise NotFound(f"image {image_id} has no stored file to mirror")
+        return img.file_path
+
+
+def _results(hits, offset: int) -> list[SearchResult]:
+    from sqlalchemy import select
+
+    from vislink.store import Image, session_scope
+
+    with session_scope() as session:
+        rows = {img.id: img for img in session.scalars(select(Image).where(Image.id.in_([h.id for h in hits])))}
+    out = []
+    for i, hit in enumerate(hits):
+        img = rows.get(hit.id)
+        out.append(SearchResult(
+            rank=offset + i + 1, score=float(hit.score), image_id=int(hit.id),
+            source_ref=img.source_ref if img else None, artist=img.artist if img else hit.payload.get("artist"),
+            title=img.title if img else hit.payload.get("title"), date_text=img.date_text if img else None,
+            file_path=img.file_path if img else None, payload=dict(hit.payload)))
+    return out
