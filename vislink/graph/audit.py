@@ -125,13 +125,6 @@ class UndoResult:
     entities: list[tuple[str, int | None]]
 
 
-def _current_state(session: Session, event: AuditEvent) -> dict | None:
-    if event.entity == "group":
-        return group_state(session, event.entity_id)
-    state = event.after["state"] or event.before["state"]
-    return link_state(find_link(session, state["image_a_id"], state["image_b_id"]))
-
-
 def restore_group(session: Session, group_id: int, state: dict | None) -> None:
     group = session.get(Group, group_id)
     if state is None:
@@ -153,17 +146,22 @@ def restore_group(session: Session, group_id: int, state: dict | None) -> None:
         session.add(GroupMember(group_id=group_id, image_id=image_id))
 
 
-def restore_link(session: Session, before: dict | None, after: dict | None) -> None:
-    ref = before or after
-    link = find_link(session, ref["image_a_id"], ref["image_b_id"])
-    if before is None:
+def restore_link(session: Session, link: Link | None, state: dict | None) -> Link | None:
+    """Make the pair's link match ``state`` (None: no link); returns the link now in place."""
+    if state is None:
         if link is not None:
             session.delete(link)
-        return
+        return None
     if link is None:
-        link = Link(id=before["id"], image_a_id=before["image_a_id"], image_b_id=before["image_b_id"])
+        link = Link(id=state["id"], image_a_id=state["image_a_id"], image_b_id=state["image_b_id"])
         session.add(link)
-    link.type, link.note, link.annotator_id = LinkType(before["type"]), before["note"], before["annotator_id"]
+    link.type, link.note, link.annotator_id = LinkType(state["type"]), state["note"], state["annotator_id"]
+    return link
+
+
+def _pair(event: AuditEvent) -> tuple[int, int]:
+    state = event.after["state"] or event.before["state"]
+    return state["image_a_id"], state["image_b_id"]
 
 
 def undo_last(session: Session, annotator_id: int) -> UndoResult:
@@ -184,11 +182,24 @@ def undo_last(session: Session, annotator_id: int) -> UndoResult:
         select(AuditEvent).where(AuditEvent.annotator_id == annotator_id, AuditEvent.at == last.at,
                                  AuditEvent.undone.is_(False)).order_by(AuditEvent.id.desc()))
         if e.after["change"] == change_id]
-    # Conflicts are checked against the latest event per entity (reverse order restores step by step).
+    # One query for every link of the change (an import may hold thousands), then one flush.
+    pairs = {_pair(e) for e in events if e.entity == "link"}
+    links: dict[tuple[int, int], Link] = {}
+    if pairs:
+        firsts = sorted({a for a, _ in pairs})
+        for chunk in range(0, len(firsts), 500):
+            for link in session.scalars(select(Link).where(Link.image_a_id.in_(firsts[chunk:chunk + 500]))):
+                if (link.image_a_id, link.image_b_id) in pairs:
+                    links[(link.image_a_id, link.image_b_id)] = link
+    # Events are walked newest first: each one's "after" must be what is there now, else someone else
+    # changed the entity since, and restoring "before" step by step ends at the state before the change.
     undo = Change(session, annotator_id, "undo")
     touched = []
     for event in events:
-        current = _current_state(session, event)
+        if event.entity == "group":
+            current = group_state(session, event.entity_id)
+        else:
+            current = link_state(links.get(_pair(event)))
         if current != event.after["state"]:
             who, at = last_change(session, event.entity, event.entity_id)
             session.rollback()
@@ -198,7 +209,7 @@ def undo_last(session: Session, annotator_id: int) -> UndoResult:
         if event.entity == "group":
             restore_group(session, event.entity_id, event.before["state"])
         else:
-            restore_link(session, event.before["state"], event.after["state"])
+            links[_pair(event)] = restore_link(session, links.get(_pair(event)), event.before["state"])
         undo.record(event.entity, event.entity_id, current, event.before["state"])
         event.undone = True
         touched.append((event.entity, event.entity_id))

@@ -242,6 +242,46 @@ def set_link(session: Session, a: int, b: int, type: LinkType | str = LinkType.p
     return link
 
 
+def set_links(session: Session, collection_id: int, items: Iterable[tuple[int, int, LinkType | str, str | None,
+                                                                       int | None]], *, change: Change) -> dict:
+    """Bulk ``set_link`` for imports: ``items`` are (a, b, type, note, annotator_id) of images already known to
+    be in the collection. A few queries and one flush instead of several per link. Returns counts and the
+    pairs refused (a negative pair inside one group), each with its reason."""
+    from vislink.graph.build import group_members  # build imports this module
+
+    group_of_image = {m: g for g, members in group_members(session, collection_id).items() for m in members}
+    image_ids = sorted({int(x) for item in items for x in item[:2]})
+    existing = {(l.image_a_id, l.image_b_id): l for l in session.scalars(
+        select(Link).where(Link.image_a_id.in_(image_ids)))}
+    result = {"set": 0, "unchanged": 0, "skipped": []}
+    touched: list[tuple[Link, dict | None]] = []
+    for a, b, type_, note, annotator_id in items:
+        a, b = min(int(a), int(b)), max(int(a), int(b))
+        link_type = parse_link_type(type_)
+        if a == b:
+            result["skipped"].append((a, b, "a link joins two different images"))
+            continue
+        if link_type is LinkType.negative and group_of_image.get(a) is not None \
+                and group_of_image.get(a) == group_of_image.get(b):
+            result["skipped"].append((a, b, f"both in group {group_of_image[a]}: cannot be a negative pair"))
+            continue
+        link = existing.get((a, b))
+        if link is not None and LinkType(link.type) is link_type and link.note == note:
+            result["unchanged"] += 1
+            continue
+        before = link_state(link)
+        if link is None:
+            link = existing[(a, b)] = Link(image_a_id=a, image_b_id=b)
+            session.add(link)
+        link.type, link.note, link.annotator_id = link_type, note, annotator_id
+        touched.append((link, before))
+    flush_or_conflict(session, "link", None)
+    for link, before in touched:
+        change.record("link", link.id, before, link_state(link))
+    result["set"] = len(touched)
+    return result
+
+
 def remove_link(session: Session, a: int, b: int, *, annotator_id: int | None = None,
                 expected_version: int | None = None) -> None:
     link = find_link(session, int(a), int(b))

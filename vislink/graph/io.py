@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from vislink.errors import NotFound, VislinkError
 from vislink.graph.annotators import get_or_create
 from vislink.graph.audit import Change
-from vislink.graph.edits import add_member, create_group, parse_link_type, set_link
+from vislink.graph.edits import add_member, create_group, parse_link_type, set_links
 from vislink.graph.refs import ImageResolver
 from vislink.store.models import Annotator, Group, GroupMember, Link, LinkType
 
@@ -366,27 +366,15 @@ def apply_graph_data(session: Session, collection_id: int, data: GraphData, *, a
                 add_member(session, existing.id, image_id, annotator_id=annotator_id, change=change)
             report.groups_completed += bool(new)
             report.members_added += len(new)
+    items = []
     for link in data.links:
         pair = resolve([link["a"], link["b"]])
-        if len(pair) < 2:
-            continue
-        if pair[0] == pair[1]:
-            report.skipped.append(f"link {link['a']} - {link['b']}: both refs name image {pair[0]}")
-            continue
-        link_type = parse_link_type(link.get("type") or "positive")
-        before = change.n_events
-        try:
-            set_link(session, pair[0], pair[1], link_type, _blank(link.get("note")),
-                     annotator_id=who(link.get("annotator")), change=change)
-        except VislinkError as exc:  # a negative pair inside a group: report, keep importing the rest
-            if isinstance(exc, NotFound):
-                raise
-            report.skipped.append(f"link {link['a']} - {link['b']}: {exc}")
-            continue
-        if change.n_events > before:
-            report.links_set += 1
-        else:
-            report.links_unchanged += 1
+        if len(pair) == 2:
+            items.append((pair[0], pair[1], parse_link_type(link.get("type") or "positive"),
+                          _blank(link.get("note")), who(link.get("annotator"))))
+    result = set_links(session, collection_id, items, change=change)
+    report.links_set, report.links_unchanged = result["set"], result["unchanged"]
+    report.skipped += [f"link {a} - {b}: {reason}" for a, b, reason in result["skipped"]]
     session.flush()
     return report
 
