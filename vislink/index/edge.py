@@ -58,6 +58,18 @@ _HELD: set[Path] = set()
 _HELD_LOCK = threading.Lock()
 
 
+def _forget_held_in_child() -> None:
+    # A forked child inherits the parent's bookkeeping, not its right to the folder: the parent keeps the
+    # lock, and the child gets the "another process" error if it tries to open the folder itself.
+    global _HELD_LOCK
+    _HELD_LOCK = threading.Lock()
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_held_in_child)
+
+
 # -- filters -------------------------------------------------------------------------------------
 def _match_one(key: str, value: Any):
     """One ``key == value`` condition with vislink's Filter semantics (see ``filter_matches``)."""
@@ -198,6 +210,7 @@ class EdgeIndex(VectorIndex):
         self._open_lock = threading.Lock()  # lazy opening of shards from concurrent data calls
         self._lock_fd: int | None = None
         self._holding = False
+        self._pid = os.getpid()
         self._acquire_folder()
 
     # -- the folder lock ---------------------------------------------------------------------
@@ -236,6 +249,12 @@ class EdgeIndex(VectorIndex):
             self._holding = False
 
     def _ensure_open(self) -> None:
+        if os.getpid() != self._pid:
+            # A worker forked from the process that opened the index: writing through the inherited
+            # shards would corrupt them (two processes, one set of files).
+            raise IndexUnavailable(
+                f"the qdrant-edge index at {self.root} was opened by process {self._pid}, not by this forked "
+                f"process {os.getpid()}; workers must send their vectors to the process that holds the index")
         # close() releases the folder; a later call on the same object takes it again.
         if not self._holding:
             self._acquire_folder()
@@ -334,7 +353,7 @@ class EdgeIndex(VectorIndex):
         """The open shard of a collection (opened on first use). Call inside the gate."""
         with self._open_lock:
             shard = self._shards.get(collection)
-            if shard is not None:
+            if shard is not None and os.getpid() == self._pid:
                 return shard
             self._ensure_open()
             path = self._path(collection)
@@ -488,6 +507,8 @@ class EdgeIndex(VectorIndex):
                 shard.shard.flush()
 
     def close(self) -> None:
+        if os.getpid() != self._pid:  # a forked child must not flush or close the parent's shards
+            return
         with self._gate.exclusive():
             with self._open_lock:
                 shards, self._shards = self._shards, {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import socket
 import threading
 import warnings
@@ -95,6 +96,11 @@ def _serialised(method):
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
+        if self._pid != os.getpid() and not self.is_server:
+            # A forked worker writing to the parent's SQLite files would corrupt them.
+            raise IndexUnavailable(f"the qdrant-local index at {self.location} was opened by process {self._pid}, "
+                                   f"not by this forked process {os.getpid()}; workers must send their vectors "
+                                   "to the process that holds the index")
         with self._lock:
             return method(self, *args, **kwargs)
 
@@ -114,6 +120,7 @@ class QdrantClientIndex(VectorIndex):
         self.shard_number = shard_number
         self.replication_factor = replication_factor
         self._lock = contextlib.nullcontext() if self.is_server else threading.RLock()
+        self._pid = os.getpid()
         if self.is_server:
             probe_server(location, min(float(timeout), CONNECT_TIMEOUT))
         try:
@@ -280,6 +287,8 @@ class QdrantClientIndex(VectorIndex):
             using=SPARSE_NAME, limit=limit, query_filter=to_qdrant_filter(flt), with_payload=True)
         return [Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in result.points]
 
-    @_serialised
     def close(self) -> None:
-        self.client.close()
+        if self._pid != os.getpid():  # a forked child must not unlock or close the parent's storage
+            return
+        with self._lock:
+            self.client.close()
