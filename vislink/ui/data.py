@@ -6,6 +6,7 @@ plain SQL so that a page of 20 results costs one query per kind of information, 
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,7 +15,6 @@ from typing import Any, Iterable, Sequence
 from sqlalchemy import and_, func, or_, select
 
 from vislink.errors import NotFound
-from vislink.index.base import AnyOf, Range
 from vislink.store import (
     Collection,
     DescriptorVariant,
@@ -128,15 +128,14 @@ def year_bounds(collection_id: int) -> tuple[int, int] | None:
 
 def build_filter(artists: Sequence[str] = (), schools: Sequence[str] = (), forms: Sequence[str] = (),
                  types: Sequence[str] = (), years: tuple[int, int] | None = None) -> dict[str, Any] | None:
-    """The index filter for the search page's widgets. A year range keeps works whose dates overlap it."""
+    """The ``filters`` of ``vislink.search.search`` for the search page's widgets: a tuple of values
+    matches any of them; ``year`` keeps works whose date range overlaps the chosen years."""
     flt: dict[str, Any] = {}
     for key, values in (("artist", artists), ("school", schools), ("form", forms), ("type", types)):
         if values:
-            flt[key] = AnyOf(tuple(values))
+            flt[key] = tuple(values)
     if years is not None:
-        lo, hi = years
-        flt["year_start"] = Range(lte=hi)
-        flt["year_end"] = Range(gte=lo)
+        flt["year"] = (int(years[0]), int(years[1]))
     return flt or None
 
 
@@ -290,3 +289,32 @@ def evaluation_query_results(run_id: int, limit: int = 2000) -> list[dict[str, A
                  "AP": None if r.average_precision is None else round(r.average_precision, 4),
                  "target ranks": ", ".join("-" if x is None else str(x) for x in (r.target_ranks or []))}
                 for r in rows]
+
+
+# R@20 (weighted, the paper's), recall@20 (unweighted; vislink.evaluation.metrics.summarize), also R[20].
+_RECALL = re.compile(r"^(r|recall)\W*(\d+)\W*$", re.IGNORECASE)
+
+
+def flatten(metrics: dict, prefix: str = "") -> dict[str, float]:
+    """Nested metric dicts as ``outer.inner`` keys; only numbers are kept."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = float(value)
+    return out
+
+
+def recall_curves(metrics: dict) -> dict[str, dict[int, float]]:
+    """``{series: {n: value}}`` from a run's metrics: series ``R`` (R@n keys), ``recall`` (recall@n keys),
+    prefixed by the outer key for nested metrics (``test.R``)."""
+    curves: dict[str, dict[int, float]] = defaultdict(dict)
+    for key, value in flatten(metrics).items():
+        prefix, _, last = key.rpartition(".")
+        match = _RECALL.match(last)
+        if match:
+            name = "R" if match.group(1).lower() == "r" else "recall"
+            curves[f"{prefix}.{name}" if prefix else name][int(match.group(2))] = value
+    return dict(curves)

@@ -52,6 +52,11 @@ def _pick_group(info: data.CollectionInfo) -> data.GroupInfo | None:
 
 
 def _group_editor(group: data.GroupInfo, annotator) -> None:
+    # Every rerun reloads the group, so the version the user *saw* is the one kept from the last render:
+    # an edit made elsewhere in between is then a conflict, not silently built upon.
+    seen_key = f"ann_seen_version_{group.id}"
+    seen = st.session_state.get(seen_key, group.version)
+    st.session_state[seen_key] = group.version
     st.caption(f"version {group.version}" + (f" · {group.note}" if group.note else ""))
     infos = data.images_by_ids(group.member_ids)
     cells = [ui.Cell(i + 1, None, infos[m]) for i, m in enumerate(group.member_ids) if m in infos]
@@ -62,23 +67,23 @@ def _group_editor(group: data.GroupInfo, annotator) -> None:
         cols = st.columns(3)
         remove = cols[0].selectbox("Remove a member", group.member_ids, key=f"ann_rm_pick_{group.id}")
         if cols[0].button("Remove", key=f"ann_rm_{group.id}") and remove is not None:
-            services.remove_member(group.id, remove, annotator.id, group.version)
+            services.remove_member(group.id, remove, annotator.id, seen)
             ui.flash(f"Image {remove} removed from group #{group.id}.")
         extra = [i for i in ui.basket() if i not in group.member_ids]
         add_text = cols[1].text_input("Add image ids", value=" ".join(map(str, extra)), key=f"ann_add_{group.id}")
         if cols[1].button("Add", key=f"ann_add_btn_{group.id}"):
             ids = [int(x) for x in add_text.replace(",", " ").split()]
-            services.add_members(group.id, ids, annotator.id, group.version)
+            services.add_members(group.id, ids, annotator.id, seen)
             ui.basket().clear()
             ui.flash(f"Added {len(ids)} image(s) to group #{group.id}.")
         if cols[2].button("Delete the group", key=f"ann_del_{group.id}"):
-            services.delete_group(group.id, annotator.id, group.version)
+            services.delete_group(group.id, annotator.id, seen)
             ui.flash(f"Group #{group.id} deleted.")
         with st.form(f"ann_note_{group.id}", border=False):
             name = st.text_input("Name", value=group.name or "", key=f"ann_name_{group.id}")
             note = st.text_area("Notes", value=group.note or "", key=f"ann_notes_{group.id}")
             if st.form_submit_button("Save name and notes"):
-                services.set_group_note(group.id, name, note, annotator.id, group.version)
+                services.set_group_note(group.id, name, note, annotator.id, seen)
                 ui.flash(f"Group #{group.id} saved.")
 
 

@@ -3,43 +3,16 @@ per descriptor variant, recall-against-rank curves and the per-query ranks of ev
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 
 import pandas as pd
 import streamlit as st
 
 from vislink.ui import data
+from vislink.ui.data import flatten, recall_curves
 from vislink.ui import components as ui
 
 st.title("Evaluation")
-
-# R@20, R[20], R20, recall@20: the rank cut-off is the number.
-_RECALL = re.compile(r"^(?:r|recall)\W*(\d+)\W*$", re.IGNORECASE)
-
-
-def flatten(metrics: dict, prefix: str = "") -> dict[str, float]:
-    """Nested metric dicts as ``outer.inner`` keys; only numbers are kept."""
-    out: dict[str, float] = {}
-    for key, value in metrics.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, name + "."))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            out[name] = float(value)
-    return out
-
-
-def recall_curves(metrics: dict) -> dict[str, dict[int, float]]:
-    """``{series: {n: R[n]}}`` from a run's metrics (series "" for top-level keys, else their prefix)."""
-    curves: dict[str, dict[int, float]] = defaultdict(dict)
-    for key, value in flatten(metrics).items():
-        prefix, _, last = key.rpartition(".")
-        match = _RECALL.match(last)
-        if match:
-            curves[prefix][int(match.group(1))] = value
-    return dict(curves)
-
 
 def _label(run: data.RunInfo) -> str:
     when = run.started_at.strftime("%Y-%m-%d %H:%M") if run.started_at else "?"
@@ -79,12 +52,13 @@ def main() -> None:
     chosen = st.multiselect("Runs", [r.id for r in runs], default=list(latest.values()), key="ev_runs",
                             format_func=labels.get)
     curves = {rid: recall_curves(next(r.metrics for r in runs if r.id == rid)) for rid in chosen}
-    series_names = sorted({s for c in curves.values() for s in c}, key=lambda s: (s != "", "unweighted" in s, s))
+    series_names = sorted({s for c in curves.values() for s in c}, key=lambda s: (s != "R", s))
     if not series_names:
         st.caption("The chosen runs store no recall-at-rank metrics (keys like R@20).")
     else:
         series = st.selectbox("Metric family", series_names, key="ev_series",
-                              format_func=lambda s: s or "weighted recall (the paper's)")
+                              format_func=lambda s: {"R": "R[n], weighted (the paper's)",
+                                                     "recall": "recall@n, unweighted"}.get(s, s))
         frame = pd.DataFrame({labels[rid]: pd.Series(c.get(series, {})) for rid, c in curves.items()}).sort_index()
         frame.index.name = "rank n"
         st.line_chart(frame, x_label="rank n", y_label="recall R[n]")

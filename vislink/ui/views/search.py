@@ -65,7 +65,7 @@ def _query_input(info: data.CollectionInfo) -> services.Query | None:
         if region:
             img = _crop(img, "search_crop_upload")
         _preview(img, upload.name + (" (region)" if region else ""))
-        return services.Query(image=_png(img), label=upload.name)
+        return services.Query(image=_png(img), label=upload.name + (" (region)" if region else ""))
     if mode == "An image of the collection":
         left, right = st.columns([3, 1])
         text = left.text_input("Find by artist or title", key="search_find")
@@ -158,12 +158,13 @@ def main() -> None:
     if variant is None:
         return
     flt, mirrored, page_size = _filters(info)
+    query = None
     with ui.guard("query"):
         query = _query_input(info)
-        if st.button("Search", type="primary", key="search_go", disabled=query is None):
-            st.session_state[QUERY] = query
-            st.session_state[PAGE] = 0
-            st.session_state[CACHE] = {}
+    if st.button("Search", type="primary", key="search_go", disabled=query is None):
+        st.session_state[QUERY] = query
+        st.session_state[PAGE] = 0
+        st.session_state[CACHE] = {}
     query = st.session_state.get(QUERY)
     if query is None:
         return
