@@ -182,13 +182,14 @@ class LocalHTTPServer:
 
     def add_iiif_image(self, name: str, image: Path | bytes, *, version: int = 2, level: int = 2,
                        max_width: int | None = None, max_height: int | None = None, max_area: int | None = None,
-                       sizes: list[tuple[int, int]] | None = None) -> str:
+                       sizes: list[tuple[int, int]] | None = None) -> IIIFImageService:
         """A IIIF Image API service at ``/iiif/<name>`` (info.json and ``full`` region image requests, resized
-        by Pillow). Requests it must refuse at that level or above the max sizes get 400. Returns its id."""
+        by Pillow). Requests it must refuse at that level or above the max sizes get 400. Returns the service
+        (``.id``, ``.size_requests``)."""
         service = IIIFImageService(self, name, image, version=version, level=level, max_width=max_width,
                                    max_height=max_height, max_area=max_area, sizes=sizes)
         self.add_handler(f"/iiif/{name}", service, prefix=True)
-        return service.id
+        return service
 
     # ------------------------------------------------------------------------------------ dispatch
 

@@ -185,13 +185,15 @@ class _Walker:
 
     def describe(self, doc: dict, version: int) -> dict[str, Any]:
         """Image fields and extra shared by the manifest's canvases."""
-        pairs = {}
+        pairs, by_english_label = {}, {}
         for entry in doc.get("metadata") or []:
             if isinstance(entry, dict):
                 label, value = self.text(entry.get("label")), self.text(entry.get("value"))
                 if label and value:
                     pairs.setdefault(label, value)
-        metadata, _ = map_columns(pairs)  # the unmapped pairs stay in extra["iiif_metadata"] with the rest
+                    # Field names are English: match on the English label, keep the value in the chosen language.
+                    by_english_label.setdefault(lang_text(entry.get("label"), "en") or label, value)
+        metadata, _ = map_columns(by_english_label)  # every pair also stays in extra["iiif_metadata"]
         label = self.text(doc.get("label"))
         if label:
             metadata["title"] = label
