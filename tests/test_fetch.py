@@ -231,3 +231,26 @@ def test_fetch_json(http_server, tmp_path):
         with pytest.raises(DownloadError) as info:
             fetcher.fetch_json(http_server.url("bad.json"))
         assert info.value.reason == "not-json"
+
+
+def test_fetcher_travels_to_another_process(http_server, tmp_path, jpeg):
+    """Worker processes get the Fetcher by pickle: same cache, same settings, fresh locks and clients."""
+    import pickle
+
+    http_server.add_bytes("/w.jpg", jpeg)
+    with fast_fetcher(tmp_path, retries=2) as fetcher:
+        path = fetcher.fetch(http_server.url("w.jpg"))
+        clone = pickle.loads(pickle.dumps(fetcher))
+    assert (clone.cache_dir, clone.retries, clone.min_interval) == (fetcher.cache_dir, 2, 0.0)
+    assert clone.fetch(http_server.url("w.jpg")) == path
+    assert http_server.hits("/w.jpg") == 1
+    clone.close()
+
+
+def test_unwritable_cache_is_a_config_error(tmp_path):
+    from vislink.errors import ConfigError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.raises(ConfigError, match="cannot create the download cache"):
+        Fetcher(blocker / "cache")

@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from vislink.errors import FetchError
+from vislink.errors import ConfigError, FetchError
 
 try:  # POSIX: lock files keep two processes off the same .part file
     import fcntl
@@ -100,6 +100,11 @@ class Fetcher:
             from vislink.config import get_settings
 
             cache_dir = get_settings().cache_dir
+        # Kept to rebuild the Fetcher in another process (pickle): locks and clients are not transferable.
+        self._init_args = dict(timeout=timeout, connect_timeout=connect_timeout, retries=retries, backoff=backoff,
+                               max_backoff=max_backoff, per_host_rate=per_host_rate, max_bytes=max_bytes,
+                               max_retry_after=max_retry_after, user_agent=user_agent, headers=headers,
+                               chunk_size=chunk_size)
         self.cache_dir = Path(cache_dir).expanduser()
         self.timeout = httpx.Timeout(timeout, connect=connect_timeout if connect_timeout is not None else timeout)
         self.retries = max(0, int(retries))
@@ -120,8 +125,14 @@ class Fetcher:
         self._clients: list[httpx.Client] = []
         self._clients_lock = threading.Lock()
         self._pid = os.getpid()
-        for sub in ("objects", "urls", "partial/locks"):
-            (self.cache_dir / sub).mkdir(parents=True, exist_ok=True)
+        try:
+            for sub in ("objects", "urls", "partial/locks"):
+                (self.cache_dir / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"{self.cache_dir}: cannot create the download cache ({exc.strerror or exc})") from exc
+
+    def __reduce__(self):
+        return (_rebuild, (str(self.cache_dir), self._init_args))
 
     # ----------------------------------------------------------------------------------------- public
 
@@ -263,12 +274,14 @@ class Fetcher:
             raise DownloadError(url, "too-large", f"{expected} bytes, the limit is {self.max_bytes}", status)
         # Validators first: if we are interrupted from here on, the next attempt (or process) can resume.
         validator = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
+        # A server that compresses anyway counts ranges in compressed bytes: such a body is never resumed.
+        coded = resp.headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
         if status == 200 or not meta_path.exists():
-            _write_json(meta_path, {"url": url, "validator": validator if _strong(validator) else None})
+            resumable = _strong(validator) and not coded
+            _write_json(meta_path, {"url": url, "validator": validator if resumable else None})
         received = offset
         # Raw bytes as they arrive (we asked for no content coding): a chunking buffer would lose what it
         # holds when the connection drops, and those are the bytes a resume needs.
-        coded = resp.headers.get("Content-Encoding", "identity").lower() not in ("identity", "")
         chunks = resp.iter_bytes(self.chunk_size) if coded else resp.iter_raw()
         with open(part, "ab" if offset else "wb") as fh:
             for chunk in chunks:
@@ -366,6 +379,10 @@ class Fetcher:
         path = self._index_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         _write_json(path, entry)
+
+
+def _rebuild(cache_dir: str, kwargs: dict[str, Any]) -> Fetcher:
+    return Fetcher(cache_dir, **kwargs)
 
 
 def _check_url(url: str) -> None:
