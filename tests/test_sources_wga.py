@@ -91,6 +91,10 @@ def test_filters(tmp_path):
     assert refs(where={"school": ["French", "Italian"]}) == ["e/ecole/facade.jpg"]
     assert refs(timeframe=(1500, 1650)) == ["t/tester/allegory.jpg", "t/tester/bacchus.jpg", "e/ecole/facade.jpg"]
     assert refs(timeframe="1501-1600") == ["e/ecole/facade.jpg"]
+    assert refs(where={"TIMEFRAME": "1501-1650"}) == ["t/tester/allegory.jpg", "t/tester/bacchus.jpg",
+                                                      "e/ecole/facade.jpg"]
+    assert refs(where={"timeframe": ["1451-1500", "1601-1650"], "form": "painting"}) == [
+        "t/tester/allegory.jpg", "t/tester/bacchus.jpg", "m/muster/madonna1.jpg"]
     assert refs(timeframe=(None, 1550)) == ["e/ecole/facade.jpg", "m/muster/madonna1.jpg"]
     assert refs(where={"FORM": "painting"}, limit=2) == ["t/tester/allegory.jpg", "t/tester/bacchus.jpg"]
     with pytest.raises(SourceError, match="unknown WGA filter field"):

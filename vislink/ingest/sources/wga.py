@@ -83,7 +83,8 @@ def wga_catalog_items(catalog: Path | str, images_root: Path | str | None = None
     """Items for the catalog's rows, in catalog order.
 
     ``where``: column -> value or values (any of), case-insensitive; keys are WGA column names or Image field
-    names (``{"FORM": "painting"}``, ``{"school": ["Italian", "Flemish"]}``). ``timeframe``: keep rows whose
+    names (``{"FORM": "painting"}``, ``{"school": ["Italian", "Flemish"]}``); a TIMEFRAME value is a range
+    (``{"TIMEFRAME": "1501-1600"}`` keeps the bins 1501-1550 and 1551-1600). ``timeframe``: keep rows whose
     TIMEFRAME bin lies inside the range (``(1500, 1650)`` keeps 1501-1550 ... 1601-1650; ``"1501-1600"``;
     an end may be None). ``limit``: at most this many items.
 
@@ -190,7 +191,12 @@ def _where_tests(where: Mapping[str, str | Iterable[str]]) -> list:
     for key, wanted in where.items():
         column = _resolve_column(key)
         values = {wanted.casefold()} if isinstance(wanted, str) else {str(v).casefold() for v in wanted}
-        tests.append(lambda row, c=column, vs=values: row[c].casefold() in vs)
+        frames = [parse_timeframe(v) for v in values] if column == "TIMEFRAME" else []
+        if frames and all(f != (None, None) for f in frames):
+            # TIMEFRAME=1501-1600 means the bins inside that range (the catalog's bins are 50 years wide).
+            tests.append(lambda row, fs=frames: any(_in_timeframe(row["TIMEFRAME"], f) for f in fs))
+        else:
+            tests.append(lambda row, c=column, vs=values: row[c].casefold() in vs)
     return tests
 
 
