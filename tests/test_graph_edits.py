@@ -58,6 +58,14 @@ def test_group_is_a_clique_and_links_keep_their_type(db_session):
     assert negative_pairs(db_session, coll.id) == {(ids[5], ids[6])}
     assert [(p.image_a_id, p.image_b_id) for p in proposals(db_session, coll.id)] == [(ids[6], ids[7])]
     assert build_graph(db_session, coll.id, include_proposals=True).edges[ids[6], ids[7]]["type"] == "proposal"
+    # attributes are plain scalars: the graph can be written as GraphML as it is
+    import io
+
+    import networkx as nx
+
+    buffer = io.BytesIO()
+    nx.write_graphml(graph, buffer)
+    assert b'key="d' in buffer.getvalue() and b"engraving after it" in buffer.getvalue()
     # one row per unordered pair, stored a < b
     link = db_session.scalar(select(Link).where(Link.type == "duplicate"))
     assert (link.image_a_id, link.image_b_id) == (ids[3], ids[4])

@@ -17,7 +17,7 @@ from vislink.graph import (
 )
 from vislink.graph.io import collect_graph_data, export_graph
 from vislink.store import db
-from vislink.store.models import Annotator, Collection, Group, GroupMember, Image, Link
+from vislink.store.models import Collection, Group, GroupMember, Image, Link
 
 
 @pytest.fixture
@@ -165,7 +165,7 @@ def test_an_import_is_one_undoable_change(db_session, tmp_path):
     for g in data["groups"]:
         g["members"] = [m.replace("example.org", "example.net") + "#" for m in g["members"]]
     for l in data["links"]:
-        l["a"], l["b"] = l["a"].replace("example.org", "example.net") + "#", l["b"].replace("example.org", "example.net") + "#"
+        l["a"], l["b"] = (x.replace("example.org", "example.net") + "#" for x in (l["a"], l["b"]))
     path.write_text(json.dumps(data))
     report = import_graph(db_session, target.id, path, annotator_id=clerk.id)
     assert report.groups_created == 3 and report.links_set == 5

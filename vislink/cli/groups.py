@@ -45,7 +45,8 @@ def _is_replica_csv(path: Path) -> bool:
 
 @groups_app.command("import")
 def import_cmd(
-    file: Path = typer.Argument(..., help="File to import: Replica links.csv, or a vislink CSV / JSON / GraphML / GEXF."),
+    file: Path = typer.Argument(...,
+                                help="File to import: Replica links.csv, or a vislink CSV / JSON / GraphML / GEXF."),
     collection: str = COLLECTION,
     fmt: Optional[str] = typer.Option(None, "--format", "-f",
                                       help="replica, csv, json, graphml or gexf (default: from the file)."),
@@ -67,7 +68,9 @@ def import_cmd(
     with _session() as session:
         coll = get_collection(session, collection)
         who = _annotator_id(session, annotator)
-        if (fmt or "").lower() == "replica" or (fmt is None and file.suffix.lower() == ".csv" and _is_replica_csv(file)):
+        replica = (fmt or "").lower() == "replica" or (
+            fmt is None and file.suffix.lower() == ".csv" and _is_replica_csv(file))
+        if replica:
             report = import_replica(session, coll.id, file, images_csv, annotator_id=who, create_groups=groups,
                                     split_name=split_name or None)
         else:
@@ -136,8 +139,8 @@ def split_cmd(
 
 
 @groups_app.command("path")
-def path_cmd(a: str = typer.Argument(..., help="First image (ref)."), b: str = typer.Argument(..., help="Second image."),
-             collection: str = COLLECTION) -> None:
+def path_cmd(a: str = typer.Argument(..., help="First image (ref)."),
+             b: str = typer.Argument(..., help="Second image (ref)."), collection: str = COLLECTION) -> None:
     """The shortest chain of confirmed links between two artworks."""
     from vislink.graph import ImageResolver, build_graph, get_collection, path_edges, shortest_path
 
@@ -148,14 +151,17 @@ def path_cmd(a: str = typer.Argument(..., help="First image (ref)."), b: str = t
         path = shortest_path(session, resolver.require(a), resolver.require(b), graph)
         for edge in [None, *path_edges(graph, path)]:
             image = resolver.by_id[path[0] if edge is None else edge["b"]]
-            via = "" if edge is None else (f"  <- {edge['type']}" + (f" (group {edge['group']})" if edge["group"] else "")
-                                           + (f" link {edge['link']}" if edge["link"] else ""))
+            via = ""
+            if edge is not None:
+                via = (f"  <- {edge['type']}" + (f" (group {edge['group']})" if edge["group"] else "")
+                       + (f" link {edge['link']}" if edge["link"] else ""))
             typer.echo(f"{image.id:8}  {image.source_ref}{via}")
     typer.echo(f"{len(path) - 1} step(s)")
 
 
 @groups_app.command("list")
-def list_cmd(collection: str = COLLECTION, limit: int = typer.Option(50, "--limit", help="Show at most N groups.")) -> None:
+def list_cmd(collection: str = COLLECTION,
+             limit: int = typer.Option(50, "--limit", help="Show at most N groups.")) -> None:
     """Groups of a collection: id, version, size, name."""
     from vislink.graph import get_collection, group_members
     from vislink.store.models import Group
@@ -178,15 +184,15 @@ def create_cmd(refs: List[str] = typer.Argument(..., help="Images of the new gro
 
     with _session() as session:
         resolver = ImageResolver(session, get_collection(session, collection).id)
-        group = create_group(session, [resolver.require(r) for r in refs], annotator_id=_annotator_id(session, annotator),
-                             name=name, note=note)
+        group = create_group(session, [resolver.require(r) for r in refs],
+                             annotator_id=_annotator_id(session, annotator), name=name, note=note)
         typer.echo(f"group {group.id} created with {len(set(refs))} images")
 
 
 @groups_app.command("add")
 def add_cmd(group_id: int, ref: str, collection: str = COLLECTION, annotator: Optional[str] = ANNOTATOR,
-            expected_version: Optional[int] = typer.Option(None, "--expected-version",
-                                                           help="Refuse if the group changed since this version.")) -> None:
+            expected_version: Optional[int] = typer.Option(
+                None, "--expected-version", help="Refuse if the group changed since this version.")) -> None:
     """Add an image to a group."""
     from vislink.graph import ImageResolver, add_member, get_collection
 

@@ -93,7 +93,8 @@ def _when(at: datetime | None) -> str:
 def stale_message(session: Session, entity: str, entity_id: int, expected: int | None, current: int | None) -> str:
     who, at = last_change(session, entity, entity_id)
     versions = f" (it is at version {current}, you loaded version {expected})" if expected is not None else ""
-    return f"{entity} {entity_id} was changed by {who} at {_when(at)} since you loaded it{versions}; reload and try again"
+    return (f"{entity} {entity_id} was changed by {who} at {_when(at)} since you loaded it{versions}; "
+            "reload and try again")
 
 
 def flush_or_conflict(session: Session, entity: str, entity_id: int | None, expected: int | None = None) -> None:
