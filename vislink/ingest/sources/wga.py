@@ -36,8 +36,9 @@ _SAFE_PATH = re.compile(r"[A-Za-z0-9_\-./~]+")
 
 def read_wga_catalog(catalog: Path | str) -> list[dict[str, str]]:
     """The catalog's rows as dicts keyed by the 11 WGA column names (string values, stripped; a DATE that is
-    a spreadsheet number, ``1598.0`` in the sheet or its CSV conversion, becomes ``1598``). Accepts ``.zip`` (holding the .xls or a CSV),
-    ``.xls``, and ``.csv``/``.txt`` in UTF-8 or ISO-8859-1 with comma, semicolon or tab."""
+    a spreadsheet number, ``1598.0`` in the sheet or its CSV conversion, becomes ``1598``). Accepts ``.zip``
+    (holding the .xls or a CSV), ``.xls``, and ``.csv``/``.txt`` in UTF-8 or ISO-8859-1 with comma, semicolon
+    or tab."""
     path = Path(catalog).expanduser()
     if not path.is_file():
         raise SourceError(f"{path}: no such catalog file")
