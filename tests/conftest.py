@@ -107,8 +107,7 @@ def pg_url(pg_server_url) -> str:
     yield url
     from vislink.store import db
 
-    db.get_engine(url).dispose()
-    db.get_engine.cache_clear()
+    db.dispose_engines()
     with admin.connect() as conn:
         conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))

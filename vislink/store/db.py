@@ -38,10 +38,20 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-@lru_cache(maxsize=8)
+_ENGINES: dict[str, Engine] = {}
+
+
 def get_engine(url: str | None = None) -> Engine:
-    """One engine per URL per process (engines own connection pools)."""
+    """One engine per URL per process (engines own connection pools). Without a URL: the configured one,
+    resolved at each call, so that a change of settings (tests, a reloaded .env) is followed."""
     url = url or get_settings().database_url
+    engine = _ENGINES.get(url)
+    if engine is None:
+        engine = _ENGINES[url] = _create_engine(url)
+    return engine
+
+
+def _create_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError with an unhelpful text
@@ -62,7 +72,12 @@ def get_engine(url: str | None = None) -> Engine:
 
 
 def get_sessionmaker(url: str | None = None) -> sessionmaker[Session]:
-    return sessionmaker(bind=get_engine(url), expire_on_commit=False)
+    return _sessionmaker_for(get_engine(url))
+
+
+@lru_cache(maxsize=32)
+def _sessionmaker_for(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False)
 
 
 @contextmanager
@@ -144,6 +159,17 @@ def check_migrated(url: str | None = None) -> str:
             "run `vislink db upgrade`"
         )
     return current
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection and forget the engines (tests dropping databases, forked workers)."""
+    for engine in _ENGINES.values():
+        engine.dispose()
+    _ENGINES.clear()
+    _sessionmaker_for.cache_clear()
+
+
+get_engine.cache_clear = dispose_engines  # type: ignore[attr-defined]  # the name tests used first
 
 
 def table_names(url: str | None = None) -> list[str]:
