@@ -341,11 +341,12 @@ def _finish(ctx: _Ctx, works: list[_Work], results: list) -> int:
                                               encoded_at=datetime.now(timezone.utc)))
             img.status = ImageStatus.done
             img.failure_reason = None
-            log.info("encoded image %d (%s) for %s", img.id, img.source_ref, ",".join(work.variants))
         # Duplicates registered while their original was still being encoded get its stored file now.
         for child in session.scalars(select(Image).where(Image.duplicate_of_id.in_(list(images)),
                                                          Image.file_path.is_(None))):
             child.file_path = images[child.duplicate_of_id].file_path
+    for work, _ in ok:  # after the commit: these lines say what is durably done (the worker tests count them)
+        log.info("encoded image %d (%s) for %s", work.image_id, work.source_ref, ",".join(work.variants))
     summary.done += len(ok)
     return len(ok)
 

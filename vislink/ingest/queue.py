@@ -90,7 +90,8 @@ def _item_dict(item) -> dict[str, Any]:
 
 
 def enqueue(collection: str, items: Iterable, *, variants: list[str] | None = None, weights: str | None = None,
-            batch_size: int = 16, source_kind: str = "items", source_ref: str | None = None) -> tuple[int, int]:
+            batch_size: int = 16, source_kind: str = "items", source_ref: str | None = None,
+            sub_batch: int = 4) -> tuple[int, int]:
     """Create ``collection`` (and its index collections) and queue its items in jobs of ``batch_size``.
     Local paths must be readable by the workers (a shared folder). Returns (run id, number of jobs)."""
     from vislink.ingest.collections import collection_variants, ensure_collection, ensure_index_collections
@@ -115,7 +116,8 @@ def enqueue(collection: str, items: Iterable, *, variants: list[str] | None = No
     with app.open():
         task = app.tasks[INGEST_TASK]
         for chunk in _chunks(items, batch_size):
-            task.defer(collection=collection, items=[_item_dict(i) for i in chunk], run_id=run_id)
+            task.defer(collection=collection, items=[_item_dict(i) for i in chunk], run_id=run_id,
+                       sub_batch=sub_batch)
             n_jobs += 1
             n_items += len(chunk)
     with session_scope() as session:

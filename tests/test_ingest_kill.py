@@ -1,0 +1,82 @@
+"""A real crash: `vislink ingest folder` in a subprocess, killed with SIGKILL mid-run, then run again. The
+end state must have every image done and encoded once: one descriptor row per variant, one point per
+variant, no orphan point, no lost point (SQLite + qdrant-client local mode on disk)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+from sqlalchemy import create_engine, func, select
+
+from test_ingest_support import env_for, fresh_home, make_photos, run_cli, vislink_cmd
+
+N = 8
+
+
+def _done(url: str) -> int:
+    from vislink.store import Image
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(Image).where(Image.status == "done")).scalar()
+    except Exception:  # noqa: BLE001 - the table may be locked or not yet written: poll again
+        return 0
+    finally:
+        engine.dispose()
+
+
+def test_sigkill_mid_run_then_rerun_ends_consistent(tmp_path, migrated_sqlite_template, monkeypatch):
+    home = fresh_home(tmp_path, migrated_sqlite_template)
+    src = tmp_path / "src"
+    make_photos(src, N)
+    env = env_for(home)
+    url = env["VISLINK_DB_URL"]
+    args = ["ingest", "folder", str(src), "-c", "crash", "--batch-size", "2", "--no-progress"]
+    proc = subprocess.Popen(vislink_cmd(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 240
+    done_at_kill = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        done_at_kill = _done(url)
+        if done_at_kill >= 2:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, proc.stdout.read().decode()[-3000:]
+    assert 2 <= done_at_kill < N, "the run must be killed in the middle"
+
+    rerun = run_cli(args, env)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "failed" in rerun.stdout and " 0 failed" in rerun.stdout
+    assert "already-done" in rerun.stdout  # what the killed run finished is not encoded again
+
+    # the end state, read in this process (the subprocesses are gone, so the index folder is free)
+    for key, value in env.items():
+        if key.startswith("VISLINK_"):
+            monkeypatch.setenv(key, value)
+    from vislink.config import get_settings, reset_settings
+    from vislink.index import close_all, open_index
+    from vislink.ingest.reconcile import check
+    from vislink.store import DescriptorVariant, Image, ImageDescriptor, session_scope
+
+    reset_settings()
+    try:
+        with session_scope(url) as s:
+            statuses = s.execute(select(Image.status, func.count()).group_by(Image.status)).all()
+            assert [(st.value, n) for st, n in statuses] == [("done", N)]
+            done_ids = set(s.scalars(select(Image.id)))
+            variants = s.scalars(select(DescriptorVariant)).all()
+            assert len(variants) == 3
+            assert s.scalar(select(func.count()).select_from(ImageDescriptor)) == N * 3
+        index = open_index(get_settings())
+        for v in variants:
+            points, offset = index.scroll(v.qdrant_collection, limit=100)
+            assert offset is None and {p[0] for p in points} == done_ids and len(points) == N
+        assert all(r.ok for r in check("crash"))
+    finally:
+        close_all()
+        reset_settings()
