@@ -9,7 +9,6 @@ import time
 import pytest
 from PIL import Image
 
-from conftest_http import http_server  # noqa: F401  (fixture; also registered suite-wide by the lead)
 from httpserver import make_jpeg
 from vislink.errors import FetchError
 from vislink.ingest.fetch import DownloadError, Fetcher

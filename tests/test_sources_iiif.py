@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest_http import http_server  # noqa: F401  (fixture; also registered suite-wide by the lead)
 from httpserver import make_jpeg
 from vislink.errors import FetchError
 from vislink.ingest.fetch import Fetcher
@@ -170,6 +169,7 @@ def test_manifest_from_a_file(site, fetcher, tmp_path):
     path.write_text((DATA / "manifest_v3.json").read_text().replace("{BASE}", site.base_url))
     items = list(iiif_items(path, fetcher=fetcher))
     assert items[0].url == f"{site.base_url}/iiif/v3img/full/,1024/0/default.jpg"
+    assert [i.url for i in iiif_items(path.as_uri(), fetcher=fetcher)] == [items[0].url]
 
 
 def test_errors(site, fetcher, tmp_path):

@@ -113,7 +113,7 @@ class _Walker:
         if re.match(r"https?://", ref):
             doc = self.fetcher.fetch_json(ref)
         else:
-            path = Path(ref).expanduser()
+            path = Path(ref[len("file://"):] if ref.startswith("file://") else ref).expanduser()
             try:
                 doc = json.loads(path.read_text(encoding="utf-8-sig"))
             except OSError as exc:
