@@ -1,0 +1,94 @@
+"""`vislink benchmark ...`: the paper's protocol on a folder of grouped images (`groups`) or on the Replica
+links between Web Gallery of Art images (`replica-wga`). Encodes with vislink's own encoder, evaluates in
+memory (exact search), prints Table 1 and the rank of every target (Table 2), stores the runs, writes
+reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+benchmark_app = typer.Typer(help="Measure retrieval on annotated image sets (the paper's protocol).",
+                            no_args_is_help=True)
+
+DEFAULT_VARIANTS = "vgg16-pool5-sum"
+
+
+def _variants(text: str) -> list[str]:
+    from vislink.errors import ConfigError
+
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    if not names:
+        raise ConfigError("--variants needs at least one variant name")
+    return names
+
+
+def _run(gallery, *, variants: str, weights: Optional[str], cutoffs: tuple[int, ...], columns: tuple[int, ...],
+         out: Optional[Path], store: bool, cache: bool, progress: bool, ranks: bool, ranks_limit: Optional[int],
+         params: dict) -> list:
+    from vislink.config import get_settings
+    from vislink.evaluation.gallery import encode_gallery, evaluate_gallery, store_reports
+    from vislink.evaluation.reports import format_ranks, format_table, write_reports
+
+    settings = get_settings()
+    for note in gallery.notes:
+        typer.echo(note)
+    encoded = encode_gallery(gallery, _variants(variants), weights=weights, cache=cache, progress=progress)
+    for i, bad in sorted(encoded.failures.items()):
+        typer.secho(f"skipped {gallery.items[i].ref}: {bad.reason}" + (f" ({bad.detail})" if bad.detail else ""),
+                    fg=typer.colors.YELLOW, err=True)
+    reports = evaluate_gallery(gallery, encoded, cutoffs=cutoffs, params=params)
+    if store:
+        store_reports(reports, settings.database_url)
+    r0 = reports[0]
+    typer.echo(f"{gallery.name}: {r0.n_queries} queries in {r0.params['n_groups']} groups, {r0.n_gallery} images "
+               f"searched (exact, query excluded); weights {encoded.weights_name} "
+               f"({(encoded.weights_sha256 or '?')[:12]}); weighted recall in %")
+    typer.echo(format_table(reports, columns))
+    if ranks:
+        for report in reports:
+            typer.echo("")
+            typer.echo(format_ranks(report, limit=ranks_limit))
+    paths = write_reports(reports, out or settings.reports_dir, title=f"Benchmark {gallery.name}",
+                          cutoffs=columns, stem=None)
+    stored = f"runs stored: {', '.join(str(r.run_id) for r in reports)}; " if store else ""
+    typer.echo(f"{stored}reports: {paths['markdown']}, {paths['json']}, {paths['plot']}")
+    return reports
+
+
+def _cutoffs(text: str) -> tuple[int, ...]:
+    from vislink.cli.evaluate import _cutoffs as parse
+
+    return parse(text)
+
+
+@benchmark_app.command("groups")
+def groups(
+    manifest: Path = typer.Argument(..., help="CSV with columns file,group (file relative to the CSV's folder; "
+                                    "empty group = distractor; other columns ignored)."),
+    root: Optional[Path] = typer.Option(None, help="Folder the files are relative to (default: the CSV's folder)."),
+    variants: str = typer.Option(DEFAULT_VARIANTS, help="Descriptor variants, comma-separated."),
+    weights: Optional[str] = typer.Option(None, help="Encoder weights (default: VISLINK_WEIGHTS)."),
+    cutoffs: str = typer.Option("1,5,10,20,50,100,200", help="Recall cutoffs n of R[n] to compute and store."),
+    columns: str = typer.Option("5,10,20,50,100,200", help="Cutoffs shown in the printed table."),
+    skip_missing: bool = typer.Option(False, help="Leave out listed files that do not exist instead of failing."),
+    ranks: bool = typer.Option(True, "--ranks/--no-ranks", help="Print the rank of every target (Table 2)."),
+    out: Optional[Path] = typer.Option(None, help="Report folder (default: the data folder's reports/)."),
+    store: bool = typer.Option(True, "--store/--no-store", help="Store the runs in the SQL database."),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse vectors computed by earlier runs."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """The paper's protocol on your own annotated images: every grouped image is a query, the rest of its
+    group its targets, every image of the manifest the search space."""
+    from vislink.evaluation.groups import read_manifest
+
+    gallery = read_manifest(manifest, root=root, skip_missing=skip_missing)
+    _run(gallery, variants=variants, weights=weights, cutoffs=_cutoffs(cutoffs), columns=_cutoffs(columns),
+         out=out, store=store, cache=cache, progress=progress, ranks=ranks, ranks_limit=None,
+         params={"manifest": str(manifest)})
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(benchmark_app, name="benchmark")

@@ -1,0 +1,190 @@
+"""Benchmarks on a folder of image files with known groups, evaluated in memory.
+
+A ``Gallery`` lists files, each with a group (``None``: a distractor). Every file is encoded with vislink's
+own encoder (the same decoding, resizing and pooling as ingest), every grouped file whose group has another
+file is a query, the other files of its group its targets, and every file the search space. The ranking goes
+through the ``memory`` index backend (the numpy referee of the Qdrant backends) with exact search.
+
+Vectors are cached per (weights sha256, variant, file sha256) under the data folder's cache, so running a
+benchmark again (other variants, other distractors) encodes only what is new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from vislink.errors import BadImage, VislinkError
+from vislink.evaluation.metrics import DEFAULT_CUTOFFS
+from vislink.evaluation.ranking import EvalQuery, rank_targets
+from vislink.evaluation.records import RunReport, code_version
+from vislink.store.models import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GalleryItem:
+    ref: str  # how reports name it: the manifest's file, the WGA path
+    path: Path
+    group: str | None  # None: a distractor
+
+
+@dataclass
+class Gallery:
+    name: str  # the benchmark's name in stored runs: groups:<manifest>, replica-wga
+    items: list[GalleryItem]
+    notes: list[str] = field(default_factory=list)  # what was found, skipped, downloaded: printed by the CLI
+
+    def groups(self) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = defaultdict(list)
+        for i, item in enumerate(self.items):
+            if item.group is not None:
+                out[item.group].append(i)
+        return dict(out)
+
+    def queries(self, usable: Sequence[int] | None = None) -> list[EvalQuery]:
+        """Every grouped item with at least one other usable item in its group; ids are item positions."""
+        ok = set(range(len(self.items))) if usable is None else set(usable)
+        queries = []
+        for members in self.groups().values():
+            present = [i for i in members if i in ok]
+            if len(present) < 2:
+                continue
+            for i in present:
+                queries.append(EvalQuery(query_id=i, targets=tuple(j for j in present if j != i),
+                                         ref=self.items[i].ref))
+        return sorted(queries, key=lambda q: q.query_id)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class VectorCache:
+    """One ``.npz`` per (weights, variant): file sha256 -> vector. Small: benchmarks have thousands of files."""
+
+    def __init__(self, folder: Path | None, weights_sha256: str | None, variant: str):
+        self.path = None
+        if folder is not None and weights_sha256:
+            self.path = Path(folder) / "benchmark-vectors" / weights_sha256[:16] / f"{variant}.npz"
+        self.vectors: dict[str, np.ndarray] = {}
+        if self.path is not None and self.path.exists():
+            try:
+                with np.load(self.path) as data:
+                    self.vectors = dict(zip(data["keys"].tolist(), data["vectors"]))
+            except (OSError, KeyError, ValueError) as exc:
+                log.warning("ignoring the unreadable vector cache %s: %s", self.path, exc)
+
+    def save(self) -> None:
+        if self.path is None or not self.vectors:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        keys = sorted(self.vectors)
+        tmp = self.path.with_suffix(".tmp.npz")
+        np.savez(tmp, keys=np.array(keys), vectors=np.stack([self.vectors[k] for k in keys]))
+        tmp.replace(self.path)  # readers never see half a cache
+
+
+@dataclass
+class Encoded:
+    vectors: dict[str, np.ndarray]  # variant -> (n_usable, dim), rows in the order of ``usable``
+    usable: list[int]  # gallery positions that decoded and encoded
+    failures: dict[int, BadImage]
+    weights_name: str
+    weights_sha256: str | None
+
+
+def encode_gallery(gallery: Gallery, variants: Sequence[str], *, weights: str | None = None,
+                   batch_size: int = 16, workers: int = 2, cache: bool = True, progress: bool = True) -> Encoded:
+    """Encode every file of the gallery for every variant (cached vectors reused)."""
+    from vislink.config import get_settings
+    from vislink.encoder.variants import parse_variant
+    from vislink.encoder.weights import describe_weights
+
+    settings = get_settings()
+    variants = [parse_variant(v).name for v in variants]  # unknown names fail before any work
+    weights = weights or settings.weights
+    # The installed weights' recorded sha256 keys the cache: when every vector is cached, the network is
+    # never loaded (a re-run with other distractors or a stored report takes seconds).
+    info = describe_weights(weights, settings)
+    shas = [file_sha256(item.path) for item in gallery.items]
+    caches = {v: VectorCache(settings.cache_dir if cache and info.installed else None, info.sha256, v)
+              for v in variants}
+    todo = [i for i, sha in enumerate(shas) if any(sha not in caches[v].vectors for v in variants)]
+    failures: dict[int, BadImage] = {}
+    if todo:
+        from vislink.encoder import get_encoder
+
+        encoder = get_encoder(weights)
+        if encoder.weights_info.sha256 != info.sha256:  # installed just now, or replaced since
+            info = encoder.weights_info
+            caches = {v: VectorCache(settings.cache_dir if cache else None, info.sha256, v) for v in variants}
+            todo = [i for i, sha in enumerate(shas) if any(sha not in caches[v].vectors for v in variants)]
+        encoder.specs(variants)  # fc6 without fc6 weights fails before any work
+        log.info("encoding %d of %d files (%d cached)", len(todo), len(shas), len(shas) - len(todo))
+        for k, result in encoder.encode_files([gallery.items[i].path for i in todo], variants,
+                                              batch_size=batch_size, workers=workers, progress=progress):
+            i = todo[k]
+            if isinstance(result, BadImage):
+                failures[i] = result
+                continue
+            for v in variants:
+                caches[v].vectors[shas[i]] = np.asarray(result[v], dtype=np.float32)
+        for c in caches.values():
+            c.save()
+    usable = [i for i in range(len(shas)) if i not in failures]
+    vectors = {v: np.stack([caches[v].vectors[shas[i]] for i in usable]) if usable else np.zeros((0, 1), np.float32)
+               for v in variants}
+    return Encoded(vectors, usable, failures, info.name, info.sha256)
+
+
+def evaluate_gallery(gallery: Gallery, encoded: Encoded, *, cutoffs: Sequence[int] = DEFAULT_CUTOFFS,
+                     params: dict | None = None, batch_size: int = 256) -> list[RunReport]:
+    """One report per variant: rank every target of every query among all usable files (exact search in the
+    memory index backend; point id = gallery position)."""
+    from vislink.index.base import Point
+    from vislink.index.numpy_index import NumpyIndex
+
+    queries = gallery.queries(encoded.usable)
+    if not queries:
+        raise VislinkError(f"{gallery.name}: no group has two usable images, nothing to evaluate")
+    cutoffs = tuple(sorted(set(cutoffs)))
+    reports = []
+    for variant, matrix in encoded.vectors.items():
+        started = utcnow()
+        index = NumpyIndex()
+        index.create_collection(variant, matrix.shape[1])
+        index.upsert(variant, [Point(i, row) for i, row in zip(encoded.usable, matrix)])
+        results = rank_targets(index, variant, queries, depth=max(cutoffs), batch_size=batch_size)
+        for r in results:
+            r.target_refs = [gallery.items[t].ref for t in r.query.targets]
+        reports.append(RunReport(
+            variant=variant, results=results, n_gallery=len(encoded.usable), dimension=int(matrix.shape[1]),
+            benchmark=gallery.name, weights_name=encoded.weights_name, weights_sha256=encoded.weights_sha256,
+            cutoffs=cutoffs, code_version=code_version(), started_at=started, finished_at=utcnow(),
+            params={**(params or {}), "n_groups": len({gallery.items[q.query_id].group for q in queries}),
+                    "n_failed": len(encoded.failures), "index_backend": "memory"},
+        ))
+    return reports
+
+
+def store_reports(reports: Sequence[RunReport], db_url: str | None = None) -> None:
+    """Store benchmark runs (no collection: ``EvaluationRun.benchmark`` names them)."""
+    from vislink.config import get_settings
+    from vislink.evaluation.records import store_run
+    from vislink.store import session_scope
+
+    with session_scope(db_url or get_settings().database_url) as session:
+        for report in reports:
+            store_run(session, report)
