@@ -253,3 +253,27 @@ def test_unwritable_cache_is_a_config_error(tmp_path):
     blocker.write_text("a file where the cache folder should be")
     with pytest.raises(ConfigError, match="cannot create the download cache"):
         Fetcher(blocker / "cache")
+
+
+def test_redirect_is_followed_and_recorded(http_server, tmp_path, jpeg):
+    http_server.add_bytes("/new.jpg", jpeg)
+    http_server.add_status("/old.jpg", 301, headers={"Location": http_server.url("new.jpg")})
+    with fast_fetcher(tmp_path) as fetcher:
+        assert fetcher.fetch(http_server.url("old.jpg")).read_bytes() == jpeg
+        entry = fetcher.index_entry(http_server.url("old.jpg"))
+    assert entry["final_url"] == http_server.url("new.jpg") and entry["content_type"] == "image/jpeg"
+
+
+def test_header_parsing():
+    import email.utils
+
+    from vislink.ingest.fetch import _content_range, _retry_after
+
+    assert _retry_after("7") == 7.0
+    assert _retry_after(None) is None and _retry_after("soon") is None
+    in_a_minute = email.utils.formatdate(time.time() + 60, usegmt=True)
+    assert 55 <= _retry_after(in_a_minute) <= 61
+    assert _retry_after(email.utils.formatdate(time.time() - 60, usegmt=True)) == 0.0
+    assert _content_range("bytes 100-199/200") == (100, 200)
+    assert _content_range("bytes 100-199/*") == (100, None)
+    assert _content_range("garbage") == (None, None)
