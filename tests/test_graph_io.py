@@ -227,3 +227,29 @@ def test_replica_import_errors(db_session, tmp_path, shared_data):
         import_replica(db_session, coll.id, bad)
     with pytest.raises(NotFound, match="no such file"):
         import_replica(db_session, coll.id, shared_data / "replica_wga" / "links.csv", tmp_path / "nope.csv")
+
+
+def test_full_replica_graph_components_are_its_groups(db_session, shared_data):
+    """All 512 Replica images present: the link graph's components are exactly Replica's groups, and a
+    component split of the real graph keeps every group whole."""
+    from vislink.graph import assign_split, connected_components, graph_stats, split_summary
+
+    root = shared_data / "replica_wga"
+    rows = list(csv.DictReader((root / "images.csv").open(encoding="utf-8")))
+    coll, ids = add_collection(db_session, "all", [r["wga_image_url"] for r in rows], wga=True)
+    report = import_replica(db_session, coll.id, root / "links.csv")
+    assert report.n_missing == 0 and report.n_links_present == report.n_links
+    by_group = defaultdict(set)
+    for r, image_id in zip(rows, ids):
+        by_group[r["group"]].add(image_id)
+    assert sorted(map(sorted, connected_components(db_session, coll.id))) == sorted(map(sorted, by_group.values()))
+    stats = graph_stats(db_session, coll.id)
+    expected_sizes = dict(sorted(Counter(len(v) for v in by_group.values()).items()))
+    assert stats.component_sizes == expected_sizes == stats.group_sizes
+    split = assign_split(db_session, coll.id, "balanced", seed=0)
+    summary = split_summary(db_session, split.id)
+    assert summary["leaks"]["components"] == 0
+    total = len(rows)
+    for part, share in (("train", 0.5), ("val", 0.25), ("test", 0.25)):
+        assert abs(summary[part]["images"] - share * total) <= max(expected_sizes)
+        assert {2, 3, 4} <= set(summary[part]["sizes"])

@@ -251,8 +251,10 @@ def set_links(session: Session, collection_id: int, items: Iterable[tuple[int, i
 
     group_of_image = {m: g for g, members in group_members(session, collection_id).items() for m in members}
     image_ids = sorted({int(x) for item in items for x in item[:2]})
-    existing = {(l.image_a_id, l.image_b_id): l for l in session.scalars(
-        select(Link).where(Link.image_a_id.in_(image_ids)))}
+    existing: dict[tuple[int, int], Link] = {}
+    for start in range(0, len(image_ids), 500):  # chunks: SQLite limits the parameters of one statement
+        for link in session.scalars(select(Link).where(Link.image_a_id.in_(image_ids[start:start + 500]))):
+            existing[(link.image_a_id, link.image_b_id)] = link
     result = {"set": 0, "unchanged": 0, "skipped": []}
     touched: list[tuple[Link, dict | None]] = []
     for a, b, type_, note, annotator_id in items:

@@ -29,14 +29,14 @@ from itertools import combinations
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from vislink.errors import NotFound, VislinkError
 from vislink.graph.annotators import get_or_create
 from vislink.graph.audit import Change
 from vislink.graph.edits import add_member, create_group, parse_link_type, set_links
 from vislink.graph.refs import ImageResolver
-from vislink.store.models import Annotator, Group, GroupMember, Link, LinkType
+from vislink.store.models import Annotator, Group, GroupMember, Image, Link, LinkType
 
 FORMATS = ("json", "csv", "graphml", "gexf")
 CSV_COLUMNS = ["kind", "ref_a", "ref_b", "type", "group", "name", "note", "annotator"]
@@ -101,7 +101,10 @@ def collect_graph_data(session: Session, collection_id: int, ref: str = "source_
         data.groups.append({"key": group.external_id or f"vislink:{group.id}", "name": group.name,
                             "note": group.note, "created_by": names.get(group.created_by_id),
                             "members": [resolver.ref_of(m, ref) for m in members]})
-    for link in session.scalars(select(Link).where(Link.image_a_id.in_(list(resolver.by_id))).order_by(Link.id)):
+    image = aliased(Image)
+    links = session.scalars(select(Link).join(image, image.id == Link.image_a_id)
+                            .where(image.collection_id == collection_id).order_by(Link.id))
+    for link in links:
         used.add(link.annotator_id)
         data.links.append({"a": resolver.ref_of(link.image_a_id, ref), "b": resolver.ref_of(link.image_b_id, ref),
                            "type": LinkType(link.type).value, "note": link.note,
