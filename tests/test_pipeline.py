@@ -273,3 +273,32 @@ def test_add_variant_from_stored_files_and_remove(env, tmp_path, monkeypatch):
     assert not index.collection_exists(row.qdrant_collection)
     listed = runner.invoke(app, ["collection", "list"]).output
     assert "av:" not in listed and "other:" in listed
+
+
+def test_ingest_urls_from_a_local_http_server(env, tmp_path, http_server):
+    """URL sources go through the Fetcher: a flaky URL is retried, a missing one fails with its reason."""
+    import io
+
+    from vislink.ingest.fetch import Fetcher
+    from vislink.ingest.pipeline import ingest
+    from vislink.ingest.sources import url_csv_items
+
+    def jpeg(seed):
+        buf = io.BytesIO()
+        photo(seed).save(buf, "JPEG", quality=90)
+        return buf.getvalue()
+
+    http_server.add_bytes("/a.jpg", jpeg(60), "image/jpeg")
+    http_server.add_bytes("/b.jpg", jpeg(61), "image/jpeg")
+    http_server.add_flaky("/flaky.jpg", 1, jpeg(62), status=503)
+    http_server.add_status("/missing.jpg", 404)
+    csv = tmp_path / "urls.csv"
+    csv.write_text("url,artist,title\n" + "".join(f"{http_server.url(p)},Someone,{p}\n"
+                                                 for p in ("/a.jpg", "/b.jpg", "/flaky.jpg", "/missing.jpg")))
+    fetcher = Fetcher(env.cache_dir, retries=2, backoff=0.05, per_host_rate=None, timeout=5)
+    summary = ingest("web", url_csv_items(csv), variants=["vgg16-pool5-sum"], progress=False, fetcher=fetcher)
+    assert (summary.done, summary.failed) == (3, 1)
+    assert summary.failures_by_reason == {"fetch-failed": 1}
+    assert summary.failures[0][0] == http_server.url("/missing.jpg")
+    again = ingest("web", url_csv_items(csv), progress=False, fetcher=fetcher)
+    assert again.skipped_by_reason == {"already-done": 3} and http_server.hits("/a.jpg") == 1  # not fetched again

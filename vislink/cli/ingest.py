@@ -84,35 +84,18 @@ def wga(catalog: Path = typer.Argument(..., help="WGA catalog: catalog.xls, data
                                                    "/art/ tree; default: download from www.wga.hu."),
         where: Optional[List[str]] = typer.Option(None, "--where", help="Row filter FIELD=VALUE (repeatable), e.g. "
                                                   "FORM=painting, TIMEFRAME=1501-1550."),
+        timeframe: Optional[str] = typer.Option(None, "--timeframe", help="Keep rows whose TIMEFRAME bin lies in this "
+                                                "range, e.g. 1501-1650."),
         limit: Optional[int] = typer.Option(None, "--limit", help="At most this many rows (after filtering)."),
         variants: Optional[List[str]] = VARIANTS, weights: Optional[str] = WEIGHTS, workers: int = WORKERS,
         batch_size: int = BATCH, queue: bool = QUEUE, progress: bool = PROGRESS) -> None:
     """Ingest the Web Gallery of Art catalog (rows whose image is missing are reported, not fatal)."""
     from vislink.ingest import sources
 
-    stream = sources.wga_catalog_items(catalog, images_root=images_root, where=_where(where))
-    items = _Limited(stream, limit) if limit else stream
-    _run(collection, items, source_kind="wga", source_ref=str(catalog), variants=variants, weights=weights,
+    stream = sources.wga_catalog_items(catalog, images_root=images_root, where=_where(where), timeframe=timeframe,
+                                       limit=limit)
+    _run(collection, stream, source_kind="wga", source_ref=str(catalog), variants=variants, weights=weights,
          workers=workers, batch_size=batch_size, queue=queue, progress=progress)
-
-
-class _Limited:
-    """The first ``n`` items of a stream, keeping its report of what was left out."""
-
-    def __init__(self, stream, n: int):
-        self.stream, self.n = stream, n
-
-    def __iter__(self):
-        from itertools import islice
-
-        return islice(iter(self.stream), self.n)
-
-    @property
-    def skipped(self):
-        return getattr(self.stream, "skipped", [])
-
-    def counts(self):
-        return self.stream.counts()
 
 
 def _where(args: Optional[List[str]]) -> dict[str, str] | None:

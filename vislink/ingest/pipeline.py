@@ -238,18 +238,19 @@ def _prepare(ctx: _Ctx, session: Session, items: list) -> list[_Work]:
 
     works: list[_Work] = []
     chunk_shas: dict[str, _Work] = {}
+    stored_ok = {img.id: bool(img.sha256 and img.file_path and Path(img.file_path).is_file()) for _, img, _ in todo}
+    fetched = _fetch_all(ctx, [item for item, img, _ in todo if not stored_ok[img.id]])
     for item, img, variant_names in todo:
-        stored = bool(img.sha256 and img.file_path and Path(img.file_path).is_file())
+        stored = stored_ok[img.id]
         if stored:  # fetched and stored by an earlier run: never fetched again
             path, sha = Path(img.file_path), img.sha256
         else:
-            try:
-                path = _fetch(ctx, item)
-            except FetchError as exc:
-                _mark_failed(session, img, summary, "fetch-failed", str(exc))
+            path = fetched[item.source_ref]
+            if isinstance(path, FetchError):
+                _mark_failed(session, img, summary, "fetch-failed", str(path))
                 continue
-            except OSError as exc:
-                _mark_failed(session, img, summary, "unreadable", f"{type(exc).__name__}: {exc}")
+            if isinstance(path, OSError):
+                _mark_failed(session, img, summary, "unreadable", f"{type(path).__name__}: {path}")
                 continue
             sha = sha256_file(path)
             if img.sha256 != sha:
@@ -270,6 +271,29 @@ def _prepare(ctx: _Ctx, session: Session, items: list) -> list[_Work]:
         works.append(work)
     session.commit()
     return works
+
+
+def _fetch_all(ctx: _Ctx, items: list) -> dict[str, Path | Exception]:
+    """source_ref -> local file or the error. Downloads run in threads (the Fetcher is thread-safe and
+    keeps its per-host rate limit); local files need no thread."""
+    def one(item) -> Path | Exception:
+        try:
+            return _fetch(ctx, item)
+        except (FetchError, OSError) as exc:
+            return exc
+
+    remote = [i for i in items if not getattr(i, "local_path", None)]
+    if remote:
+        ctx.get_fetcher()  # built once, before the threads share it
+    out = {i.source_ref: one(i) for i in items if getattr(i, "local_path", None)}
+    if len(remote) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(8, len(remote)), thread_name_prefix="vislink-fetch") as pool:
+            out.update(zip((i.source_ref for i in remote), pool.map(one, remote)))
+    else:
+        out.update((i.source_ref, one(i)) for i in remote)
+    return out
 
 
 def _fetch(ctx: _Ctx, item) -> Path:
