@@ -1,2 +1,28 @@
 """Ingestion: sources of images (``vislink.ingest.sources``), downloads with a cache (``fetch``), date parsing
-(``dates``), and the per-image pipeline and workers built on them."""
+(``dates``), and the per-image pipeline and workers built on them.
+
+The pipeline's entry points are re-exported lazily (importing ``vislink.ingest`` stays cheap):
+``ingest``, ``ingest_upload``, ``IngestSummary`` (``pipeline``), ``reconcile`` (``reconcile``),
+``add_variant`` and ``DEFAULT_VARIANTS`` (``collections``), ``enqueue`` (``queue``)."""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "ingest": "vislink.ingest.pipeline",
+    "ingest_upload": "vislink.ingest.pipeline",
+    "IngestSummary": "vislink.ingest.pipeline",
+    "reconcile": "vislink.ingest.reconcile",
+    "add_variant": "vislink.ingest.collections",
+    "DEFAULT_VARIANTS": "vislink.ingest.collections",
+    "enqueue": "vislink.ingest.queue",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'vislink.ingest' has no attribute {name!r}")
