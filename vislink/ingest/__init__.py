@@ -2,7 +2,7 @@
 (``dates``), and the per-image pipeline and workers built on them.
 
 The pipeline's entry points are re-exported lazily (importing ``vislink.ingest`` stays cheap):
-``ingest``, ``ingest_upload``, ``IngestSummary`` (``pipeline``), ``reconcile`` (``reconcile``),
+``ingest``, ``ingest_upload``, ``IngestSummary`` (``pipeline``),
 ``add_variant`` and ``DEFAULT_VARIANTS`` (``collections``), ``enqueue`` (``queue``)."""
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ _EXPORTS = {
     "ingest": "vislink.ingest.pipeline",
     "ingest_upload": "vislink.ingest.pipeline",
     "IngestSummary": "vislink.ingest.pipeline",
-    "reconcile": "vislink.ingest.reconcile",
     "add_variant": "vislink.ingest.collections",
     "DEFAULT_VARIANTS": "vislink.ingest.collections",
     "enqueue": "vislink.ingest.queue",
