@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import mimetypes
 import re
@@ -145,11 +146,10 @@ class LocalHTTPServer:
                   headers: dict[str, str] | None = None) -> None:
         """``status`` (with ``headers``, e.g. Retry-After) for the first ``failures`` requests, then ``data``."""
         data = data.read_bytes() if isinstance(data, Path) else data
-        count = {"n": 0}
+        counter = itertools.count(1)  # next() on it is atomic: concurrent requests count right
 
         def handler(req: RecordedRequest) -> Reply:
-            count["n"] += 1
-            if count["n"] <= failures:
+            if next(counter) <= failures:
                 return Reply(status, b"failing on purpose", dict(headers or {}), ranges=False)
             return Reply(200, data, {"Content-Type": _guess_type(path)})
 
@@ -157,11 +157,10 @@ class LocalHTTPServer:
 
     def add_slow(self, path: str, delay: float, data: bytes = b"slow", *, times: int | None = None) -> None:
         """Waits ``delay`` seconds before answering (the first ``times`` requests, or all)."""
-        count = {"n": 0}
+        counter = itertools.count(1)
 
         def handler(req: RecordedRequest) -> Reply:
-            count["n"] += 1
-            slow = times is None or count["n"] <= times
+            slow = next(counter) <= times if times is not None else True
             return Reply(200, data, {"Content-Type": _guess_type(path)}, delay=delay if slow else 0.0)
 
         self.add_handler(path, handler)
@@ -171,11 +170,10 @@ class LocalHTTPServer:
         """The first ``times`` requests announce the full length, send ``cut_at`` bytes and drop the
         connection (an interrupted download); later ones are served whole, with Range support if ``ranges``."""
         data = data.read_bytes() if isinstance(data, Path) else data
-        count = {"n": 0}
+        counter = itertools.count(1)
 
         def handler(req: RecordedRequest) -> Reply:
-            count["n"] += 1
-            cut = cut_at if count["n"] <= times else None
+            cut = cut_at if next(counter) <= times else None
             return Reply(200, data, {"Content-Type": _guess_type(path)}, cut_at=cut, ranges=ranges)
 
         self.add_handler(path, handler)
