@@ -506,6 +506,17 @@ class EdgeIndex(VectorIndex):
                 shard.shard.optimize()
                 shard.shard.flush()
 
+    def __del__(self) -> None:
+        # An index dropped without close() must not keep its folder locked for the rest of the process.
+        if getattr(self, "_holding", False) and os.getpid() == self._pid:
+            try:
+                for shard in self._shards.values():
+                    shard.shard.close()
+                self._shards = {}
+                self._release_folder()
+            except Exception:  # never raise from a finaliser
+                pass
+
     def close(self) -> None:
         if os.getpid() != self._pid:  # a forked child must not flush or close the parent's shards
             return

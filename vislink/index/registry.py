@@ -79,7 +79,7 @@ def _edge(settings: Settings) -> VectorIndex:
                           f"imported ({error}); install it (pip install qdrant-edge-py) or choose another backend")
     from vislink.index.edge import EdgeIndex  # lazily: only those who use it need the wheel
 
-    return EdgeIndex(edge_path(settings), search_threads=settings.threads)
+    return EdgeIndex(edge_path(settings))
 
 
 @register_backend("memory")
