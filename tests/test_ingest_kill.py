@@ -1,6 +1,6 @@
 """A real crash: `vislink ingest folder` in a subprocess, killed with SIGKILL mid-run, then run again. The
 end state must have every image done and encoded once: one descriptor row per variant, one point per
-variant, no orphan point, no lost point (SQLite + qdrant-client local mode on disk)."""
+variant, no orphan point, no lost point (SQLite + qdrant-edge, the embedded default)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_sigkill_mid_run_then_rerun_ends_consistent(tmp_path, migrated_sqlite_te
     home = fresh_home(tmp_path, migrated_sqlite_template)
     src = tmp_path / "src"
     make_photos(src, N)
-    env = env_for(home)
+    env = env_for(home, backend="qdrant-edge")  # the embedded default (its writes are flushed before returning)
     url = env["VISLINK_DB_URL"]
     args = ["ingest", "folder", str(src), "-c", "crash", "--batch-size", "2", "--no-progress"]
     proc = subprocess.Popen(vislink_cmd(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

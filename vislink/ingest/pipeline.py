@@ -42,6 +42,7 @@ IMAGE_FIELDS = ("artist", "artist_dates", "title", "date_text", "year_start", "y
                 "form", "type", "school", "timeframe")
 _EXT = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "GIF": ".gif", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp"}
 MAX_LISTED_FAILURES = 50
+OPTIMIZE_AFTER = 1000  # new points after which an ingest asks the index to optimise its collections
 
 
 @dataclass
@@ -486,6 +487,10 @@ def ingest(collection: str, items: Iterable, *, variants: list[str] | None = Non
     total = len(items) if hasattr(items, "__len__") else None
     summary = _execute(ctx, _chunks(items, batch_size), _prepare, workers=workers, total=total, progress=progress,
                        desc=f"ingest {collection}")
+    if summary.done >= OPTIMIZE_AFTER:
+        # Embedded qdrant-edge has no background optimizer: merge segments and build the HNSW graph now.
+        for v in all_variants:
+            index.optimize(v.qdrant_collection)
     _add_pending_pca_variants(collection, variants, workers=workers, progress=progress)
     return summary
 

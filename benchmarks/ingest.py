@@ -1,0 +1,134 @@
+"""Ingest throughput end to end, against the encoder alone at the same settings.
+
+    python benchmarks/ingest.py [--images 500] [--workers 1] [--weights random] [--backend qdrant-edge]
+
+1. Makes N real-size JPEGs on disk (long side 800-2000 px, quality 90): crops of
+   ../shared/data/paintings_linked when present (upscaled where needed), else of scikit-learn's two
+   sample photographs, with random crops, sizes and colour shifts so that every file is distinct.
+2. Model alone: ``Encoder.encode_images`` on the same images already decoded and reduced to the network's
+   input (shorter side 256), the three pool5 variants, batch 16: the forward pass and pooling only.
+3. End to end: ``vislink.ingest.pipeline.ingest`` of the folder into a fresh data folder (SQLite + the
+   embedded index): register, hash, dedup, decode the full-size JPEG, encode, store, upsert, mark done.
+
+Prints images/s of both and their ratio (target on CPU: >= 0.8). The weights do not change the
+compute: ``random`` (default) needs no download; pass ``--weights vgg16-caffe-conv`` when installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PAINTINGS = REPO.parent / "shared" / "data" / "paintings_linked"
+
+
+def base_images():
+    from PIL import Image
+
+    files = sorted(PAINTINGS.glob("**/*.jpg")) if PAINTINGS.is_dir() else []
+    if files:
+        return [Image.open(f).convert("RGB") for f in files[:40]], f"{min(40, len(files))} images of {PAINTINGS}"
+    from sklearn.datasets import load_sample_images
+
+    return [Image.fromarray(a) for a in load_sample_images().images], "scikit-learn's sample photographs"
+
+
+def make_jpegs(folder: Path, n: int, seed: int = 0) -> str:
+    from PIL import ImageEnhance
+
+    rng = random.Random(seed)
+    bases, origin = base_images()
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        im = bases[i % len(bases)]
+        w, h = im.size
+        cw, ch = int(w * rng.uniform(0.6, 1.0)), int(h * rng.uniform(0.6, 1.0))
+        x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+        crop = im.crop((x, y, x + cw, y + ch))
+        long_side = rng.randint(800, 2000)
+        scale = long_side / max(crop.size)
+        crop = crop.resize((max(1, round(crop.width * scale)), max(1, round(crop.height * scale))))
+        crop = ImageEnhance.Color(crop).enhance(rng.uniform(0.8, 1.2))
+        crop.save(folder / f"img{i:04d}.jpg", quality=90)
+    return origin
+
+
+def model_alone(paths: list[Path], weights: str, variants: list[str], batch: int = 16) -> float:
+    """images/s of the encoder on images already decoded and reduced to the network input."""
+    from vislink.encoder import get_encoder
+    from vislink.encoder.images import open_rgb
+
+    encoder = get_encoder(weights)
+    images = []
+    for p in paths:
+        im = open_rgb(p)
+        s = 256 / min(im.size)
+        images.append(im.resize((round(im.width * s), round(im.height * s))))
+    encoder.encode_images(images[:2], variants)  # warm-up
+    start = time.perf_counter()
+    for i in range(0, len(images), batch):
+        encoder.encode_images(images[i:i + batch], variants)
+    return len(images) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=500)
+    parser.add_argument("--model-images", type=int, default=64, help="images for the model-alone figure")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--weights", default="random")
+    parser.add_argument("--backend", default="qdrant-local", help="index backend of the end-to-end run")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep files here (default: a temporary folder)")
+    args = parser.parse_args()
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="vislink-bench-"))
+    home = work / "home"
+    os.environ.update(VISLINK_HOME=str(home), VISLINK_DB_URL=f"sqlite:///{home / 'vislink.db'}",
+                      VISLINK_INDEX_BACKEND=args.backend, VISLINK_WEIGHTS=args.weights)
+    if args.threads:
+        os.environ["VISLINK_THREADS"] = str(args.threads)
+    sys.path.insert(0, str(REPO))
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from vislink.config import get_settings
+    from vislink.ingest.collections import DEFAULT_VARIANTS
+    from vislink.ingest.pipeline import ingest
+    from vislink.ingest.sources import folder_items
+    from vislink.store import db
+
+    src = work / "jpegs"
+    t0 = time.perf_counter()
+    origin = make_jpegs(src, args.images)
+    paths = sorted(src.glob("*.jpg"))
+    mb = sum(p.stat().st_size for p in paths) / 1e6
+    print(f"{len(paths)} JPEGs (800-2000 px long side, {mb:.0f} MB) from {origin} in {time.perf_counter() - t0:.0f} s")
+    settings = get_settings()
+    settings.ensure_dirs()
+    db.upgrade(settings.database_url)
+    variants = list(DEFAULT_VARIANTS)
+
+    alone = model_alone(paths[:args.model_images], args.weights, variants, args.batch_size)
+    print(f"model alone: {alone:.2f} images/s ({args.model_images} images, {', '.join(variants)}, batch "
+          f"{args.batch_size}, {torch.get_num_threads()} threads, weights {args.weights})")
+    start = time.perf_counter()
+    summary = ingest("bench", folder_items(src), variants=variants, weights=args.weights, workers=args.workers,
+                     batch_size=args.batch_size, progress=sys.stderr.isatty())
+    elapsed = time.perf_counter() - start
+    rate = summary.done / elapsed
+    print(f"end to end: {rate:.2f} images/s ({summary.done} done, {summary.failed} failed in {elapsed:.1f} s, "
+          f"{args.workers} worker(s), index {args.backend})")
+    print(f"ratio end-to-end / model-alone: {rate / alone:.2f} (target >= 0.8 on CPU)")
+
+
+if __name__ == "__main__":
+    main()
