@@ -327,23 +327,22 @@ _RANDOM_CACHE: dict[str, tuple[dict, str]] = {}
 
 
 def random_state_dict(seed: int) -> tuple[dict, str]:
-    """Seeded VGG16 weights (torchvision's init: Kaiming normal convs, N(0, 0.01) fc6) and their sha256."""
+    """Seeded VGG16 weights (torchvision's init: Kaiming normal convs, N(0, 0.01) fc6) and their sha256.
+    The hash names the recipe (seed, this generator, torch version) instead of hashing 550 MB of tensors."""
     import torch
 
     key = str(seed)
     if key not in _RANDOM_CACHE:
         generator = torch.Generator().manual_seed(seed)
-        state, digest = {}, hashlib.sha256(f"vislink-random-vgg16-{seed}".encode())
+        state = {}
         for index, (out_c, in_c) in zip(CONV_INDICES, CONV_SHAPES):
             std = (2.0 / (out_c * 9)) ** 0.5  # kaiming_normal_, mode=fan_out, relu
             state[f"features.{index}.weight"] = torch.empty(out_c, in_c, 3, 3).normal_(0, std, generator=generator)
             state[f"features.{index}.bias"] = torch.zeros(out_c)
         state["classifier.0.weight"] = torch.empty(*FC6_SHAPE).normal_(0, 0.01, generator=generator)
         state["classifier.0.bias"] = torch.zeros(FC6_SHAPE[0])
-        for name, tensor in state.items():
-            digest.update(name.encode())
-            digest.update(tensor.numpy().tobytes())
-        _RANDOM_CACHE[key] = (state, digest.hexdigest())
+        recipe = f"vislink-random-vgg16-v1 seed={seed} torch={torch.__version__.split('+')[0]}"
+        _RANDOM_CACHE[key] = (state, hashlib.sha256(recipe.encode()).hexdigest())
     return _RANDOM_CACHE[key]
 
 
