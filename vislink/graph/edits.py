@@ -4,7 +4,9 @@ Every function takes the ``annotator_id`` of who edits (audited, undoable) and, 
 ``expected_version`` the editor loaded: when somebody else changed the group since, ``ConflictError``
 says who and when. Without ``expected_version`` (imports, scripts) concurrent edits are still caught
 between read and write by the version column. On ConflictError the session's transaction has been
-rolled back. Functions flush but never commit: the caller owns the transaction.
+rolled back. Functions flush but never commit: the caller owns the transaction. Edits reload the group
+from the database first, so changes made by hand to a loaded ``Group`` object and not flushed are dropped:
+use ``update_group`` rather than setting attributes.
 
 Rules kept here: an image is in at most one group (a group is its clique; two groups sharing an image
 would be one), a group stays in one collection, and two images marked as a negative pair are never put
