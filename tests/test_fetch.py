@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -277,3 +278,27 @@ def test_header_parsing():
     assert _content_range("bytes 100-199/200") == (100, 200)
     assert _content_range("bytes 100-199/*") == (100, None)
     assert _content_range("garbage") == (None, None)
+
+
+def _fetch_in_child(cache_dir, url, results):
+    with Fetcher(cache_dir, timeout=5, retries=0, per_host_rate=None) as fetcher:
+        results.put(str(fetcher.fetch(url)))
+
+
+def test_two_processes_share_the_cache_and_fetch_once(http_server, tmp_path, jpeg):
+    """Worker processes on one cache folder: the lock file makes the second wait and take the cached copy."""
+    import multiprocessing
+
+    http_server.add_slow("/shared.jpg", delay=0.3, data=jpeg)
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_fetch_in_child, args=(tmp_path / "cache", http_server.url("shared.jpg"), results))
+             for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=20)
+    assert [p.exitcode for p in procs] == [0, 0]
+    paths = {results.get(timeout=5) for _ in procs}
+    assert len(paths) == 1 and Path(paths.pop()).read_bytes() == jpeg
+    assert http_server.hits("/shared.jpg") == 1
