@@ -64,3 +64,23 @@ def test_round_trip_of_a_row(db_session):
     db_session.flush()
     image = db_session.query(Image).one()
     assert image.status is ImageStatus.pending and image.extra == {"k": [1, 2]}
+
+
+def test_an_image_belongs_to_at_most_one_group(db_session):
+    from sqlalchemy.exc import IntegrityError
+
+    from vislink.store import Collection, Group, GroupMember, Image
+
+    coll = Collection(name="c")
+    db_session.add(coll)
+    db_session.flush()
+    image = Image(collection_id=coll.id, source_ref="a.jpg")
+    g1, g2 = Group(collection_id=coll.id), Group(collection_id=coll.id)
+    db_session.add_all([image, g1, g2])
+    db_session.flush()
+    db_session.add(GroupMember(group_id=g1.id, image_id=image.id))
+    db_session.flush()
+    db_session.add(GroupMember(group_id=g2.id, image_id=image.id))
+    with pytest.raises(IntegrityError):
+        db_session.flush()
+    db_session.rollback()
