@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from vislink.ui import auth
+from vislink.ui import auth, services
 
 VIEWS = Path(__file__).resolve().parent / "views"
 
@@ -21,6 +21,7 @@ pages = [
     st.Page(VIEWS / "evaluation.py", title="Evaluation", icon="📈"),
 ]
 navigation = st.navigation(pages)
+services.prewarm_in_background()
 st.sidebar.markdown("### vislink\nVisual links between artworks")
 auth.sidebar()
 navigation.run()

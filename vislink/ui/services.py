@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -52,6 +53,34 @@ def _encoder(key: tuple):
 def warm_encoder() -> None:
     """Load the model before the first query needs it (``get_encoder`` caches it for ``search`` too)."""
     _encoder(_settings_key())
+
+
+_prewarm_started: set[str] = set()
+
+
+def prewarm_in_background() -> None:
+    """Start loading the encoder(s) of the stored collections in a thread when the server starts, so the
+    first search does not wait for the model (``get_encoder`` is thread-safe and cached per process)."""
+    home = str(get_settings().resolved_home)
+    if home in _prewarm_started:
+        return
+    _prewarm_started.add(home)
+    threading.Thread(target=_prewarm, name="vislink-prewarm", daemon=True).start()
+
+
+def _prewarm() -> None:
+    try:
+        from sqlalchemy import select
+
+        from vislink.encoder import get_encoder
+        from vislink.store import DescriptorVariant, session_scope
+
+        with session_scope() as session:
+            names = session.scalars(select(DescriptorVariant.weights_name).distinct()).all()
+        for name in names:
+            get_encoder(name)
+    except Exception as exc:  # noqa: BLE001 - a warm-up only: the search itself reports any real error
+        log.warning("could not preload the encoder: %s", exc)
 
 
 # -- uploads -----------------------------------------------------------------------------------
