@@ -81,3 +81,24 @@ def test_ui_command_line(vislink_env, monkeypatch):
     assert cmd[cmd.index("--server.maxUploadSize") + 1] == "7"
     result = runner.invoke(app, ["ui", "--port", "70000"])
     assert result.exit_code != 0 and "port" in str(result.exception or result.output)
+
+
+def test_thumbnails_command_prepares_a_collection(vislink_env, image_dir):
+    from vislink.cli import app
+    from vislink.store import Collection, Image, ImageStatus, session_scope
+
+    files = sorted(image_dir.glob("*.jpg"))
+    with session_scope() as session:
+        coll = Collection(name="c")
+        session.add(coll)
+        session.flush()
+        for i, path in enumerate(files):
+            session.add(Image(collection_id=coll.id, source_ref=path.name, sha256=_sha(path), file_path=str(path),
+                              status=ImageStatus.done if i else ImageStatus.failed))
+    result = CliRunner().invoke(app, ["thumbnails", "--collection", "c", "--size", "128", "--size", "256",
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    made = sorted(p.name for p in vislink_env.thumbs_dir.iterdir())
+    assert made == sorted(f"{_sha(p)}_{s}.jpg" for p in files[1:] for s in (128, 256))  # failed image skipped
+    assert CliRunner().invoke(app, ["thumbnails", "--size", "100"]).exit_code != 0
+    assert CliRunner().invoke(app, ["thumbnails", "--collection", "nope"]).exit_code != 0

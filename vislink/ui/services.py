@@ -185,6 +185,23 @@ def search_page(query: Query, *, collection: str, variant: str | None, flt: dict
     return out
 
 
+_prefetcher = None
+
+
+def prefetch_thumbnails(items: Sequence[tuple[str | None, str | None]], size: int) -> None:
+    """Make the thumbnails of the next pages in one background thread while the user looks at this one."""
+    global _prefetcher
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vislink.ui import thumbs
+
+    if not items:
+        return
+    if _prefetcher is None:
+        _prefetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vislink-thumbs")
+    _prefetcher.submit(thumbs.thumbnails, list(items), size, get_settings(), 1)
+
+
 # -- annotators --------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ file shares it) and written atomically, so concurrent UI sessions never read a h
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -60,8 +61,11 @@ def make_thumbnail(source: Path, dest: Path, size: int) -> Path:
     """Decode ``source`` at reduced resolution and write a ``size``-bounded JPEG to ``dest`` atomically."""
     try:
         with PILImage.open(source) as img:
-            # JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale directly: most of the speed-up.
-            img.draft("RGB", (size * 2, size * 2))
+            # JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale directly (most of the speed-up): ask for the
+            # thumbnail's own box, the smallest scale that still covers it.
+            w, h = img.size
+            scale = min(1.0, size / max(w, h, 1))
+            img.draft("RGB", (max(1, math.ceil(w * scale)), max(1, math.ceil(h * scale))))
             img = ImageOps.exif_transpose(img)
             if img.mode != "RGB":
                 # Transparency composited on white, like the encoder does.

@@ -61,11 +61,13 @@ def _query_input(info: data.CollectionInfo) -> services.Query | None:
                                   key="search_upload")
         if upload is None:
             return None
-        img = services.read_upload(upload.name, upload.getvalue())
+        raw = upload.getvalue()
+        img = services.read_upload(upload.name, raw)
         if region:
             img = _crop(img, "search_crop_upload")
         _preview(img, upload.name + (" (region)" if region else ""))
-        return services.Query(image=_png(img), label=upload.name + (" (region)" if region else ""))
+        # The validated upload is searched as it came (no re-encoding); a region as a PNG of the crop.
+        return services.Query(image=_png(img) if region else raw, label=upload.name + (" (region)" if region else ""))
     if mode == "An image of the collection":
         left, right = st.columns([3, 1])
         text = left.text_input("Find by artist or title", key="search_find")
@@ -149,6 +151,19 @@ def _selection_actions(query: services.Query) -> None:
             st.switch_page(ui.ANNOTATE_PAGE)
 
 
+def _prefetch_next(query, info, variant, flt, mirrored, page, page_size) -> None:
+    """Thumbnails of the next two pages, made in the background from the block already fetched."""
+    cache = st.session_state.get(CACHE, {})
+    start = (page + 1) * page_size
+    block = start // services.BLOCK
+    rows = next((v for k, v in cache.items() if k[0] == query.key() and k[1] == info.name and k[-1] == block), [])
+    offset = start - block * services.BLOCK
+    upcoming = rows[offset:offset + 2 * page_size]
+    if upcoming:
+        infos = data.images_by_ids(r.image_id for r in upcoming)
+        services.prefetch_thumbnails([(i.file_path, i.sha256) for i in infos.values()], ui.thumbs.DEFAULT_SIZE)
+
+
 def main() -> None:
     ui.show_flash()
     info = ui.pick_collection("search_collection", st.sidebar)
@@ -183,6 +198,7 @@ def main() -> None:
         ui.pager(None, page_size, PAGE, more=len(results) == page_size)
         ui.grid(cells, key="search", query_id=query.image_id)
         st.caption(f"{len(cells)} results on this page, prepared in {(time.perf_counter() - started) * 1000:.0f} ms")
+        _prefetch_next(query, info, variant, flt, mirrored, page, page_size)
         _selection_actions(query)
 
 
