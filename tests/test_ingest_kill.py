@@ -61,7 +61,7 @@ def test_sigkill_mid_run_then_rerun_ends_consistent(tmp_path, migrated_sqlite_te
     from vislink.config import get_settings, reset_settings
     from vislink.index import close_all, open_index
     from vislink.ingest.reconcile import check
-    from vislink.store import DescriptorVariant, Image, ImageDescriptor, session_scope
+    from vislink.store import DescriptorVariant, Image, ImageDescriptor, IngestRun, session_scope
 
     reset_settings()
     try:
@@ -70,6 +70,8 @@ def test_sigkill_mid_run_then_rerun_ends_consistent(tmp_path, migrated_sqlite_te
             assert [(st.value, n) for st, n in statuses] == [("done", N)]
             done_ids = set(s.scalars(select(Image.id)))
             variants = s.scalars(select(DescriptorVariant)).all()
+            runs = s.scalars(select(IngestRun).order_by(IngestRun.id)).all()
+            assert [r.status.value for r in runs] == ["interrupted", "finished"]  # the killed run is told apart
             assert len(variants) == 3
             assert s.scalar(select(func.count()).select_from(ImageDescriptor)) == N * 3
         index = open_index(get_settings())

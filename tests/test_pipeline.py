@@ -270,6 +270,7 @@ def test_add_variant_from_stored_files_and_remove(env, tmp_path, monkeypatch):
     done = runner.invoke(app, ["collection", "remove", "av", "--yes"])
     assert done.exit_code == 0, done.output
     assert "5 images, 2 Qdrant collections, 4 stored files" in done.output
+    index = open_index()  # the command closed the process's index on its way out (as `vislink` does)
     assert not index.collection_exists(row.qdrant_collection)
     listed = runner.invoke(app, ["collection", "list"]).output
     assert "av:" not in listed and "other:" in listed

@@ -59,7 +59,12 @@ def add_variant(name: str = typer.Argument(..., help="Collection name."),
     """Compute a new descriptor variant for a collection from its stored files (nothing is downloaded again)."""
     from vislink.ingest.collections import add_variant as run
 
-    row = run(name, variant, sample=sample, workers=workers, progress=progress)
+    from vislink.index import close_all
+
+    try:
+        row = run(name, variant, sample=sample, workers=workers, progress=progress)
+    finally:
+        close_all()
     typer.echo(f"variant {row.name} of {name}: {row.dimension}-d, Qdrant collection {row.qdrant_collection}")
 
 
@@ -73,7 +78,12 @@ def remove(name: str = typer.Argument(..., help="Collection name."),
 
     if not yes:
         raise ConfigError(f"removing collection {name!r} deletes its images, annotations and index: add --yes")
-    counts = remove_collection(name)
+    from vislink.index import close_all
+
+    try:
+        counts = remove_collection(name)
+    finally:
+        close_all()
     typer.echo(f"removed {name}: {counts['images']} images, {counts['qdrant_collections']} Qdrant collections, "
                f"{counts['files']} stored files")
 

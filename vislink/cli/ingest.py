@@ -25,8 +25,17 @@ QUEUE = typer.Option(False, "--queue", help="Do not ingest here: queue jobs for 
 PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show a progress bar (rate and ETA).")
 
 
-def _run(collection: str, stream, *, source_kind: str, source_ref: str, variants, weights, workers, batch_size,
-         queue, progress) -> None:
+def _run(collection: str, stream, **kwargs) -> None:
+    from vislink.index import close_all
+
+    try:
+        _ingest(collection, stream, **kwargs)
+    finally:
+        close_all()  # release the embedded index now, not in interpreter teardown
+
+
+def _ingest(collection: str, stream, *, source_kind: str, source_ref: str, variants, weights, workers, batch_size,
+            queue, progress) -> None:
     items = list(stream)  # sources are lazy; a list gives the progress bar its total (and ETA)
     left_out = getattr(stream, "counts", None)
     if left_out is not None and stream.skipped:
@@ -155,9 +164,13 @@ def reconcile(collection: Optional[str] = typer.Option(None, "--collection", "-c
               dry_run: bool = typer.Option(False, "--dry-run", help="Report, repair nothing."),
               progress: bool = PROGRESS) -> None:
     """Find and repair disagreements between SQL and Qdrant (orphan or missing points, payload drift)."""
+    from vislink.index import close_all
     from vislink.ingest.reconcile import reconcile as run
 
-    reports = run(collection, repair=not dry_run, progress=progress)
+    try:
+        reports = run(collection, repair=not dry_run, progress=progress)
+    finally:
+        close_all()
     for rep in reports:
         typer.echo(rep.format())
     bad = sum(not r.ok for r in reports)

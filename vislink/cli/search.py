@@ -29,8 +29,13 @@ def search(image: Optional[Path] = typer.Argument(None, help="Query image file (
 
     if (image is None) == (image_id is None):
         raise ConfigError("give a query IMAGE_FILE or --image-id, not both and not neither")
-    results = run(image, image_id=image_id, collection=collection, variant=variant, limit=limit, offset=offset,
-                  filters=parse_filter_args(filters or []), mirrored=mirrored, exact=exact)
+    from vislink.index import close_all
+
+    try:
+        results = run(image, image_id=image_id, collection=collection, variant=variant, limit=limit, offset=offset,
+                      filters=parse_filter_args(filters or []), mirrored=mirrored, exact=exact)
+    finally:
+        close_all()  # release the embedded index now, not in interpreter teardown
     if as_json:
         typer.echo(json.dumps([r.as_dict() for r in results], indent=2, default=str))
         return

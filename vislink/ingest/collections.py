@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -18,6 +18,9 @@ from sqlalchemy.orm import Session
 from vislink.config import Settings, get_settings
 from vislink.errors import ConfigError, ConflictError, NotFound
 from vislink.store import Collection, DescriptorVariant, Image, ImageDescriptor, ImageStatus, IngestRun
+
+if TYPE_CHECKING:
+    from vislink.ingest.pipeline import IngestSummary
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +149,6 @@ def add_variant(collection: str, variant: str, *, sample: int = 10_000, workers:
     has it, else computed from the stored files). Resumable: images already encoded are skipped."""
     from vislink.encoder.variants import parse_variant
     from vislink.index import open_index
-    from vislink.ingest.pipeline import encode_stored
     from vislink.store import session_scope
 
     settings = get_settings()
@@ -200,8 +202,6 @@ def _fit_pca(session: Session, coll: Collection, existing: list[DescriptorVarian
         rows = open_index(settings).retrieve(base.qdrant_collection, chosen, with_vectors=True)
         X = np.stack([r[2] for r in rows]).astype(np.float32)
     else:
-        from vislink.ingest.pipeline import encode_images_by_id
-
         X = encode_images_by_id(session, chosen, spec.base, weights=existing[0].weights_name, progress=progress)
     pca = PCAWhitening.fit(X, spec.pca_dim)
     folder = settings.models_dir / "pca" / coll.name
@@ -210,6 +210,76 @@ def _fit_pca(session: Session, coll: Collection, existing: list[DescriptorVarian
     pca.save(path)
     log.info("fitted %s on %d base descriptors of %s", spec.name, len(X), coll.name)
     return path, pca.sha256
+
+
+# -- encoding stored files again (add-variant, reconcile) -------------------------------------------------
+def encode_stored(coll_id: int, variant_ids: Sequence[int], *, image_ids: Sequence[int] | None = None,
+                  workers: int = 1, batch_size: int = 16, progress: bool = True,
+                  source_kind: str = "add-variant") -> IngestSummary:
+    """Encode done images of a collection that lack descriptors for ``variant_ids``, from their stored files
+    (add-variant, reconcile): nothing is downloaded again. Runs through the ingest loop, so it is resumable and
+    recorded as an ``IngestRun``."""
+    from vislink.index import open_index
+    from vislink.ingest.pipeline import IngestSummary, _chunks, _Ctx, _execute, _start_run, _variants
+    from vislink.store import session_scope
+
+    settings = get_settings()
+    with session_scope() as session:
+        coll = session.get(Collection, coll_id)
+        name = coll.name
+        todo = _variants(session, coll_id, variant_ids)
+        weights = session.get(DescriptorVariant, todo[0].id).weights_name
+        q = select(Image.id).where(Image.collection_id == coll_id, Image.status == ImageStatus.done)
+        if image_ids is not None:
+            q = q.where(Image.id.in_(list(image_ids)))
+        ids = list(session.scalars(q.order_by(Image.id)))
+    run_id = _start_run(coll_id, source_kind, None, {"variants": [v.name for v in todo]})
+    ctx = _Ctx(settings, coll_id, name, todo, weights, open_index(settings), IngestSummary(name, run_id))
+    return _execute(ctx, _chunks(ids, batch_size), _prepare_stored, workers=workers, total=len(ids),
+                    progress=progress, desc=f"encode {name}")
+
+
+def _prepare_stored(ctx, session: Session, image_ids: list[int]) -> list:
+    from vislink.ingest.pipeline import _Work
+
+    have: dict[int, set[int]] = {}
+    for image_id, variant_id in session.execute(select(ImageDescriptor.image_id, ImageDescriptor.variant_id)
+                                                .where(ImageDescriptor.image_id.in_(image_ids))):
+        have.setdefault(image_id, set()).add(variant_id)
+    works = []
+    for image_id in image_ids:
+        img = session.get(Image, image_id)
+        missing = [v.name for v in ctx.variants if v.id not in have.get(image_id, set())]
+        if not missing:
+            ctx.summary._skip("already-done")
+            continue
+        if not img.file_path or not Path(img.file_path).is_file():
+            # The stored copy is gone: back to pending, so that the next ingest of its source fetches it again.
+            img.status = ImageStatus.pending
+            img.sha256 = None
+            ctx.summary._fail(img.source_ref, "stored-file-missing", str(img.file_path))
+            continue
+        works.append(_Work(img.id, img.source_ref, Path(img.file_path), img.sha256 or "", Path(img.file_path).suffix,
+                           missing, stored=True))
+    session.commit()
+    return works
+
+
+def encode_images_by_id(session: Session, image_ids: Sequence[int], variant: str, *, weights: str,
+                        progress: bool = False, batch_size: int = 16):
+    """Descriptors of one variant for stored images, computed in this process (PCA fits use it)."""
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from vislink.ingest.workers import encode_batch
+
+    paths = [session.get(Image, i).file_path for i in image_ids]
+    rows = []
+    for start in tqdm(range(0, len(paths), batch_size), disable=not progress, desc=f"encode {variant}"):
+        for res in encode_batch(paths[start:start + batch_size], [variant], weights=weights):
+            if res.vectors is not None:
+                rows.append(res.vectors[variant])
+    return np.stack(rows).astype(np.float32)
 
 
 # -- list / show / remove ----------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import logging
 import os
 import shutil
 import time
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import islice
@@ -426,8 +426,16 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
-def _start_run(coll_id: int, source_kind: str, source_ref: str | None, params: dict) -> int:
+def _start_run(coll_id: int, source_kind: str, source_ref: str | None, params: dict, *,
+               embedded: bool = False) -> int:
     with session_scope() as session:
+        if embedded:
+            # The embedded index admits one process per data folder, so a local run still marked running
+            # is one that was killed: say so. (Queued runs and server set-ups may really run in parallel.)
+            for stale in session.scalars(select(IngestRun).where(IngestRun.collection_id == coll_id,
+                                                                 IngestRun.status == RunStatus.running)):
+                if not (stale.params or {}).get("queued"):
+                    stale.status = RunStatus.interrupted
         run = IngestRun(collection_id=coll_id, source_kind=source_kind, source_ref=source_ref,
                         status=RunStatus.running, params=params)
         session.add(run)
@@ -481,7 +489,8 @@ def ingest(collection: str, items: Iterable, *, variants: list[str] | None = Non
         ensure_index_collections(index, rows)
         all_variants = _variants(session, coll_id)
     run_id = _start_run(coll_id, source_kind, source_ref, {"variants": [v.name for v in all_variants],
-                                                           "weights": weights_name, "workers": workers})
+                                                           "weights": weights_name, "workers": workers},
+                        embedded=settings.effective_index_backend in ("qdrant-edge", "qdrant-local"))
     ctx = _Ctx(settings, coll_id, collection, all_variants, weights_name, index,
                IngestSummary(collection, run_id), fetcher)
     total = len(items) if hasattr(items, "__len__") else None
@@ -503,71 +512,6 @@ def _add_pending_pca_variants(collection: str, variants: list[str] | None, *, wo
     for name in variants or []:
         if parse_variant(name).pca_dim is not None:
             add_variant(collection, name, workers=workers, progress=progress)
-
-
-# -- encoding stored files again (add-variant, reconcile) -------------------------------------------------
-def encode_stored(coll_id: int, variant_ids: Sequence[int], *, image_ids: Sequence[int] | None = None,
-                  workers: int = 1, batch_size: int = 16, progress: bool = True,
-                  source_kind: str = "add-variant") -> IngestSummary:
-    """Encode done images of a collection that lack descriptors for ``variant_ids``, from their stored files."""
-    from vislink.index import open_index
-    from vislink.store import Collection
-
-    settings = get_settings()
-    with session_scope() as session:
-        coll = session.get(Collection, coll_id)
-        name = coll.name
-        todo = _variants(session, coll_id, variant_ids)
-        weights = session.get(DescriptorVariant, todo[0].id).weights_name
-        q = select(Image.id).where(Image.collection_id == coll_id, Image.status == ImageStatus.done)
-        if image_ids is not None:
-            q = q.where(Image.id.in_(list(image_ids)))
-        ids = list(session.scalars(q.order_by(Image.id)))
-    run_id = _start_run(coll_id, source_kind, None, {"variants": [v.name for v in todo]})
-    ctx = _Ctx(settings, coll_id, name, todo, weights, open_index(settings), IngestSummary(name, run_id))
-    return _execute(ctx, _chunks(ids, batch_size), _prepare_stored, workers=workers, total=len(ids),
-                    progress=progress, desc=f"encode {name}")
-
-
-def _prepare_stored(ctx: _Ctx, session: Session, image_ids: list[int]) -> list[_Work]:
-    have: dict[int, set[int]] = {}
-    for image_id, variant_id in session.execute(select(ImageDescriptor.image_id, ImageDescriptor.variant_id)
-                                                .where(ImageDescriptor.image_id.in_(image_ids))):
-        have.setdefault(image_id, set()).add(variant_id)
-    works = []
-    for image_id in image_ids:
-        img = session.get(Image, image_id)
-        missing = [v.name for v in ctx.variants if v.id not in have.get(image_id, set())]
-        if not missing:
-            ctx.summary._skip("already-done")
-            continue
-        if not img.file_path or not Path(img.file_path).is_file():
-            # The stored copy is gone: back to pending, so that the next ingest of its source fetches it again.
-            img.status = ImageStatus.pending
-            img.sha256 = None
-            ctx.summary._fail(img.source_ref, "stored-file-missing", str(img.file_path))
-            continue
-        works.append(_Work(img.id, img.source_ref, Path(img.file_path), img.sha256 or "", Path(img.file_path).suffix,
-                           missing, stored=True))
-    session.commit()
-    return works
-
-
-def encode_images_by_id(session: Session, image_ids: Sequence[int], variant: str, *, weights: str,
-                        progress: bool = False, batch_size: int = 16):
-    """Descriptors of one variant for stored images, computed in this process (PCA fits use it)."""
-    import numpy as np
-    from tqdm.auto import tqdm
-
-    from vislink.ingest.workers import encode_batch
-
-    paths = [session.get(Image, i).file_path for i in image_ids]
-    rows = []
-    for start in tqdm(range(0, len(paths), batch_size), disable=not progress, desc=f"encode {variant}"):
-        for res in encode_batch(paths[start:start + batch_size], [variant], weights=weights):
-            if res.vectors is not None:
-                rows.append(res.vectors[variant])
-    return np.stack(rows).astype(np.float32)
 
 
 # -- uploads (the UI) -------------------------------------------------------------------------------------
