@@ -228,19 +228,36 @@ def _tv_describe(arg: str, settings) -> WeightsInfo:
                        f"`vislink weights install torchvision-imagenet` downloads it", "torch-imagenet", True)
 
 
-def _tv_install(arg: str, settings, progress: bool = True, **_) -> WeightsInfo:
+def _probe(url: str) -> str | None:
+    """None if ``url`` answers within PROBE_TIMEOUT_S, else why not. In a thread, because a DNS lookup
+    without a reachable resolver ignores urlopen's timeout."""
     import urllib.error
     import urllib.request
 
+    outcome: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=PROBE_TIMEOUT_S).close()
+            outcome.append(None)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            outcome.append(str(getattr(exc, "reason", exc)))
+
+    thread = threading.Thread(target=probe, daemon=True, name="vislink-probe")
+    thread.start()
+    thread.join(PROBE_TIMEOUT_S + 1)
+    return outcome[0] if outcome else f"no answer within {PROBE_TIMEOUT_S:.0f} s"
+
+
+def _tv_install(arg: str, settings, progress: bool = True, **_) -> WeightsInfo:
     import torch
 
     path, url = _torchvision_path(), _torchvision_url()
     if not path.exists():
-        try:  # fail fast offline: torch.hub's download has no timeout
-            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=PROBE_TIMEOUT_S).close()
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise WeightsUnavailable(f"cannot download torchvision-imagenet weights from {url} "
-                                     f"({getattr(exc, 'reason', exc)}); {OFFLINE_HINT}") from exc
+        problem = _probe(url)  # fail fast offline: torch.hub's download has no timeout
+        if problem:
+            raise WeightsUnavailable(f"cannot download torchvision-imagenet weights from {url} ({problem}); "
+                                     f"{OFFLINE_HINT}")
         try:
             torch.hub.load_state_dict_from_url(url, progress=progress, check_hash=True, map_location="cpu")
         except Exception as exc:  # network drop, hash mismatch
