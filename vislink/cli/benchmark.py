@@ -90,5 +90,53 @@ def groups(
          params={"manifest": str(manifest)})
 
 
+@benchmark_app.command("replica-wga")
+def replica_wga(
+    replica_dir: Optional[Path] = typer.Option(None, "--replica", help="Folder holding links.csv and images.csv "
+                                               "(the Replica links between WGA images)."),
+    links: Optional[Path] = typer.Option(None, help="links.csv (uid1,uid2[,group]); default: --replica/links.csv."),
+    images: Optional[Path] = typer.Option(None, help="images.csv (uid,wga_image_url,...); default: "
+                                          "--replica/images.csv."),
+    catalog: Optional[Path] = typer.Option(None, help="WGA catalog (catalog.xls, its zip, or CSV): the distractors."),
+    images_root: Optional[Path] = typer.Option(None, help="Local folder laid out like WGA's /art/ tree "
+                                               "(a/aachen/bacchus.jpg). Without it, images are downloaded."),
+    base_url: str = typer.Option("https://www.wga.hu", help="Where to download from when there is no "
+                                 "--images-root: images are at BASE/art/<wga path>."),
+    distractors: str = typer.Option("all", help="How many distractors: a number (a seeded random sample) or 'all'."),
+    distractor_source: str = typer.Option("catalog", help="catalog: rows of --catalog; folder: every image file "
+                                          "under --images-root, in the catalog or not."),
+    seed: int = typer.Option(0, help="Seed of the distractor sample."),
+    variants: str = typer.Option(DEFAULT_VARIANTS, help="Descriptor variants, comma-separated."),
+    weights: Optional[str] = typer.Option(None, help="Encoder weights (default: VISLINK_WEIGHTS)."),
+    cutoffs: str = typer.Option("1,5,10,20,50,100,200", help="Recall cutoffs n of R[n] to compute and store."),
+    columns: str = typer.Option("20,50,100,200", help="Cutoffs shown in the printed table (the paper's Table 1)."),
+    ranks: bool = typer.Option(True, "--ranks/--no-ranks", help="Print the rank of every target (Table 2)."),
+    out: Optional[Path] = typer.Option(None, help="Report folder (default: the data folder's reports/)."),
+    store: bool = typer.Option(True, "--store/--no-store", help="Store the runs in the SQL database."),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse vectors computed by earlier runs."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """The paper's benchmark from the Replica links between Web Gallery of Art images: groups with at least two
+    images present are evaluated (each image a query, the rest of its group its targets), the catalog's other
+    images are distractors, everything found is searched."""
+    from vislink.errors import ConfigError
+    from vislink.evaluation.replica import ImageSource, build_replica_gallery, parse_distractors
+
+    if links is None or images is None:
+        if replica_dir is None:
+            raise ConfigError("give --replica DIR (with links.csv and images.csv) or both --links and --images")
+        links = links or replica_dir / "links.csv"
+        images = images or replica_dir / "images.csv"
+    source = ImageSource(images_root=images_root) if images_root else ImageSource(base_url=base_url)
+    count = parse_distractors(distractors)
+    gallery = build_replica_gallery(links, images, source, catalog=catalog, distractors=count,
+                                    distractor_source=distractor_source, seed=seed, progress=progress)
+    _run(gallery, variants=variants, weights=weights, cutoffs=_cutoffs(cutoffs), columns=_cutoffs(columns),
+         out=out, store=store, cache=cache, progress=progress, ranks=ranks, ranks_limit=None,
+         params={"links": str(links), "images": str(images), "catalog": str(catalog) if catalog else None,
+                 "source": source.description, "distractors": distractors, "distractor_source": distractor_source,
+                 "seed": seed})
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(benchmark_app, name="benchmark")

@@ -169,7 +169,10 @@ def write_reports(reports: Sequence[RunReport], out_dir: Path, *, title: str, cu
     except OSError as exc:
         raise ConfigError(f"cannot create the report folder {out_dir}: {exc.strerror or exc}") from exc
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    stem = stem or f"evaluation-{_slug(reports[0].label if reports else 'none')}-{stamp}"
+    if stem is None:
+        # Run ids keep two runs of the same second (a schedule catching up) from overwriting each other.
+        runs = "-".join(f"r{r.run_id}" for r in reports[:1] if r.run_id is not None)
+        stem = "-".join(x for x in (f"evaluation-{_slug(reports[0].label if reports else 'none')}", stamp, runs) if x)
     paths = {"json": out_dir / f"{stem}.json", "markdown": out_dir / f"{stem}.md", "plot": out_dir / f"{stem}.png"}
     payload = {"title": title, "alerts": list(alerts), "runs": [report_dict(r) for r in reports]}
     try:

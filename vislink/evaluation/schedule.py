@@ -71,9 +71,14 @@ def next_times(expression: str, start: datetime, count: int = 3) -> list[datetim
     return [it.get_next(datetime) for _ in range(count)]
 
 
+def _sleep(seconds: float) -> None:
+    # Looked up at call time, so that a test of the CLI loop can replace it.
+    time.sleep(seconds)
+
+
 def run_schedule(expression: str, job: Callable[[], int], *, max_runs: int | None = None,
                  stop_on_failure: bool = False, now: Callable[[], datetime] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> int:
+                 sleep: Callable[[float], None] | None = None) -> int:
     """Run ``job`` each time the cron ``expression`` fires (UTC), forever or ``max_runs`` times.
 
     ``job`` returns an exit code (0: fine). A failed job (non-zero, or a ``VislinkError``) is logged and the
@@ -84,6 +89,7 @@ def run_schedule(expression: str, job: Callable[[], int], *, max_runs: int | Non
 
     parse_cron(expression)
     now = now or (lambda: datetime.now(timezone.utc))
+    sleep = sleep or _sleep
     it = croniter(expression, now())
     worst, runs = 0, 0
     while max_runs is None or runs < max_runs:
