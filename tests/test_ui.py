@@ -408,8 +408,11 @@ def test_evaluation_dashboard(ui_env):
     at = _app()
     at.switch_page("views/evaluation.py").run()
     _ok(at)
-    history = at.dataframe[0].value
-    assert len(history) == 3 and "R@20" in history.columns
+    table1 = at.dataframe[0].value.set_index("method")  # the paper's Table 1 layout, latest run per variant
+    assert table1.loc["vgg16-pool5-max", "R[20]"] == 0.45 and table1.loc["vgg16-pool5-sum", "R[100]"] == 1.0
+    assert "R[1]" not in table1.columns
+    history = at.dataframe[1].value
+    assert len(history) == 3 and list(history.columns[:6]) == ["run", "variant", "R@1", "R@20", "R@100", "mAP"]
     assert len(at.tabs) == 2  # one table per variant
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")  # the recall curves
     assert "1, -" in at.dataframe[-1].value.to_string()  # per-query target ranks, '-' past the cut-off

@@ -11,14 +11,14 @@ from vislink.ui import auth, services
 
 VIEWS = Path(__file__).resolve().parent / "views"
 
-st.set_page_config(page_title="vislink", page_icon="🔗", layout="wide")
+st.set_page_config(page_title="vislink", page_icon=":material/link:", layout="wide")
 
 pages = [
-    st.Page(VIEWS / "search.py", title="Search", icon="🔎", default=True),
-    st.Page(VIEWS / "compare.py", title="Compare", icon="🪞"),
-    st.Page(VIEWS / "annotate.py", title="Annotate", icon="✏️"),
-    st.Page(VIEWS / "browse.py", title="Browse", icon="🗂️"),
-    st.Page(VIEWS / "evaluation.py", title="Evaluation", icon="📈"),
+    st.Page(VIEWS / "search.py", title="Search", icon=":material/image_search:", default=True),
+    st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare:"),
+    st.Page(VIEWS / "annotate.py", title="Annotate", icon=":material/edit:"),
+    st.Page(VIEWS / "browse.py", title="Browse", icon=":material/photo_library:"),
+    st.Page(VIEWS / "evaluation.py", title="Evaluation", icon=":material/monitoring:"),
 ]
 navigation = st.navigation(pages)
 services.prewarm_in_background()

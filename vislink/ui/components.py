@@ -30,9 +30,10 @@ def guard(what: str = "") -> Iterator[None]:
     try:
         yield
     except ConflictError as exc:
-        st.error(f"Conflict: {exc}", icon="⚠️")
+        st.error(f"Conflict: {exc}", icon=":material/sync_problem:")
     except BadImage as exc:
-        st.error(f"Cannot use {exc.path}: {exc.reason}" + (f" ({exc.detail})" if exc.detail else ""), icon="🖼️")
+        st.error(f"Cannot use {exc.path}: {exc.reason}" + (f" ({exc.detail})" if exc.detail else ""),
+                 icon=":material/broken_image:")
     except NotFound as exc:
         st.warning(str(exc))
     except VislinkError as exc:
@@ -121,11 +122,14 @@ def metadata_table(info: data.ImageInfo, container=None) -> None:
     where = container or st
     rows = [("image id", str(info.id)), ("status", info.status)] + [(k.replace("_", " "), str(v))
                                                                      for k, v in info.meta.items()]
-    where.markdown("\n".join(["| | |", "|---|---|"] + [f"| {k} | {_md(v)} |" for k, v in rows]))
+    where.markdown("  \n".join(f"**{k}** · {_md(v)}" for k, v in rows))
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    # Metadata is shown as Markdown: characters that would format it are escaped.
+    for ch in "\\`*_[]<>#|":
+        text = text.replace(ch, "\\" + ch)
+    return text.replace("\n", " ")
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -160,15 +164,15 @@ def grid(cells: Sequence[Cell], *, key: str, columns: int = 5, query_id: int | N
                 st.caption(f"{info.artist or 'unknown artist'}  \n*{info.title or 'untitled'}*  \n"
                            f"{info.date_text or ''} · id {info.id}")
                 if cell.status:
-                    st.caption(f"🔗 {cell.status}")
+                    st.caption(f":material/link: {cell.status}")
                 if selectable:
                     sel_key = f"{key}_sel_{info.id}"
                     st.session_state[sel_key] = info.id in selected
                     st.checkbox("select", key=sel_key, on_change=toggle_basket, args=(info.id,))
-                b1, b2 = st.columns(2)
-                if query_id is not None and b1.button("compare", key=f"{key}_cmp_{info.id}"):
+                if query_id is not None and st.button("compare", key=f"{key}_cmp_{info.id}", width="stretch",
+                                                      icon=":material/compare:"):
                     open_compare(query_id, info.id)
-                if b2.button("open", key=f"{key}_open_{info.id}"):
+                if st.button("open", key=f"{key}_open_{info.id}", width="stretch", icon=":material/open_in_new:"):
                     open_image(info.id)
 
 

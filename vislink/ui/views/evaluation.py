@@ -19,13 +19,36 @@ def _label(run: data.RunInfo) -> str:
     return f"#{run.id} {run.variant_name} · {run.benchmark or run.collection or ''} · {when}"
 
 
+def _metric_order(key: str) -> tuple:
+    # R@n (the paper's weighted recall) by n, then mAP, then unweighted recall@n, then anything else.
+    curves = recall_curves({key: 0.0})
+    if "R" in curves:
+        return (0, next(iter(curves["R"])), key)
+    if key == "mAP":
+        return (1, 0, key)
+    if "recall" in curves:
+        return (2, next(iter(curves["recall"])), key)
+    return (3, 0, key)
+
+
 def _row(run: data.RunInfo) -> dict:
-    row = {"run": run.id, "started": run.started_at, "variant": run.variant_name,
-           "benchmark": run.benchmark or "", "collection": run.collection or "", "queries": run.n_queries,
-           "gallery": run.n_gallery, "split": run.split_name or "",
-           "weights": (run.weights_sha256 or "")[:12], "code": run.code_version or ""}
-    row.update({k: round(v, 4) for k, v in flatten(run.metrics).items()})
+    row = {"run": run.id, "variant": run.variant_name}
+    metrics = flatten(run.metrics)
+    row.update({k: round(metrics[k], 4) for k in sorted(metrics, key=_metric_order)})
+    row.update({"benchmark": run.benchmark or "", "collection": run.collection or "", "queries": run.n_queries,
+                "gallery": run.n_gallery, "started": run.started_at, "split": run.split_name or "",
+                "weights": (run.weights_sha256 or "")[:12], "code": run.code_version or ""})
     return row
+
+
+def _table1(latest: list[data.RunInfo]) -> pd.DataFrame:
+    """The paper's Table 1 layout: method and R[n] at the usual cut-offs, the latest run of each variant."""
+    rows = []
+    for run in latest:
+        curve = recall_curves(run.metrics).get("R", {})
+        rows.append({"method": run.variant_name, **{f"R[{n}]": round(curve[n], 3) for n in sorted(curve)
+                                                    if n >= 20}, "mAP": run.metrics.get("mAP")})
+    return pd.DataFrame(rows)
 
 
 def main() -> None:
@@ -34,12 +57,14 @@ def main() -> None:
         st.info("No evaluation run stored yet. Run `vislink evaluate --collection C --variants ...` or "
                 "`vislink benchmark ...`; runs appear here with their history.")
         return
-    st.subheader(f"History ({len(runs)} runs)")
-    st.dataframe(pd.DataFrame([_row(r) for r in runs]), hide_index=True)
-
     by_variant: dict[str, list[data.RunInfo]] = defaultdict(list)
     for run in runs:
         by_variant[run.variant_name].append(run)
+    st.subheader("Latest run of each variant")
+    st.dataframe(_table1([rs[0] for rs in by_variant.values()]), hide_index=True)
+    st.subheader(f"History ({len(runs)} runs)")
+    st.dataframe(pd.DataFrame([_row(r) for r in runs]), hide_index=True)
+
     st.subheader("Per variant")
     tabs = st.tabs(list(by_variant))
     for tab, (variant, variant_runs) in zip(tabs, by_variant.items()):

@@ -25,10 +25,10 @@ def _png(img) -> bytes:
     return buf.getvalue()
 
 
-def _preview(img, caption: str) -> None:
+def _preview(img, caption: str, where) -> None:
     small = img.copy()
     small.thumbnail((256, 256))
-    st.image(small, caption=caption)
+    where.image(small, caption=caption)
 
 
 def _crop(img, key: str):
@@ -49,7 +49,8 @@ def _ids(text: str) -> tuple[int, ...]:
         raise VislinkError(f"image ids must be whole numbers separated by commas or spaces, got {text!r}") from None
 
 
-def _query_input(info: data.CollectionInfo) -> services.Query | None:
+def _query_input(info: data.CollectionInfo, side) -> services.Query | None:
+    """The query widgets; previews go to ``side`` (the column next to them)."""
     mode = st.radio("Query", ["Upload an image", "An image of the collection", "Several examples"],
                     horizontal=True, key="search_mode")
     region = False
@@ -65,7 +66,7 @@ def _query_input(info: data.CollectionInfo) -> services.Query | None:
         img = services.read_upload(upload.name, raw)
         if region:
             img = _crop(img, "search_crop_upload")
-        _preview(img, upload.name + (" (region)" if region else ""))
+        _preview(img, upload.name + (" (region)" if region else ""), side)
         # The validated upload is searched as it came (no re-encoding); a region as a PNG of the crop.
         return services.Query(image=_png(img) if region else raw, label=upload.name + (" (region)" if region else ""))
     if mode == "An image of the collection":
@@ -90,9 +91,9 @@ def _query_input(info: data.CollectionInfo) -> services.Query | None:
             from vislink.ui.thumbs import resolve_image_path
 
             img = _crop(open_rgb(resolve_image_path(picked.file_path)), f"search_crop_{image_id}")
-            _preview(img, f"region of {picked.label}")
+            _preview(img, f"region of {picked.label}", side)
             return services.Query(image=_png(img), label=f"region of #{image_id}")
-        ui.show_image(picked, 256, caption=picked.label)
+        ui.show_image(picked, 256, side, caption=picked.label)
         return services.Query(image_id=image_id, label=picked.label)
     # Several examples: Qdrant's recommendation API (average of positives, pushed away from negatives).
     chosen = ui.basket()
@@ -101,7 +102,11 @@ def _query_input(info: data.CollectionInfo) -> services.Query | None:
     neg_text = st.text_input("Negative example ids", key="search_neg")
     uploads = st.file_uploader("Positive example images (uploads)", accept_multiple_files=True,
                                type=["jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp"], key="search_pos_uploads")
-    images = tuple(_png(services.read_upload(u.name, u.getvalue())) for u in uploads or [])
+    images = []
+    for upload in uploads or []:
+        services.read_upload(upload.name, upload.getvalue())  # size limit and content check
+        images.append(upload.getvalue())
+    images = tuple(images)
     positive, negative = _ids(pos_text), _ids(neg_text)
     if not positive and not images:
         return None
@@ -174,9 +179,12 @@ def main() -> None:
         return
     flt, mirrored, page_size = _filters(info)
     query = None
-    with ui.guard("query"):
-        query = _query_input(info)
-    if st.button("Search", type="primary", key="search_go", disabled=query is None):
+    left, right = st.columns([2, 1])
+    with left:
+        with ui.guard("query"):
+            query = _query_input(info, right)
+        go = st.button("Search", type="primary", key="search_go", disabled=query is None)
+    if go:
         st.session_state[QUERY] = query
         st.session_state[PAGE] = 0
         st.session_state[CACHE] = {}
