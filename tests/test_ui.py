@@ -536,3 +536,22 @@ def test_sign_in_upload_search_and_group_in_chromium(served):
     if target:
         for shot in shots.iterdir():
             shutil.copy(shot, Path(target) / shot.name)
+
+
+def test_oidc_identities_map_to_annotators(vislink_env):
+    from vislink.errors import VislinkError
+    from vislink.ui import services
+
+    first = services.sign_in_oidc("anna+art@example.org", "Anna K.")
+    assert (first.name, first.label, first.via) == ("anna-art@example.org", "Anna K.", "oidc")
+    assert services.sign_in_oidc("anna+art@example.org", "Anna K.").id == first.id  # matched by e-mail
+    with pytest.raises(VislinkError):
+        services.sign_in_oidc(None, "no address")
+    with pytest.raises(VislinkError):
+        services.sign_in("anna-art@example.org", "")  # an OIDC-only account has no password to sign in with
+    at = _app()
+    at.secrets["auth"] = {"client_id": "x", "client_secret": "y", "redirect_uri": "http://127.0.0.1/oauth2callback",
+                          "cookie_secret": "z", "server_metadata_url": "http://127.0.0.1/.well-known"}
+    at.run()
+    _ok(at)
+    assert any(b.label == "Sign in with your identity provider" for b in at.button)

@@ -238,9 +238,16 @@ def sign_in_oidc(email: str | None, name: str | None) -> SignedIn:
     with session_scope() as session:
         annotator = session.scalar(select(Annotator).where(Annotator.email == email))
         if annotator is None:
-            from vislink.graph.annotators import create_annotator
+            import re
 
-            annotator = create_annotator(session, email, None, display_name=name, email=email)
+            from vislink.graph.annotators import create_annotator, find_annotator
+
+            # Account names allow letters, digits and . _ @ -: other characters of the address become '-'.
+            account = re.sub(r"[^A-Za-z0-9._@-]", "-", email).lstrip("._@-")[:100] or "oidc-user"
+            if find_annotator(session, account) is not None:
+                raise VislinkError(f"an annotator named {account!r} exists with another e-mail; "
+                                   "set its e-mail (or ask an administrator) to sign in with this identity")
+            annotator = create_annotator(session, account, None, display_name=name, email=email)
         if not annotator.is_active:
             raise VislinkError(f"annotator {annotator.name} is deactivated")
         return SignedIn(annotator.id, annotator.name, annotator.display_name, via="oidc")
