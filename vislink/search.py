@@ -79,7 +79,7 @@ def _year_bounds(value: Any) -> tuple[int | None, int | None]:
     if isinstance(value, (int, np.integer)):
         return int(value), int(value)
     text = str(value).strip()
-    lo, sep, hi = text.partition("-") if not text.startswith("-") else (text, "", "")
+    lo, sep, hi = text.partition("-")  # "-1550": up to 1550 (years BC: give a tuple, (-500, -400))
     try:
         if sep:
             return (int(lo) if lo.strip() else None, int(hi) if hi.strip() else None)
