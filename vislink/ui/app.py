@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from vislink.ui import auth, services
+from vislink.ui import auth, components, services
 
 VIEWS = Path(__file__).resolve().parent / "views"
 
@@ -21,6 +21,8 @@ pages = [
     st.Page(VIEWS / "evaluation.py", title="Evaluation", icon=":material/monitoring:"),
 ]
 navigation = st.navigation(pages)
+with components.guard("vector index"):
+    services.index()  # opened once per process (st.cache_resource); a locked or unreachable index says so here
 services.prewarm_in_background()
 st.sidebar.markdown("### vislink\nVisual links between artworks")
 auth.sidebar()

@@ -67,6 +67,8 @@ def toggle_basket(image_id: int) -> None:
 
 def open_compare(a: int, b: int) -> None:
     st.session_state["compare"] = (int(a), int(b))
+    # The Compare page's id inputs keep their own state: set them too, or a revisit shows the old pair.
+    st.session_state["cmp_a"], st.session_state["cmp_b"] = int(a), int(b)
     st.switch_page(COMPARE_PAGE)
 
 

@@ -2,8 +2,8 @@
 and graph edits. Pages never import the other stages directly, so this is the one place that follows
 their interfaces (docs/contracts.md).
 
-Resources live in ``st.cache_resource``: one index client and one encoder per process, shared by every
-browser session, keyed by the data folder so that tests pointing at fresh folders get fresh ones.
+The index client lives in ``st.cache_resource`` (one per process and data folder, shared by every browser
+session); the encoder is ``get_encoder``'s process-wide one, preloaded in a thread when the server starts.
 """
 
 from __future__ import annotations
@@ -41,18 +41,6 @@ def _index(key: tuple):
 def index():
     """The vector index of this process (opened once)."""
     return _index(_settings_key())
-
-
-@st.cache_resource(show_spinner="Loading the encoder (once per process)...")
-def _encoder(key: tuple):
-    from vislink.encoder import get_encoder
-
-    return get_encoder(get_settings().weights)
-
-
-def warm_encoder() -> None:
-    """Load the model before the first query needs it (``get_encoder`` caches it for ``search`` too)."""
-    _encoder(_settings_key())
 
 
 _prewarm_started: set[str] = set()
