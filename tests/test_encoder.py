@@ -215,3 +215,21 @@ def test_get_encoder_is_cached_per_process(vislink_env):
     assert get_encoder("random", "cpu") is a
     with pytest.raises(NotFound, match="vgg16-caffe-conv"):
         get_encoder("no-such-weights", "cpu")
+
+
+def test_cli_encode_prints_descriptors_and_skips_bad_files(vislink_env, image_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from vislink.cli import app
+
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("no image")
+    files = [str(p) for p in sorted(image_dir.glob("*.jpg"))[:2]] + [str(bad)]
+    out = tmp_path / "d.npz"
+    result = CliRunner().invoke(app, ["encode", *files, "--weights", "random", "--device", "cpu", "-V",
+                                      "vgg16-pool5-max", "-s", "--no-progress", "--save", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "RANDOM" in result.output and "dim=512 norm=1.0000" in result.output
+    assert "not-an-image" in result.output
+    with np.load(out) as data:
+        assert data["vgg16_pool5_max"].shape == (2, 512)

@@ -150,7 +150,8 @@ def check_against_onnxruntime(state: dict, model, label: str) -> float:
     bgr = test_image(size)[:, :, ::-1].astype(np.float32) - np.asarray(pre.mean, dtype=np.float32)
     nhwc = np.ascontiguousarray(bgr[None])
     try:
-        session = onnxruntime.InferenceSession(pool5_subgraph(model).SerializeToString(), providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(pool5_subgraph(model).SerializeToString(),
+                                               providers=["CPUExecutionProvider"])
         reference = session.run(None, {graph_input.name: nhwc})[0]  # NCHW: the graph transposes at its input
     except Exception as exc:  # an unexpected graph: say where
         raise WeightsUnavailable(f"{label}: cannot run the ONNX sub-graph up to {POOL5_OUTPUT} ({exc})") from exc

