@@ -4,6 +4,7 @@ server that cannot be reached. Real folders on the real disk, real subprocesses.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import shutil
@@ -165,6 +166,22 @@ def test_optimize_keeps_every_point_and_result(ram_path):
         flt = {"artist": AnyOf(("A", "C"))}
         assert [h.id for h in index.query("vislink_c_v", q, limit=20, flt=flt, exact=True)] == \
             [h.id for h in referee.query("vislink_c_v", q, limit=20, flt=flt)]
+    finally:
+        index.close()
+
+
+def test_no_hnsw_graph_by_default_every_search_is_exact(ram_path):
+    """optimize() must not build a graph (approximate results, minutes of CPU) unless asked: 1,400 x
+    2048-d floats are above Edge's 10 MB indexing threshold, so a default shard would index them."""
+    index = _edge(ram_path / "edge")
+    try:
+        index.create_collection("vislink_big", 2048)
+        rng = np.random.default_rng(0)
+        index.upsert("vislink_big", [Point(i, rng.standard_normal(2048)) for i in range(1400)])
+        index.optimize("vislink_big")
+        info = index._shard("vislink_big").shard.info()
+        assert (info.points_count, info.indexed_vectors_count) == (1400, 0)
+        assert json.loads((ram_path / "edge" / "vislink_big" / "vislink.json").read_text())["hnsw"] is False
     finally:
         index.close()
 
