@@ -32,7 +32,7 @@ class Demo:
     annotator: tuple[str, str] | None = None
 
 
-def _composition(seed: int, size=(160, 120)) -> PILImage.Image:
+def _composition(seed: int, size=(400, 300)) -> PILImage.Image:
     """A picture with a background gradient and a few figures: distinct enough per seed to be told apart."""
     rng = np.random.default_rng(seed)
     w, h = size
@@ -43,8 +43,8 @@ def _composition(seed: int, size=(160, 120)) -> PILImage.Image:
     img = PILImage.fromarray(np.clip(arr, 0, 255).astype("uint8"))
     draw = ImageDraw.Draw(img)
     for _ in range(5):
-        x0, y0 = int(rng.integers(0, w - 30)), int(rng.integers(0, h - 30))
-        x1, y1 = x0 + int(rng.integers(15, 60)), y0 + int(rng.integers(15, 60))
+        x0, y0 = int(rng.integers(0, w - w // 5)), int(rng.integers(0, h - h // 4))
+        x1, y1 = x0 + int(rng.integers(w // 10, w // 2.5)), y0 + int(rng.integers(h // 8, h // 2))
         colour = tuple(int(c) for c in rng.integers(0, 255, 3))
         (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x0, y0, x1, y1), fill=colour)
     return img
@@ -61,7 +61,7 @@ def make_images(folder: Path, n_compositions: int = 4, seed: int = 0) -> Demo:
         a = k % len(ARTISTS)
         versions = {
             f"work{k:02d}.jpg": (base, ARTISTS[a], 1300 + 50 * a + k, "painting"),
-            f"work{k:02d}_copy.jpg": (base.resize((152, 114)).point(lambda v: min(255, int(v * 1.04))),
+            f"work{k:02d}_copy.jpg": (base.resize((380, 285)).point(lambda v: min(255, int(v * 1.04))),
                                       ARTISTS[(a + 1) % len(ARTISTS)], 1310 + 50 * a + k, "graphics"),
             f"work{k:02d}_mirror.jpg": (ImageOps.mirror(base), ARTISTS[(a + 2) % len(ARTISTS)], 1320 + 50 * a + k,
                                         "painting"),

@@ -11,7 +11,6 @@ from PIL import ImageOps
 
 from vislink.ui import auth, data, services
 from vislink.ui import components as ui
-from vislink.ui.thumbs import DEFAULT_SIZE
 
 st.title("Compare")
 
@@ -67,27 +66,31 @@ def main() -> None:
     with ui.guard():
         a, b = data.image(int(a_id)), data.image(int(b_id))
         st.session_state["compare"] = (a.id, b.id)
-        mirror = st.checkbox("Mirror the right image", key="cmp_mirror",
-                             help="Copies are often mirrored (prints reverse the design).")
+        controls = st.columns(3)
+        mirror = controls[0].checkbox("Mirror the right image", key="cmp_mirror",
+                                      help="Copies are often mirrored (prints reverse the design).")
+        flicker = controls[1].toggle("Flicker", key="cmp_flicker",
+                                     help="Alternate the two images instead of blending them.")
+        alpha = controls[2].slider("Blend (left → right)", 0.0, 1.0, 0.5, 0.05, key="cmp_alpha", disabled=flicker)
         img_a, img_b = _open(a), _open(b)
         if img_b is not None and mirror:
             img_b = ImageOps.mirror(img_b)
-        left, right = st.columns(2)
-        for col, info, img in ((left, a, img_a), (right, b, img_b)):
-            with col:
-                if img is not None:
-                    st.image(img, caption=info.label)
-                else:
-                    st.caption("(no picture)")
-                ui.metadata_table(info)
-                if st.button("open", key=f"cmp_open_{info.id}_{col is left}"):
-                    ui.open_image(info.id)
-        st.subheader("Overlay")
+        # Left, overlay, right in one row: the eye goes from each to the superposition.
+        cols = st.columns(3)
+        for col, info, img in ((cols[0], a, img_a), (cols[2], b, img_b)):
+            if img is not None:
+                col.image(img, caption=info.label, width="stretch")
+            else:
+                col.caption("(no picture)")
         if img_a is not None and img_b is not None:
-            flicker = st.toggle("Flicker", key="cmp_flicker", help="Alternate the two images instead of blending.")
-            alpha = st.slider("Blend (left → right)", 0.0, 1.0, 0.5, 0.05, key="cmp_alpha", disabled=flicker)
-            _, mid, _ = st.columns([1, 2, 1])
-            mid.image(_overlay(img_a, img_b, alpha, flicker), width=DEFAULT_SIZE * 2)
+            cols[1].image(_overlay(img_a, img_b, alpha, flicker), width="stretch",
+                          caption="flicker" if flicker else f"overlay, {alpha:.0%} right")
+        meta = st.columns(2)
+        for col, info in ((meta[0], a), (meta[1], b)):
+            with col:
+                ui.metadata_table(info)
+                if st.button("open", key=f"cmp_open_{info.id}_{col is meta[0]}"):
+                    ui.open_image(info.id)
         _link_buttons(a, b)
 
 
