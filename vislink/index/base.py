@@ -151,8 +151,9 @@ class VectorIndex(abc.ABC):
     @abc.abstractmethod
     def recommend(self, collection: str, *, positive: Sequence[np.ndarray | int], negative: Sequence[np.ndarray | int] = (),
                   limit: int, flt: Filter | None = None, exact: bool = False) -> list[Hit]:
-        """Qdrant's recommendation (average-vector strategy): ``positive`` and ``negative`` examples are
-        vectors or point ids; points given by id are never returned."""
+        """Qdrant's recommendation (average-vector strategy): ``positive`` (at least one) and ``negative``
+        examples are vectors or point ids; points given by id are never returned, an unknown id raises
+        NotFound. Stored vectors are normalised; vectors given by value are averaged as given, as Qdrant does."""
 
     def query_sparse(self, collection: str, vector: SparseVector, *, limit: int, flt: Filter | None = None) -> list[Hit]:
         raise NotImplementedError(f"the {self.name} index backend has no sparse vectors")

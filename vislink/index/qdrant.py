@@ -246,7 +246,8 @@ class QdrantClientIndex(VectorIndex):
         self._require(collection)
         vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
         qfilter = to_qdrant_filter(flt)
-        params = models.SearchParams(exact=exact)
+        # Local mode always scans exactly (and warns about search params): only a server gets them.
+        params = models.SearchParams(exact=exact) if self.is_server else None
         requests = [models.QueryRequest(query=v.tolist(), limit=limit, offset=offset, filter=qfilter, params=params,
                                         with_payload=True) for v in vectors]
         responses = self.client.query_batch_points(collection, requests=requests)
@@ -274,7 +275,8 @@ class QdrantClientIndex(VectorIndex):
             positive=[as_example(x) for x in positive], negative=[as_example(x) for x in negative],
             strategy=models.RecommendStrategy.AVERAGE_VECTOR))
         result = self.client.query_points(collection, query=query, limit=limit, query_filter=to_qdrant_filter(flt),
-                                          search_params=models.SearchParams(exact=exact), with_payload=True)
+                                          search_params=models.SearchParams(exact=exact) if self.is_server else None,
+                                          with_payload=True)
         return [Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in result.points]
 
     @_serialised
