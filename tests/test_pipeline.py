@@ -258,8 +258,21 @@ def test_add_variant_from_stored_files_and_remove(env, tmp_path, monkeypatch):
     assert row.pca_dim == 4 and row.pca_path and len(row.pca_sha256) == 64
     index = open_index()
     assert index.count(row.qdrant_collection) == 5
+    # from the stored base vectors (no forward pass): the same vector a forward pass with the PCA gives
+    from vislink.ingest.workers import encode_batch
+    from vislink.store import Image, session_scope
+
+    with session_scope() as s:
+        first = s.scalars(select(Image).where(Image.source_ref == "photo030.jpg")).first()
+    fresh = encode_batch([first.file_path], [row.name], weights="random", pca_paths={row.name: row.pca_path})
+    stored = index.retrieve(row.qdrant_collection, [first.id], with_vectors=True)[0][2]
+    assert np.allclose(fresh[0].vectors[row.name], stored, atol=1e-4)
+    # a PCA variant whose base the collection lacks: base descriptors computed from the stored files
+    other = add_variant("av", "vgg16-pool5-sum-pca3", progress=False)
+    assert index.count(other.qdrant_collection) == 5
     info = collection_info("av")
-    assert {v["name"]: v["encoded"] for v in info.variants} == {"vgg16-pool5-max": 5, "vgg16-pool5-max-pca4": 5}
+    assert {v["name"]: v["encoded"] for v in info.variants} == {
+        "vgg16-pool5-max": 5, "vgg16-pool5-max-pca4": 5, "vgg16-pool5-sum-pca3": 5}
     # a file shared with another collection survives the removal
     shared = tmp_path / "shared"
     make_photos(shared, 1, start=30)
@@ -269,7 +282,7 @@ def test_add_variant_from_stored_files_and_remove(env, tmp_path, monkeypatch):
     assert refused.exit_code != 0
     done = runner.invoke(app, ["collection", "remove", "av", "--yes"])
     assert done.exit_code == 0, done.output
-    assert "5 images, 2 Qdrant collections, 4 stored files" in done.output
+    assert "5 images, 3 Qdrant collections, 4 stored files" in done.output
     index = open_index()  # the command closed the process's index on its way out (as `vislink` does)
     assert not index.collection_exists(row.qdrant_collection)
     listed = runner.invoke(app, ["collection", "list"]).output

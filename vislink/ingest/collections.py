@@ -177,9 +177,55 @@ def add_variant(collection: str, variant: str, *, sample: int = 10_000, workers:
     with session_scope() as session:
         row = session.get(DescriptorVariant, variant_id)
         ensure_index_collections(index, [row])
+        base = session.scalar(select(DescriptorVariant).where(DescriptorVariant.collection_id == coll_id,
+                                                              DescriptorVariant.name == spec.base))
+        base_id = base.id if base is not None and spec.pca_dim is not None else None
+    if base_id is not None:
+        # The PCA applies to the l2-normalised base descriptor, which the base variant's index holds already:
+        # no forward pass needed for the images that have it.
+        _pca_from_base(coll_id, variant_id, base_id, index, progress=progress)
     encode_stored(coll_id, [variant_id], workers=workers, batch_size=batch_size, progress=progress)
     with session_scope() as session:
         return session.get(DescriptorVariant, variant_id)
+
+
+def _pca_from_base(coll_id: int, variant_id: int, base_id: int, index, *, progress: bool, chunk: int = 256) -> int:
+    from datetime import datetime, timezone
+
+    from tqdm.auto import tqdm
+
+    from vislink.index import Point
+    from vislink.index.payload import image_payload
+    from vislink.ingest.workers import _load_pca
+    from vislink.store import session_scope
+
+    with session_scope() as session:
+        var, base = session.get(DescriptorVariant, variant_id), session.get(DescriptorVariant, base_id)
+        pca, target, source, name = _load_pca(var.pca_path), var.qdrant_collection, base.qdrant_collection, var.name
+        coll_name = session.get(Collection, coll_id).name
+        have = select(ImageDescriptor.image_id).where(ImageDescriptor.variant_id == variant_id)
+        ids = list(session.scalars(
+            select(Image.id).join(ImageDescriptor, ImageDescriptor.image_id == Image.id)
+            .where(Image.collection_id == coll_id, Image.status == ImageStatus.done,
+                   ImageDescriptor.variant_id == base_id, Image.id.not_in(have)).order_by(Image.id)))
+    done = 0
+    for start in tqdm(range(0, len(ids), chunk), disable=not progress, desc=f"{name} from stored base"):
+        found = index.retrieve(source, ids[start:start + chunk], with_vectors=True)
+        if not found:
+            continue
+        import numpy as np
+
+        vectors = pca.transform(np.stack([vec for _, _, vec in found]))
+        with session_scope() as session:
+            images = {i.id: i for i in session.scalars(select(Image).where(Image.id.in_([f[0] for f in found])))}
+            index.upsert(target, [Point(pid, vectors[k], image_payload(images[pid], coll_name))
+                                  for k, (pid, _, _) in enumerate(found)])  # before the rows, as in ingest
+            for pid, _, _ in found:
+                session.merge(ImageDescriptor(image_id=pid, variant_id=variant_id,
+                                              encoded_at=datetime.now(timezone.utc)))
+        done += len(found)
+    log.info("%s: %d images transformed from the stored base descriptors", name, done)
+    return done
 
 
 def _fit_pca(session: Session, coll: Collection, existing: list[DescriptorVariant], spec, *, sample: int, seed: int,
