@@ -69,7 +69,9 @@ def doctor() -> None:
 
     settings = get_settings()
     typer.echo(f"data folder:   {settings.resolved_home}")
-    typer.echo(f"index backend: {settings.effective_index_backend}")
+    from vislink.index.registry import resolve_backend
+
+    typer.echo(f"index backend: {resolve_backend(settings)}")
     typer.echo(f"weights:       {settings.weights}")
     failed = 0
     for check in run_checks():

@@ -235,7 +235,8 @@ class EdgeIndex(VectorIndex):
                 except OSError:
                     os.close(fd)
                     raise IndexUnavailable(
-                        f"the qdrant-edge index at {self.root} is open in another process; the embedded index "
+                        f"the qdrant-edge index at {self.root} is open in another process (a running `vislink ui` or "
+                        "`vislink ingest`?); the embedded index "
                         "takes one process at a time (let one process write, or set QDRANT_URL to use a "
                         "Qdrant server)") from None
                 self._lock_fd = fd
