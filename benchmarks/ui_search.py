@@ -9,6 +9,7 @@ that every result needs its own thumbnail the first time). Target: under 1 s for
 
     python benchmarks/ui_search.py                    # 40,000 images, 2048-d (pool5 2x2 sum-pool)
     python benchmarks/ui_search.py --images 5000      # a quick look
+    python benchmarks/ui_search.py --home /tmp/b40k   # build once, keep it; later runs with --home reuse it
 
 Figures depend on the machine and its load (``uptime``): compare runs made in the same conditions.
 """
@@ -53,7 +54,8 @@ def make_files(folder: Path, n: int, seed: int) -> list[Path]:
     return files
 
 
-def build(n_images: int, variant: str, weights: str, n_files: int, seed: int, progress: bool) -> tuple[int, str]:
+def build(n_images: int, variant: str, weights: str, n_files: int, seed: int, progress: bool,
+          optimize: bool = True) -> tuple[int, str]:
     """The synthetic collection; returns (collection id, variant name)."""
     from sqlalchemy import insert, select
     from tqdm import tqdm
@@ -105,10 +107,10 @@ def build(n_images: int, variant: str, weights: str, n_files: int, seed: int, pr
         index.upsert(qname, points)
         bar.update(len(ids))
     bar.close()
-    if hasattr(index, "optimize"):
+    if optimize and hasattr(index, "optimize"):
         started = time.perf_counter()
         index.optimize(qname)
-        print(f"index optimized in {time.perf_counter() - started:.1f} s")
+        print(f"index optimized in {time.perf_counter() - started:.1f} s", flush=True)
     return coll_id, variant
 
 
@@ -150,8 +152,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=10)
     parser.add_argument("--page-size", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--home", type=Path, help="data folder to build in (default: a temporary one, removed)")
+    parser.add_argument("--home", type=Path,
+                        help="data folder to build in and keep (reused when it already holds the collection); "
+                             "default: a temporary one, removed at the end")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--no-optimize", action="store_true",
+                        help="leave the index unoptimized (searches are exact scans; building is much faster)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import logging
@@ -165,9 +171,13 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-        started = time.perf_counter()
-        build(args.images, args.variant, args.weights, args.files, 0, not args.no_progress)
-        print(f"built {args.images} images in {time.perf_counter() - started:.0f} s under {home}")
+        if args.home is not None and (home / "vislink.db").exists():
+            print(f"reusing the collection built under {home}", flush=True)
+        else:
+            started = time.perf_counter()
+            build(args.images, args.variant, args.weights, args.files, 0, not args.no_progress,
+                  optimize=not args.no_optimize)
+            print(f"built {args.images} images in {time.perf_counter() - started:.0f} s under {home}", flush=True)
 
         from PIL import Image
 
@@ -179,10 +189,10 @@ def main() -> None:
         started = time.perf_counter()
         get_encoder(args.weights)  # once per process (st.cache_resource in the app), not per search
         print(f"process start-up (model load, once): {time.perf_counter() - started:.1f} s; "
-              f"backend {settings.effective_index_backend}, {args.threads} threads")
+              f"backend {settings.effective_index_backend}, {args.threads} threads", flush=True)
         rng = np.random.default_rng(1)
         coll = data.collection_by_name("bench")
-        ids = [int(x) for x in rng.choice(np.arange(1, args.images + 1), args.queries, replace=False)]
+        ids = [int(x) for x in rng.choice(np.arange(1, coll.n_images + 1), args.queries, replace=False)]
         services.search_page(services.Query(image_id=ids[0]), collection="bench", variant=args.variant, flt=None,
                              mirrored=False, page=0, page_size=args.page_size, cache={})  # warm the index
         cold = [first_page(services.Query(image_id=i), variant=args.variant, page_size=args.page_size) for i in ids]
