@@ -186,6 +186,8 @@ def main() -> None:
         from vislink.ui import data, services
 
         settings = get_settings()
+        shutil.rmtree(settings.thumbs_dir, ignore_errors=True)  # "cold" means no thumbnail made yet
+        settings.thumbs_dir.mkdir(parents=True)
         started = time.perf_counter()
         get_encoder(args.weights)  # once per process (st.cache_resource in the app), not per search
         print(f"process start-up (model load, once): {time.perf_counter() - started:.1f} s; "
