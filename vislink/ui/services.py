@@ -190,6 +190,14 @@ def prefetch_thumbnails(items: Sequence[tuple[str | None, str | None]], size: in
     _prefetcher.submit(thumbs.thumbnails, list(items), size, get_settings(), 1)
 
 
+def drain_background() -> None:
+    """Wait for background thumbnail work to finish (tests, before their data folder goes away)."""
+    global _prefetcher
+    if _prefetcher is not None:
+        _prefetcher.shutdown(wait=True)
+        _prefetcher = None
+
+
 # -- annotators --------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
