@@ -48,6 +48,17 @@ def test_search_by_an_image_of_the_collection(ui_env):
     assert found[0] == ids["work01_copy.jpg"]  # the re-encoded copy is the nearest
     text = texts(at)
     assert "**#1**" in text and "Composition 2 (copy)" in text
+    # "compare" on a result opens the Compare page with the pair; "Search with it" on an image page comes back.
+    at.button(key=f"search_cmp_{found[0]}").click().run()
+    ok(at)
+    assert [t.value for t in at.title] == ["Compare"] and at.session_state["compare"] == (ids["work01.jpg"], found[0])
+    assert at.number_input(key="cmp_b").value == found[0]
+    at.button(key=f"cmp_open_{found[0]}_False").click().run()
+    ok(at)
+    assert [t.value for t in at.title] == ["Browse"]
+    at.button(key="br_search").click().run()
+    ok(at)
+    assert [t.value for t in at.title] == ["Search"] and at.number_input(key="search_pick_id").value == found[0]
 
 
 def test_search_by_upload_and_metadata_filters(ui_env):
