@@ -3,7 +3,7 @@ timed outside Streamlit through the same code the page runs (``vislink.ui.servic
 look-ups of ``vislink.ui.data`` and the thumbnail cache ``vislink.ui.thumbs``).
 
 A synthetic collection: 40,000 rows in SQLite (real metadata fields), 40,000 random l2-normalised
-descriptors in the embedded index (the default backend, qdrant-edge, optimized as ingest leaves it), and
+descriptors in the embedded index (the default backend, qdrant-edge, optimized as a large ingest leaves it), and
 real-size JPEG files behind them (a few hundred files shared by the rows, each row with its own sha256, so
 that every result needs its own thumbnail the first time). Target: under 1 s for the first page.
 
@@ -157,7 +157,7 @@ def main() -> None:
                              "default: a temporary one, removed at the end")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--no-optimize", action="store_true",
-                        help="leave the index unoptimized (searches are exact scans; building is much faster)")
+                        help="skip optimize() (segment merging) after the build: much faster to build")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import logging
