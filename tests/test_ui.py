@@ -298,7 +298,8 @@ def test_browse_collection_and_image_page(ui_env):
     charts = at.get("graphviz_chart")
     assert charts, "the group's graph is drawn"
     dot = charts[0].proto.spec
-    assert f"{ids['work02_copy.jpg']} -- " in dot or f"-- {ids['work02_copy.jpg']}" in dot
+    assert f"{ids['work02_copy.jpg']} -- " in dot or f"-- {ids['work02_copy.jpg']}" in dot  # the group's edge
+    assert f'{ids["work02.jpg"]} -- {ids["work02_mirror.jpg"]} [style=solid, color="#333333", label="positive"' in dot
 
 
 def test_evaluation_dashboard(ui_env):

@@ -321,7 +321,7 @@ def component_graph(image_id: int, max_nodes: int = 60):
         img = session.get(Image, int(image_id))
         if img is None:
             return None
-        graph = build_graph(session, img.collection_id)
+        graph = build_graph(session, img.collection_id, include_proposals=True)
     if image_id not in graph:
         return None
     nodes = nx.node_connected_component(graph, image_id)

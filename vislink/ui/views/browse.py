@@ -23,9 +23,12 @@ def _dot(graph, focus: int, labels: dict[int, str]) -> str:
         fill = ', fillcolor="#e4572e", fontcolor="white"' if node == focus else ""
         lines.append(f'  {node} [label="{text}"{fill}];')
     for a, b, attrs in graph.edges(data=True):
-        kind = str(attrs.get("type", attrs.get("kind", "positive")))
-        kind = kind.split(".")[-1]
-        lines.append(f'  {a} -- {b} [style={EDGE_STYLE.get(kind, "solid")}, tooltip="{kind}"];')
+        kind = str(attrs.get("type", "positive")).split(".")[-1]
+        if attrs.get("link"):  # an explicit link: drawn dark and labelled with its type
+            lines.append(f'  {a} -- {b} [style={EDGE_STYLE.get(kind, "solid")}, color="#333333", '
+                         f'label="{kind}", fontsize=9];')
+        else:  # an edge of a group's clique
+            lines.append(f'  {a} -- {b} [color="#9a9a9a", tooltip="group {attrs.get("group", "")}"];')
     lines.append("}")
     return "\n".join(lines)
 
@@ -72,7 +75,7 @@ def _image_page(image_id: int) -> None:
         infos = data.images_by_ids(graph.nodes)
         labels = {n: f"#{n} {(infos[n].artist or '')[:24]}" for n in graph.nodes if n in infos}
         st.graphviz_chart(_dot(graph, img.id, labels))
-        st.caption("solid: group or positive link · bold: duplicate · dotted: proposal")
+        st.caption("grey: same group · dark, labelled: an explicit link (dotted: a proposal)")
 
 
 def _collections() -> data.CollectionInfo | None:
