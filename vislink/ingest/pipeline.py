@@ -20,7 +20,7 @@ import logging
 import os
 import shutil
 import time
-from collections import deque
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import islice
@@ -144,9 +144,11 @@ def _guess_ext(path: Path) -> str:
     from PIL import Image as PILImage
 
     try:
-        with PILImage.open(path) as im:
-            if im.format in _EXT:
-                return _EXT[im.format]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a bomb warns here; open_rgb gives it its reason later
+            with PILImage.open(path) as im:
+                if im.format in _EXT:
+                    return _EXT[im.format]
     except Exception:  # noqa: BLE001 - bad files are judged later by open_rgb, with a reason
         pass
     suffix = path.suffix.lower()
@@ -379,45 +381,9 @@ def _finish(ctx: _Ctx, works: list[_Work], results: list) -> int:
 # -- the loop ---------------------------------------------------------------------------------------------
 def _run(ctx: _Ctx, chunks: Iterator[list], prepare: Callable[[_Ctx, Session, list], list[_Work]], *,
          workers: int, total: int | None, progress: bool, desc: str) -> None:
-    """Prepare chunks in this process while earlier ones are encoded (bounded look-ahead), then finish
-    them in order. Encoding runs in a background thread (workers <= 1) or in worker processes."""
-    from tqdm.auto import tqdm
+    from vislink.ingest.workers import run_batches
 
-    from vislink.ingest.workers import make_executor, submit
-
-    pca = {v.name: v.pca_path for v in ctx.variants if v.pca_path}
-    bar = tqdm(total=total, disable=not progress, unit="img", desc=desc, dynamic_ncols=True)
-    executor = make_executor(workers)
-    inflight: deque = deque()
-    limit = max(2, 2 * workers)
-    exhausted = False
-    try:
-        while True:
-            while not exhausted and len(inflight) < limit:
-                chunk = next(chunks, None)
-                if chunk is None:
-                    exhausted = True
-                    break
-                with session_scope() as session:
-                    works = prepare(ctx, session, chunk)
-                bar.update(len(chunk) - len(works))
-                if works:
-                    names = sorted({n for w in works for n in w.variants})
-                    fut = submit(executor, [str(w.path) for w in works], names, weights=ctx.weights,
-                                 pca_paths={n: p for n, p in pca.items() if n in names},
-                                 max_pixels=ctx.settings.max_image_pixels)
-                    inflight.append((works, fut))
-            if not inflight:
-                break
-            works, fut = inflight.popleft()
-            _finish(ctx, works, fut.result())
-            bar.update(len(works))
-            bar.set_postfix(done=ctx.summary.done, failed=ctx.summary.failed, refresh=False)
-    finally:
-        for _, fut in inflight:
-            fut.cancel()
-        executor.shutdown(wait=True, cancel_futures=True)
-        bar.close()
+    run_batches(ctx, chunks, prepare, _finish, workers=workers, total=total, progress=progress, desc=desc)
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:

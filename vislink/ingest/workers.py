@@ -1,5 +1,6 @@
-"""Where decoding and encoding run: in the calling process (a background thread, so that fetching, hashing
-and SQL/index writes overlap with the forward pass) or in N worker processes on this machine.
+"""Where decoding and encoding run, and the ingest loop around them: in the calling process (a background
+thread, so that fetching, hashing and SQL/index writes overlap with the forward pass) or in N worker
+processes on this machine.
 
 Workers only decode and encode. The parent process writes to SQL and to the vector index, because the
 embedded index (qdrant-client local mode, qdrant-edge) is a folder that one process at a time may open.
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -103,3 +106,73 @@ def submit(executor: Executor, paths: list[str], variants: list[str], *, weights
     threads = 1 if isinstance(executor, ProcessPoolExecutor) else 2
     return executor.submit(encode_batch, paths, variants, weights=weights, pca_paths=pca_paths,
                            max_pixels=max_pixels, decode_threads=threads)
+
+
+def run_batches(ctx, chunks: Iterator[list], prepare: Callable, finish: Callable, *, workers: int,
+                total: int | None, progress: bool, desc: str) -> None:
+    """The ingest loop: ``prepare`` chunks in this process while earlier ones are encoded (bounded
+    look-ahead: two batches per worker), then ``finish`` them in order (store, upsert, mark done). Encoding
+    runs in a background thread (``workers <= 1``) or in worker processes."""
+    from tqdm.auto import tqdm
+
+    from vislink.store import session_scope
+
+    pca = {v.name: v.pca_path for v in ctx.variants if v.pca_path}
+    bar = tqdm(total=total, disable=not progress, unit="img", desc=desc, dynamic_ncols=True)
+    executor = make_executor(workers)
+    inflight: deque = deque()
+    limit = max(2, 2 * workers)
+    exhausted = False
+    try:
+        while True:
+            while not exhausted and len(inflight) < limit:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    exhausted = True
+                    break
+                with session_scope() as session:
+                    works = prepare(ctx, session, chunk)
+                bar.update(len(chunk) - len(works))
+                if works:
+                    names = sorted({n for w in works for n in w.variants})
+                    fut = submit(executor, [str(w.path) for w in works], names, weights=ctx.weights,
+                                 pca_paths={n: p for n, p in pca.items() if n in names},
+                                 max_pixels=ctx.settings.max_image_pixels)
+                    inflight.append((works, fut))
+            if not inflight:
+                break
+            works, fut = inflight.popleft()
+            finish(ctx, works, _results(ctx, executor, works, fut, pca))
+            bar.update(len(works))
+            bar.set_postfix(done=ctx.summary.done, failed=ctx.summary.failed, refresh=False)
+    finally:
+        for _, fut in inflight:
+            fut.cancel()
+        executor.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+
+
+def _results(ctx, executor, works: list, fut, pca: dict[str, str]) -> list:
+    """The batch's results; if encoding the batch raised (not a bad image: a bug or an input the model chokes
+    on), its images are encoded one by one so that only the culprit fails (``encode-error``) and the run goes on.
+    A dead worker process (``BrokenProcessPool``) stops the run: re-running resumes it."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return fut.result()
+    except BrokenProcessPool:
+        raise
+    except Exception as exc:  # noqa: BLE001 - isolated below, reported per image
+        log.warning("encoding a batch of %d failed (%s: %s); retrying its images one by one", len(works),
+                    type(exc).__name__, exc)
+    out = []
+    for w in works:
+        try:
+            out.extend(submit(executor, [str(w.path)], sorted(w.variants), weights=ctx.weights,
+                              pca_paths={n: p for n, p in pca.items() if n in w.variants},
+                              max_pixels=ctx.settings.max_image_pixels).result())
+        except BrokenProcessPool:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            out.append(EncodeResult(None, reason="encode-error", detail=f"{type(exc).__name__}: {exc}"))
+    return out
