@@ -126,6 +126,11 @@ def test_search_a_region_mirrored_and_by_examples(ui_env):
     found = result_ids(at)
     assert found and not set(found) & set(pos + neg)
     assert found[0] == ids["work00_mirror.jpg"]
+    # Ticked results become the positive examples on request.
+    at.checkbox(key=f"search_sel_{found[1]}").check().run()
+    at.button(key="search_use_selection").click().run()
+    ok(at)
+    assert at.text_input(key="search_pos").value == str(found[1])
 
 
 def test_search_paging_goes_past_a_block(ui_env, monkeypatch):

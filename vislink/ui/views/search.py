@@ -97,8 +97,13 @@ def _query_input(info: data.CollectionInfo, side) -> services.Query | None:
         return services.Query(image_id=image_id, label=picked.label)
     # Several examples: Qdrant's recommendation API (average of positives, pushed away from negatives).
     chosen = ui.basket()
-    st.caption(f"{len(chosen)} image(s) selected in the results; they are the default positive examples.")
-    pos_text = st.text_input("Positive example ids", value=" ".join(map(str, chosen)), key="search_pos")
+    note, button = st.columns([3, 1])
+    note.caption(f"{len(chosen)} image(s) selected in the results; they are the default positive examples.")
+    # The input's value lives in session state (set before the input exists in this run), never in value=.
+    clicked = button.button("Use the selection", key="search_use_selection", disabled=not chosen)
+    if clicked or "search_pos" not in st.session_state:
+        st.session_state["search_pos"] = " ".join(map(str, chosen))
+    pos_text = st.text_input("Positive example ids", key="search_pos")
     neg_text = st.text_input("Negative example ids", key="search_neg")
     uploads = st.file_uploader("Positive example images (uploads)", accept_multiple_files=True,
                                type=["jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp"], key="search_pos_uploads")
