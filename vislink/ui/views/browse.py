@@ -42,7 +42,6 @@ def _image_page(image_id: int) -> None:
         ui.metadata_table(img)
         c1, c2, c3 = st.columns(3)
         if c1.button("Search with it", key="br_search"):
-            st.session_state["query_image_id"] = img.id
             st.session_state["search_mode"] = "An image of the collection"
             st.session_state["search_pick_id"] = img.id
             st.switch_page(ui.SEARCH_PAGE)

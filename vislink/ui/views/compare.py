@@ -57,9 +57,12 @@ def _link_buttons(a: data.ImageInfo, b: data.ImageInfo) -> None:
 def main() -> None:
     ui.show_flash()
     pair = st.session_state.get("compare") or (0, 0)
+    # Values live in session state (other pages set them), never also in value=: Streamlit warns otherwise.
+    st.session_state.setdefault("cmp_a", int(pair[0]))
+    st.session_state.setdefault("cmp_b", int(pair[1]))
     c1, c2 = st.columns(2)
-    a_id = c1.number_input("Left image id", min_value=0, step=1, value=int(pair[0]), key="cmp_a")
-    b_id = c2.number_input("Right image id", min_value=0, step=1, value=int(pair[1]), key="cmp_b")
+    a_id = c1.number_input("Left image id", min_value=0, step=1, key="cmp_a")
+    b_id = c2.number_input("Right image id", min_value=0, step=1, key="cmp_b")
     if not a_id or not b_id:
         st.info("Choose two images (or press *compare* on a search result).")
         return

@@ -72,8 +72,8 @@ def _query_input(info: data.CollectionInfo, side) -> services.Query | None:
     if mode == "An image of the collection":
         left, right = st.columns([3, 1])
         text = left.text_input("Find by artist or title", key="search_find")
-        typed = right.number_input("or image id", min_value=0, step=1, key="search_pick_id",
-                                   value=int(st.session_state.get("query_image_id") or 0))
+        st.session_state.setdefault("search_pick_id", 0)  # set by "Search with it" on an image page
+        typed = right.number_input("or image id", min_value=0, step=1, key="search_pick_id")
         matches = data.find_images(info.id, text, limit=50)
         if typed:
             image_id = int(typed)
