@@ -123,6 +123,9 @@ def test_sign_in_upload_search_and_group_in_chromium(served):
             page.get_by_role("button", name="Create a group").click()
             expect(page.get_by_text("created with 2 images")).to_be_visible()
             page.screenshot(path=str(shots / "group.png"), full_page=False)
+            # No traceback and no Streamlit warning box anywhere on the way.
+            expect(page.locator("[data-testid=stException]")).to_have_count(0)
+            expect(page.get_by_text("Session State API")).to_have_count(0)
         finally:
             browser.close()
 
