@@ -160,6 +160,17 @@ def test_random_collection_agrees_with_a_numpy_referee(db_session):
         ranking = [ids[int(i) + 1] for i in order]
         assert r.ranks == target_ranks(ranking, r.query.targets, query=r.query.query_id)
 
+    # The one-pass scan that replaces very deep searches gives the same ranks (forced here from rank 2 on),
+    # and None beyond max_depth.
+    from vislink.evaluation.ranking import rank_targets
+
+    queries = [r.query for r in report.results]
+    scanned = rank_targets(index, qname, queries, depth=1, scan_cost_ratio=0, scan_min_queries=1)
+    assert [r.ranks for r in scanned] == [r.ranks for r in report.results]
+    assert any(x > 20 for r in scanned for x in r.ranks)  # the scan did rank far targets
+    capped = rank_targets(index, qname, queries, depth=1, max_depth=20, scan_cost_ratio=0, scan_min_queries=1)
+    assert [[x if x <= 20 else None for x in r.ranks] for r in report.results] == [r.ranks for r in capped]
+
 
 def test_unknown_names_are_clear_errors(demo):
     from vislink.errors import NotFound
