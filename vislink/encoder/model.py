@@ -197,8 +197,12 @@ def get_encoder(weights: str | None = None, device: str | None = None, *, precis
     settings = get_settings()
     weights = weights or settings.weights
     resolved = resolve_device(device or settings.device)
-    # The data folder is part of the key: installed weights live there (tests switch folders).
-    key = (weights, str(resolved), precision, str(settings.weights_dir))
+    # The data folder is part of the key: installed weights live there (tests switch folders). Random
+    # weights are made in memory from their seed, the same in every folder: one encoder serves them all.
+    from vislink.encoder.weights import is_random_weights
+
+    folder = "" if is_random_weights(weights) else str(settings.weights_dir)
+    key = (weights, str(resolved), precision, folder)
     with _LOCK:
         encoder = _ENCODERS.get(key)
         if encoder is None:

@@ -364,6 +364,11 @@ def random_state_dict(seed: int) -> tuple[dict, str]:
     return _RANDOM_CACHE[key]
 
 
+def is_random_weights(name: str) -> bool:
+    """Whether ``name`` names the seeded random weights (tests only)."""
+    return bool(_RANDOM.match(name))
+
+
 def _random_name(seed: str) -> str:
     return "random" if seed == "0" else f"random-{seed}"
 
