@@ -135,7 +135,7 @@ class Image(Base):
     height: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[ImageStatus] = mapped_column(_enum(ImageStatus, "image_status"), default=ImageStatus.pending)
     failure_reason: Mapped[str | None] = mapped_column(Text)
-    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"))
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="SET NULL"), index=True)
 
     artist: Mapped[str | None] = mapped_column(String(300))
     artist_dates: Mapped[str | None] = mapped_column(String(200))
