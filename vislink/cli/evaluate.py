@@ -91,9 +91,9 @@ def evaluate(
         "collection's variants."),
     split: str = typer.Option("default", help="Split whose part gives the queries; 'none': every image with links."),
     part: str = typer.Option("test", help="Which part of the split gives the queries (train, val, test)."),
-    cutoffs: str = typer.Option("1,5,10,20,50,100,200", help="Recall cutoffs n of R[n]."),
+    cutoffs: str = typer.Option("1,5,10,20,50,100,200", help="Recall cutoffs n of R@n."),
     out: Optional[Path] = typer.Option(None, help="Report folder (default: the data folder's reports/)."),
-    max_drop: float = typer.Option(0.02, help="Alert (exit code 3) when R[20] of a variant fell by more than this "
+    max_drop: float = typer.Option(0.02, help="Alert (exit code 3) when R@20 of a variant fell by more than this "
                                    "(a fraction: 0.02 = 2 points) since its previous stored run."),
     max_depth: Optional[int] = typer.Option(None, help="Search at most this deep for targets (default: the whole "
                                             "collection, so every target gets a rank and mAP is exact)."),
@@ -107,7 +107,7 @@ def evaluate(
 ) -> None:
     """Evaluate descriptor variants of a collection the paper's way: every test image with linked images is a
     query, the whole collection is searched exactly in the index, and the ranks of all linked images give the
-    weighted recall R[n] and mAP. Prints Table 1, writes JSON, Markdown and a recall plot, stores the run."""
+    weighted recall R@n and mAP. Prints Table 1, writes JSON, Markdown and a recall plot, stores the run."""
     from vislink.errors import ConfigError
 
     names = _split_list(variants)
