@@ -79,7 +79,7 @@ def _setup(session, index, vectors=VECTORS, name="demo", variant="vgg16-pool5-su
 
 @pytest.fixture
 def db_session(vislink_env):
-    # Explicit URL: session_scope() without one reuses the engine of the first test's database.
+    # This test's database, named explicitly (as the runner does).
     from vislink.store import session_scope
 
     with session_scope(vislink_env.database_url) as session:

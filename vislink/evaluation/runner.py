@@ -43,7 +43,7 @@ def _collection(session, name: str) -> Collection:
 
 
 def _db_url(db_url: str | None) -> str:
-    # Always pass the URL: session_scope(None) reuses the engine of the first URL resolved in this process.
+    # The URL is resolved once per evaluation, so that its reads and its stored run go to the same database.
     return db_url or get_settings().database_url
 
 
