@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "vislink"
 
 # Lower number = lower layer. A module may import its own layer and any lower one.
 LAYERS = {
-    "errors": 0, "config": 0,
+    "errors": 0, "config": 0, "hashing": 0,
     "store": 1, "index": 1,
     "graph": 2,
     "encoder": 3,

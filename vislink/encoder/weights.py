@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vislink.errors import NotFound, WeightsUnavailable
+from vislink.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -149,13 +150,10 @@ def file_sha256(path: Path) -> str:
     with _SHA_LOCK:
         if key in _SHA_CACHE:
             return _SHA_CACHE[key]
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    digest = sha256_file(path)
     with _SHA_LOCK:
-        _SHA_CACHE[key] = digest.hexdigest()
-    return _SHA_CACHE[key]
+        _SHA_CACHE[key] = digest
+    return digest
 
 
 def normalise_state_dict(obj, label: str) -> tuple[dict, str]:

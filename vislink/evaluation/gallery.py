@@ -11,7 +11,6 @@ benchmark again (other variants, other distractors) encodes only what is new.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from vislink.errors import BadImage, VislinkError
+from vislink.hashing import sha256_file
 from vislink.evaluation.metrics import DEFAULT_CUTOFFS
 from vislink.evaluation.ranking import EvalQuery, rank_targets
 from vislink.evaluation.records import RunReport, code_version
@@ -61,14 +61,6 @@ class Gallery:
                 queries.append(EvalQuery(query_id=i, targets=tuple(j for j in present if j != i),
                                          ref=self.items[i].ref))
         return sorted(queries, key=lambda q: q.query_id)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class VectorCache:
@@ -118,7 +110,7 @@ def encode_gallery(gallery: Gallery, variants: Sequence[str], *, weights: str | 
     # The installed weights' recorded sha256 keys the cache: when every vector is cached, the network is
     # never loaded (a re-run with other distractors or a stored report takes seconds).
     info = describe_weights(weights, settings)
-    shas = [file_sha256(item.path) for item in gallery.items]
+    shas = [sha256_file(item.path) for item in gallery.items]
     caches = {v: VectorCache(settings.cache_dir if cache and info.installed else None, info.sha256, v)
               for v in variants}
     todo = [i for i, sha in enumerate(shas) if any(sha not in caches[v].vectors for v in variants)]

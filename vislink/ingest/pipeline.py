@@ -15,7 +15,6 @@ image and its upsert replaces the points. ``vislink reconcile`` repairs anything
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -33,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from vislink.config import Settings, get_settings
 from vislink.errors import BadImage, FetchError
+from vislink.hashing import sha256_file
 from vislink.store import DescriptorVariant, Image, ImageDescriptor, ImageStatus, IngestRun, RunStatus, session_scope
 
 log = logging.getLogger(__name__)
@@ -129,14 +129,6 @@ class _Ctx:
 
             self.fetcher = Fetcher(self.settings.cache_dir)
         return self.fetcher
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _guess_ext(path: Path) -> str:
