@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from vislink_testenv import use_data_folder
+
 pytest_plugins = ["conftest_http"]  # the `http_server` fixture (tests/httpserver.py)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,12 +57,7 @@ def vislink_env(tmp_path, monkeypatch, migrated_sqlite_template):
     home = tmp_path / "vislink-data"
     home.mkdir()
     shutil.copy(migrated_sqlite_template, home / "vislink.db")
-    monkeypatch.setenv("VISLINK_HOME", str(home))
-    monkeypatch.setenv("VISLINK_DB_URL", f"sqlite:///{home / 'vislink.db'}")
-    monkeypatch.setenv("VISLINK_INDEX_BACKEND", os.environ.get("VISLINK_TEST_INDEX_BACKEND", "qdrant-local"))
-    monkeypatch.delenv("QDRANT_URL", raising=False)
-    monkeypatch.setenv("VISLINK_THREADS", "2")
-    reset_settings()
+    use_data_folder(monkeypatch, home)
     settings = get_settings()
     settings.ensure_dirs()
     yield settings

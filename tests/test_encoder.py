@@ -58,11 +58,11 @@ def test_pooling_arithmetic_with_odd_sizes():
     fmap = torch.arange(2 * 3 * 5 * 4, dtype=torch.float32).reshape(2, 4, 3, 5) / 100
     quads = sp2x2_sum(fmap)
     assert quads.shape == (2, 16)
-    # rows split at ceil(3/2)=2, columns at ceil(5/2)=3: top-left is rows 0-1, columns 0-2
-    assert torch.allclose(quads[:, 0:4], fmap[:, :, :2, :3].sum(dim=(2, 3)))
-    assert torch.allclose(quads[:, 4:8], fmap[:, :, :2, 3:].sum(dim=(2, 3)))
-    assert torch.allclose(quads[:, 8:12], fmap[:, :, 2:, :3].sum(dim=(2, 3)))
-    assert torch.allclose(quads[:, 12:16], fmap[:, :, 2:, 3:].sum(dim=(2, 3)))
+    # rows split at floor(3/2)=1, columns at floor(5/2)=2: top-left is row 0, columns 0-1
+    assert torch.allclose(quads[:, 0:4], fmap[:, :, :1, :2].sum(dim=(2, 3)))
+    assert torch.allclose(quads[:, 4:8], fmap[:, :, :1, 2:].sum(dim=(2, 3)))
+    assert torch.allclose(quads[:, 8:12], fmap[:, :, 1:, :2].sum(dim=(2, 3)))
+    assert torch.allclose(quads[:, 12:16], fmap[:, :, 1:, 2:].sum(dim=(2, 3)))
     out = pool5_descriptors(fmap, {"max", "sum", "sp2x2-sum"})
     assert torch.allclose(out["max"] * fmap.amax(dim=(2, 3)).norm(dim=1, keepdim=True), fmap.amax(dim=(2, 3)))
     for matrix in out.values():

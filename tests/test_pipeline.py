@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from test_ingest_support import make_bad_and_odd, make_photos, photo
+from vislink_testenv import use_data_folder
 
 VARIANTS3 = ["vgg16-pool5-sum", "vgg16-pool5-max", "vgg16-pool5-sp2x2-sum"]
 
@@ -24,13 +25,7 @@ def env(tmp_path_factory, migrated_sqlite_template):
     home.mkdir()
     shutil.copy(migrated_sqlite_template, home / "vislink.db")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("VISLINK_HOME", str(home))
-        mp.setenv("VISLINK_DB_URL", f"sqlite:///{home / 'vislink.db'}")
-        mp.setenv("VISLINK_INDEX_BACKEND", "qdrant-local")
-        mp.setenv("VISLINK_WEIGHTS", "random")
-        mp.setenv("VISLINK_THREADS", "2")
-        mp.delenv("QDRANT_URL", raising=False)
-        reset_settings()
+        use_data_folder(mp, home, weights="random")
         settings = get_settings()
         settings.ensure_dirs()
         yield settings

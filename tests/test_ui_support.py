@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from vislink_testenv import use_data_folder
 
 APP_TIMEOUT = 120  # the first run in a process loads the encoder
 _TEMPLATE: dict = {}
@@ -39,13 +40,7 @@ def template(tmp_path_factory):
 
 
 def point_settings(mp, home: Path) -> None:
-    mp.setenv("VISLINK_HOME", str(home))
-    mp.setenv("VISLINK_DB_URL", f"sqlite:///{home / 'vislink.db'}")
-    mp.setenv("VISLINK_INDEX_BACKEND", "qdrant-local")
-    mp.setenv("VISLINK_WEIGHTS", "random")
-    mp.setenv("VISLINK_THREADS", "2")
-    mp.delenv("QDRANT_URL", raising=False)
-    reset()
+    use_data_folder(mp, home, weights="random")
 
 
 def reset() -> None:

@@ -69,7 +69,10 @@ class VectorCache:
     def __init__(self, folder: Path | None, weights_sha256: str | None, variant: str):
         self.path = None
         if folder is not None and weights_sha256:
-            self.path = Path(folder) / "benchmark-vectors" / weights_sha256[:16] / f"{variant}.npz"
+            from vislink.encoder.pooling import POOLING_VERSION
+
+            self.path = (Path(folder) / "benchmark-vectors" / weights_sha256[:16]
+                         / f"{variant}.v{POOLING_VERSION}.npz")
         self.vectors: dict[str, np.ndarray] = {}
         if self.path is not None and self.path.exists():
             try:

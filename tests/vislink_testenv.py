@@ -1,0 +1,24 @@
+"""Point vislink's settings at a test data folder (one place for every fixture that needs it)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def use_data_folder(mp, home: Path, *, weights: str | None = None) -> None:
+    """Set the environment for a data folder ``home`` holding ``vislink.db``, with qdrant-client's local mode
+    (or VISLINK_TEST_INDEX_BACKEND), 2 torch threads, no Qdrant server; ``weights`` sets VISLINK_WEIGHTS.
+    ``mp`` is a pytest MonkeyPatch, so that everything is undone after the test."""
+    from vislink.config import reset_settings
+    from vislink.store import db
+
+    mp.setenv("VISLINK_HOME", str(home))
+    mp.setenv("VISLINK_DB_URL", f"sqlite:///{home / 'vislink.db'}")
+    mp.setenv("VISLINK_INDEX_BACKEND", os.environ.get("VISLINK_TEST_INDEX_BACKEND", "qdrant-local"))
+    mp.setenv("VISLINK_THREADS", "2")
+    mp.delenv("QDRANT_URL", raising=False)
+    if weights is not None:
+        mp.setenv("VISLINK_WEIGHTS", weights)
+    reset_settings()
+    db.dispose_engines()
