@@ -48,7 +48,7 @@ def reset() -> None:
     from vislink.store import db
 
     reset_settings()
-    db.get_engine.cache_clear()
+    db.dispose_engines()
 
 
 def restore(tmp_path_factory, monkeypatch):

@@ -16,6 +16,7 @@ link_app = typer.Typer(help="Typed links between two images (positive, negative,
 
 COLLECTION = typer.Option(..., "--collection", "-c", help="Collection name.")
 ANNOTATOR = typer.Option(None, "--annotator", "-a", help="Who makes the edit (an annotator name; audited).")
+EXPECTED_VERSION = typer.Option(None, "--expected-version", help="Refuse if the group changed since this version.")
 
 
 def _session():
@@ -191,8 +192,7 @@ def create_cmd(refs: List[str] = typer.Argument(..., help="Images of the new gro
 
 @groups_app.command("add")
 def add_cmd(group_id: int, ref: str, collection: str = COLLECTION, annotator: Optional[str] = ANNOTATOR,
-            expected_version: Optional[int] = typer.Option(
-                None, "--expected-version", help="Refuse if the group changed since this version.")) -> None:
+            expected_version: Optional[int] = EXPECTED_VERSION) -> None:
     """Add an image to a group."""
     from vislink.graph import ImageResolver, add_member, get_collection
 
@@ -205,7 +205,7 @@ def add_cmd(group_id: int, ref: str, collection: str = COLLECTION, annotator: Op
 
 @groups_app.command("remove")
 def remove_cmd(group_id: int, ref: str, collection: str = COLLECTION, annotator: Optional[str] = ANNOTATOR,
-               expected_version: Optional[int] = typer.Option(None, "--expected-version")) -> None:
+               expected_version: Optional[int] = EXPECTED_VERSION) -> None:
     """Take an image out of a group."""
     from vislink.graph import ImageResolver, get_collection, remove_member
 

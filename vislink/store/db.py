@@ -169,8 +169,5 @@ def dispose_engines() -> None:
     _sessionmaker_for.cache_clear()
 
 
-get_engine.cache_clear = dispose_engines  # type: ignore[attr-defined]  # the name tests used first
-
-
 def table_names(url: str | None = None) -> list[str]:
     return sorted(inspect(get_engine(url)).get_table_names())
