@@ -130,9 +130,9 @@ def _encode(variant, images: list, *, mirrored: bool = False) -> np.ndarray:
     encoder = get_encoder(variant.weights_name)
     pca = None
     if variant.pca_path:
-        from vislink.ingest.workers import _load_pca
+        from vislink.encoder.pca import load_pca
 
-        pca = {variant.name: _load_pca(variant.pca_path)}
+        pca = {variant.name: load_pca(variant.pca_path)}
     out = encoder.encode_images(images, [variant.name], pca=pca)[variant.name]
     if mirrored:
         from PIL import ImageOps
@@ -154,8 +154,7 @@ def search(image: Any = None, *, image_id: int | None = None, collection: str, v
     recommendation (average-vector strategy), the query counting as one more positive example.
     ``filters``: see ``build_filter``."""
     from vislink.index import open_index
-    from vislink.ingest.collections import get_collection, get_variant
-    from vislink.store import session_scope
+    from vislink.store import get_collection, get_variant, session_scope
 
     if limit < 1:
         raise ConfigError(f"limit must be at least 1, not {limit}")

@@ -134,10 +134,10 @@ def _import_links(collection: str, links: list[tuple[str, str]]) -> int:
     from vislink.graph.annotators import get_or_create
     from vislink.graph.audit import Change
     from vislink.graph.edits import set_links
-    from vislink.store import Collection, Image, ImageStatus, session_scope
+    from vislink.store import Image, ImageStatus, get_collection, session_scope
 
     with session_scope() as session:
-        coll = session.scalar(select(Collection).where(Collection.name == collection))
+        coll = get_collection(session, collection)
         by_path = {img.extra.get("wga_path"): img.id for img in session.scalars(
             select(Image).where(Image.collection_id == coll.id, Image.status == ImageStatus.done))}
         annotator = get_or_create(session, "replica", display_name="EPFL Replica (imported)")

@@ -67,7 +67,7 @@ def thumbnails(
 
     from vislink.config import get_settings
     from vislink.errors import ConfigError
-    from vislink.store import Collection, Image, ImageStatus, session_scope
+    from vislink.store import Image, ImageStatus, get_collection, session_scope
     from vislink.ui import thumbs
 
     bad = [s for s in size if s not in thumbs.SIZES]
@@ -78,12 +78,7 @@ def thumbnails(
     with session_scope() as session:
         q = select(Image.file_path, Image.sha256).where(Image.status == ImageStatus.done, Image.sha256.is_not(None))
         if collection:
-            coll = session.scalar(select(Collection).where(Collection.name == collection))
-            if coll is None:
-                from vislink.errors import NotFound
-
-                raise NotFound(f"no collection named {collection!r}")
-            q = q.where(Image.collection_id == coll.id)
+            q = q.where(Image.collection_id == get_collection(session, collection).id)
         rows = list(dict.fromkeys(session.execute(q).all()))
     made = failed = 0
     with tqdm(total=len(rows) * len(size), desc="thumbnails", disable=not progress, unit="img") as bar:

@@ -16,6 +16,7 @@ _EXPORTS = {
     "VariantSpec": "vislink.encoder.variants",
     "BASE_VARIANTS": "vislink.encoder.variants",
     "PCAWhitening": "vislink.encoder.pca",
+    "load_pca": "vislink.encoder.pca",
     "WeightsInfo": "vislink.encoder.weights",
     "describe_weights": "vislink.encoder.weights",
     "install_weights": "vislink.encoder.weights",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -97,3 +98,19 @@ class PCAWhitening:
         if pca.sha256 != stored:
             raise ConfigError(f"{path}: content hash {pca.sha256} differs from the stored {stored} (damaged file)")
         return pca
+
+
+def load_pca(path: str | Path) -> PCAWhitening:
+    """The whitening stored at ``path``, read once per process (ingest, search and evaluation all load PCA
+    files through here). A file rewritten at the same path is read again: the cache is keyed by its mtime."""
+    path = Path(path)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = None  # let load() raise its own clear error
+    return _load_cached(str(path), stamp)
+
+
+@lru_cache(maxsize=32)
+def _load_cached(path: str, stamp: int | None) -> PCAWhitening:
+    return PCAWhitening.load(path)

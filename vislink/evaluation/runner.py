@@ -19,10 +19,9 @@ from vislink.errors import NotFound, VislinkError
 from vislink.evaluation.metrics import DEFAULT_CUTOFFS
 from vislink.evaluation.ranking import EvalQuery, rank_targets
 from vislink.evaluation.records import RunReport, code_version, store_run
-from vislink.store import session_scope
+from vislink.store import get_collection, get_variant, session_scope
+from vislink.store import collection_variants as stored_variants
 from vislink.store.models import (
-    Collection,
-    DescriptorVariant,
     Image,
     ImageDescriptor,
     Split,
@@ -34,14 +33,6 @@ from vislink.store.models import (
 log = logging.getLogger(__name__)
 
 
-def _collection(session, name: str) -> Collection:
-    coll = session.scalar(select(Collection).where(Collection.name == name))
-    if coll is None:
-        names = session.scalars(select(Collection.name).order_by(Collection.name)).all()
-        raise NotFound(f"unknown collection {name!r}; collections: {', '.join(names) or 'none yet (ingest one first)'}")
-    return coll
-
-
 def _db_url(db_url: str | None) -> str:
     # The URL is resolved once per evaluation, so that its reads and its stored run go to the same database.
     return db_url or get_settings().database_url
@@ -50,9 +41,7 @@ def _db_url(db_url: str | None) -> str:
 def collection_variants(collection: str, *, db_url: str | None = None) -> list[str]:
     """Names of the descriptor variants a collection has (what ``evaluate`` runs when given none)."""
     with session_scope(_db_url(db_url)) as session:
-        coll = _collection(session, collection)
-        return list(session.scalars(select(DescriptorVariant.name).where(DescriptorVariant.collection_id == coll.id)
-                                    .order_by(DescriptorVariant.id)))
+        return [v.name for v in stored_variants(session, get_collection(session, collection))]
 
 
 def build_queries(session, collection_id: int, variant_id: int, *, split: str | None = "default",
@@ -103,14 +92,8 @@ def evaluate_collection(collection: str, variant: str, *, split: str | None = "d
     started = utcnow()
     db_url = _db_url(db_url)
     with session_scope(db_url) as session:
-        coll = _collection(session, collection)
-        var = session.scalar(select(DescriptorVariant).where(DescriptorVariant.collection_id == coll.id,
-                                                             DescriptorVariant.name == variant))
-        if var is None:
-            names = session.scalars(select(DescriptorVariant.name)
-                                    .where(DescriptorVariant.collection_id == coll.id)).all()
-            raise NotFound(f"collection {collection!r} has no variant {variant!r}; "
-                           f"its variants: {', '.join(names) or 'none (ingest images first)'}")
+        coll = get_collection(session, collection)
+        var = get_variant(session, coll, variant)
         queries, n_indexed = build_queries(session, coll.id, var.id, split=split, part=part)
         coll_id, var_id, qname = coll.id, var.id, var.qdrant_collection
         dimension, weights_name, weights_sha = var.dimension, var.weights_name, var.weights_sha256

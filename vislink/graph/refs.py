@@ -9,18 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vislink.errors import NotFound, VislinkError
-from vislink.store.models import Collection, Image
+from vislink.store.lookup import get_collection  # noqa: F401 - re-exported by vislink.graph
+from vislink.store.models import Image
 
 REF_KINDS = ("auto", "id", "source_ref", "wga_path")
-
-
-def get_collection(session: Session, name: str) -> Collection:
-    collection = session.scalar(select(Collection).where(Collection.name == name))
-    if collection is None:
-        names = session.scalars(select(Collection.name).order_by(Collection.name)).all()
-        known = ", ".join(names[:20]) if names else "none yet (ingest one first)"
-        raise NotFound(f"unknown collection {name!r}; collections: {known}")
-    return collection
 
 
 def wga_path_from_url(url: str) -> str | None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from vislink.config import Settings, get_settings
 from vislink.errors import ConfigError, ConflictError, NotFound
 from vislink.store import Collection, DescriptorVariant, Image, ImageDescriptor, ImageStatus, IngestRun
+from vislink.store.lookup import collection_variants, find_collection, get_collection
 
 if TYPE_CHECKING:
     from vislink.ingest.pipeline import IngestSummary
@@ -26,33 +27,6 @@ log = logging.getLogger(__name__)
 
 # The paper's pool5 descriptors: one forward pass gives all three.
 DEFAULT_VARIANTS: tuple[str, ...] = ("vgg16-pool5-sum", "vgg16-pool5-max", "vgg16-pool5-sp2x2-sum")
-
-
-def get_collection(session: Session, name: str) -> Collection:
-    coll = session.scalar(select(Collection).where(Collection.name == name))
-    if coll is None:
-        names = session.scalars(select(Collection.name).order_by(Collection.name)).all()
-        raise NotFound(f"no collection named {name!r}" + (f"; existing: {', '.join(names)}" if names else
-                                                           " (the database has none yet: ingest one first)"))
-    return coll
-
-
-def collection_variants(session: Session, coll: Collection) -> list[DescriptorVariant]:
-    return list(session.scalars(select(DescriptorVariant).where(DescriptorVariant.collection_id == coll.id)
-                                .order_by(DescriptorVariant.id)))
-
-
-def get_variant(session: Session, coll: Collection, name: str | None) -> DescriptorVariant:
-    variants = collection_variants(session, coll)
-    if not variants:
-        raise NotFound(f"collection {coll.name!r} has no descriptor variant yet")
-    if name is None:
-        return variants[0]
-    for v in variants:
-        if v.name == name:
-            return v
-    raise NotFound(f"collection {coll.name!r} has no variant {name!r}; it has: "
-                   f"{', '.join(v.name for v in variants)}")
 
 
 def _weights_info(weights: str, settings: Settings):
@@ -75,7 +49,7 @@ def ensure_collection(session: Session, name: str, *, variants: list[str] | None
     from vislink.encoder.variants import parse_variant
 
     settings = settings or get_settings()
-    coll = session.scalar(select(Collection).where(Collection.name == name))
+    coll = find_collection(session, name)
     existing = collection_variants(session, coll) if coll is not None else []
     if coll is not None and existing:
         recorded = existing[0].weights_name
@@ -196,12 +170,12 @@ def _pca_from_base(coll_id: int, variant_id: int, base_id: int, index, *, progre
 
     from vislink.index import Point
     from vislink.index.payload import image_payload
-    from vislink.ingest.workers import _load_pca
+    from vislink.encoder.pca import load_pca
     from vislink.store import session_scope
 
     with session_scope() as session:
         var, base = session.get(DescriptorVariant, variant_id), session.get(DescriptorVariant, base_id)
-        pca, target, source, name = _load_pca(var.pca_path), var.qdrant_collection, base.qdrant_collection, var.name
+        pca, target, source, name = load_pca(var.pca_path), var.qdrant_collection, base.qdrant_collection, var.name
         coll_name = session.get(Collection, coll_id).name
         have = select(ImageDescriptor.image_id).where(ImageDescriptor.variant_id == variant_id)
         ids = list(session.scalars(

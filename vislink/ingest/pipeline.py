@@ -434,7 +434,8 @@ def ingest(collection: str, items: Iterable, *, variants: list[str] | None = Non
     three pool5 variants) and ``weights`` (default: settings) when new. Re-running skips what is done.
     The summary is also stored in an ``IngestRun`` row."""
     from vislink.index import open_index
-    from vislink.ingest.collections import collection_variants, ensure_collection, ensure_index_collections
+    from vislink.ingest.collections import ensure_collection, ensure_index_collections
+    from vislink.store import collection_variants
 
     settings = get_settings()
     settings.ensure_dirs()
@@ -501,7 +502,7 @@ def ingest_upload(collection: str, filename: str, data: bytes, *, variants: list
 
 
 def _collection_id(session: Session, name: str) -> int:
-    from vislink.ingest.collections import get_collection
+    from vislink.store import get_collection
 
     return get_collection(session, name).id
 

@@ -94,7 +94,8 @@ def enqueue(collection: str, items: Iterable, *, variants: list[str] | None = No
             sub_batch: int = 4) -> tuple[int, int]:
     """Create ``collection`` (and its index collections) and queue its items in jobs of ``batch_size``.
     Local paths must be readable by the workers (a shared folder). Returns (run id, number of jobs)."""
-    from vislink.ingest.collections import collection_variants, ensure_collection, ensure_index_collections
+    from vislink.ingest.collections import ensure_collection, ensure_index_collections
+    from vislink.store import collection_variants
     from vislink.ingest.pipeline import _chunks
     from vislink.store import IngestRun, RunStatus, session_scope
 
@@ -132,7 +133,7 @@ def run_batch(collection: str, items: list[dict], run_id: int | None = None, sub
     from vislink.ingest.sources.base import SourceItem
     from vislink.ingest.workers import encode_batch
     from vislink.store import session_scope
-    from vislink.ingest.collections import get_collection
+    from vislink.store import get_collection
 
     settings = get_settings()
     with session_scope() as session:

@@ -79,7 +79,7 @@ def check(collection: str | None = None) -> list[VariantReport]:
     with session_scope() as session:
         q = select(Collection).order_by(Collection.name)
         if collection is not None:
-            from vislink.ingest.collections import get_collection
+            from vislink.store import get_collection
 
             q = q.where(Collection.id == get_collection(session, collection).id)
         for coll in session.scalars(q):

@@ -13,7 +13,6 @@ import os
 from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Callable, Iterator
 
 import numpy as np
@@ -30,13 +29,6 @@ class EncodeResult:
     height: int | None = None
     reason: str | None = None
     detail: str = ""
-
-
-@lru_cache(maxsize=16)
-def _load_pca(path: str):
-    from vislink.encoder.pca import PCAWhitening
-
-    return PCAWhitening.load(path)
 
 
 def encode_batch(paths: list[str], variants: list[str], *, weights: str, pca_paths: dict[str, str] | None = None,
@@ -64,9 +56,10 @@ def encode_batch(paths: list[str], variants: list[str], *, weights: str, pca_pat
     good = [i for i, d in enumerate(decoded) if not isinstance(d, BadImage)]
     if good:
         from vislink.encoder import get_encoder  # torch: imported only when there is something to encode
+        from vislink.encoder.pca import load_pca
 
         encoder = get_encoder(weights)
-        pca = {name: _load_pca(path) for name, path in (pca_paths or {}).items()} or None
+        pca = {name: load_pca(path) for name, path in (pca_paths or {}).items()} or None
         vectors = encoder.encode_images([decoded[i] for i in good], list(variants), pca=pca)
         for row, i in enumerate(good):
             results[i].vectors = {name: np.asarray(v[row], dtype=np.float32) for name, v in vectors.items()}

@@ -25,6 +25,7 @@ from vislink.store import (
     Image,
     ImageStatus,
     Link,
+    get_collection,
     session_scope,
 )
 
@@ -105,7 +106,9 @@ def collection_by_name(name: str) -> CollectionInfo:
     for info in list_collections():
         if info.name == name:
             return info
-    raise NotFound(f"no collection named {name!r}")
+    with session_scope() as s:
+        get_collection(s, name)  # raises the one "unknown collection" message
+    raise NotFound(f"unknown collection {name!r}")  # removed meanwhile
 
 
 def facet_values(collection_id: int, facet: str, limit: int = 5000) -> list[str]:
