@@ -116,7 +116,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     from vislink.config import get_settings
     from vislink.ingest.collections import DEFAULT_VARIANTS
-    from vislink.ingest.pipeline import ingest
+    from vislink.ingest.runner import ingest
     from vislink.ingest.sources import folder_items
     from vislink.store import db
 

@@ -63,7 +63,8 @@ def build(n_images: int, variant: str, weights: str, n_files: int, seed: int, pr
     from vislink.config import get_settings
     from vislink.index import Point, open_index
     from vislink.index.payload import image_payload
-    from vislink.ingest.collections import collection_variants, ensure_collection, ensure_index_collections
+    from vislink.ingest.collections import ensure_collection, ensure_index_collections
+    from vislink.store import collection_variants
     from vislink.store import Image, ImageDescriptor, ImageStatus, db, session_scope
 
     settings = get_settings()

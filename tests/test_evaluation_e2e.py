@@ -40,7 +40,7 @@ def test_collection_evaluation_agrees_with_the_groups_benchmark(linked_folder, v
     from vislink.evaluation.runner import evaluate_collection
     from vislink.graph.edits import create_group
     from vislink.graph.splits import import_split
-    from vislink.ingest.pipeline import ingest
+    from vislink.ingest.runner import ingest
     from vislink.ingest.sources.folder import folder_items
     from vislink.store import session_scope
     from vislink.store.models import Collection, Image

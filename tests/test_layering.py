@@ -1,23 +1,34 @@
-"""Data flows one way: a lower layer never imports an upper one (docs/architecture.md)."""
+"""Data flows one way: a lower layer never imports an upper one, and no module reaches into another module's
+private (underscore) names (docs/architecture.md)."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "vislink"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "vislink"
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
 # Lower number = lower layer. A module may import its own layer and any lower one.
 LAYERS = {
     "errors": 0, "config": 0, "hashing": 0,
-    "store": 1, "index": 1,
-    "graph": 2,
-    "encoder": 3,
-    "ingest": 4, "search": 4,
-    "evaluation": 5,
-    "training": 6,
-    "ui": 7, "cli": 7,
+    "store": 1,
+    "index": 2,
+    "graph": 3,
+    "encoder": 4,
+    "ingest": 5, "search": 5,
+    "evaluation": 6,
+    "training": 7,
+    "ui": 8, "cli": 8,
 }
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    return ".".join(parts)
 
 
 def _stage(module: str) -> str | None:
@@ -25,31 +36,106 @@ def _stage(module: str) -> str | None:
     return parts[1] if len(parts) > 1 and parts[0] == "vislink" else None
 
 
+def _absolute(path: Path, node: ast.ImportFrom) -> str:
+    """The absolute module an ``ImportFrom`` names, relative imports resolved against ``path``'s package."""
+    if node.level == 0:
+        return node.module or ""
+    package = _module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    base = package[:len(package) - (node.level - 1)]
+    return ".".join([*base, node.module] if node.module else base)
+
+
 def _imports(path: Path):
+    """(line, imported module, imported name or None) for every import of ``path``."""
     tree = ast.parse(path.read_text(), filename=str(path))
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                yield node.lineno, alias.name
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.lineno, node.module
+                yield node.lineno, alias.name, None
+        elif isinstance(node, ast.ImportFrom):
+            module = _absolute(path, node)
+            for alias in node.names:
+                yield node.lineno, module, alias.name
+
+
+def _package_files():
+    return sorted(PACKAGE.rglob("*.py"))
 
 
 def test_lower_layers_never_import_upper_ones():
     violations = []
-    for path in sorted(PACKAGE.rglob("*.py")):
-        rel = path.relative_to(PACKAGE.parent).with_suffix("")
-        own = _stage(".".join(rel.parts))
+    for path in _package_files():
+        own = _stage(_module_name(path))
         if own is None or own not in LAYERS:
             continue
-        for lineno, module in _imports(path):
-            other = _stage(module)
-            if other in LAYERS and LAYERS[other] > LAYERS[own]:
-                violations.append(f"{path.relative_to(PACKAGE.parent)}:{lineno} ({own}) imports {module} ({other})")
+        for lineno, module, name in _imports(path):
+            targets = [module] + ([f"{module}.{name}"] if name and module == "vislink" else [])
+            for target in targets:
+                other = _stage(target)
+                if other in LAYERS and LAYERS[other] > LAYERS[own]:
+                    violations.append(f"{path.relative_to(ROOT)}:{lineno} ({own}) imports {target} ({other})")
     assert not violations, "layering violations:\n" + "\n".join(violations)
+
+
+def _private(part: str) -> bool:
+    return part.startswith("_") and not (part.startswith("__") and part.endswith("__"))
+
+
+def test_no_module_imports_another_modules_private_names():
+    """``from x import _name`` and ``import x._private`` are refused everywhere in vislink/, relative imports too;
+    a module's private names are its own business (dunders such as ``__version__`` are public)."""
+    violations = []
+    for path in _package_files():
+        for lineno, module, name in _imports(path):
+            if not module.startswith("vislink"):
+                continue
+            if any(_private(p) for p in module.split(".")) and module.split(".")[-1] != "__main__":
+                violations.append(f"{path.relative_to(ROOT)}:{lineno} imports private module {module}")
+            if name and _private(name):
+                violations.append(f"{path.relative_to(ROOT)}:{lineno} imports {module}.{name}")
+    assert not violations, "private names imported across modules:\n" + "\n".join(violations)
+
+
+def test_the_private_name_check_sees_relative_imports(tmp_path):
+    # The check must catch ``from .pipeline import _Ctx`` as well as the absolute form.
+    pkg = tmp_path / "vislink" / "ingest"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    mod = pkg / "queue.py"
+    mod.write_text("from .pipeline import _Ctx\nfrom ..store import session_scope\n")
+    node_a, node_b = [n for n in ast.parse(mod.read_text()).body]
+    global ROOT
+    saved, ROOT = ROOT, tmp_path
+    try:
+        assert _absolute(mod, node_a) == "vislink.ingest.pipeline"
+        assert _absolute(mod, node_b) == "vislink.store"
+    finally:
+        ROOT = saved
 
 
 def test_every_stage_is_in_the_layer_table():
     stages = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()
               if (p.is_dir() and (p / "__init__.py").exists()) or (p.suffix == ".py" and p.stem != "__init__")}
     assert stages <= set(LAYERS), f"add {stages - set(LAYERS)} to LAYERS"
+
+
+def test_the_layer_order_is_the_one_docs_architecture_states():
+    """docs/architecture.md's ``a < b < c / d`` line and LAYERS say the same order."""
+    text = ARCHITECTURE.read_text()
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip().startswith("config") and "<" in ln), None)
+    assert line, "docs/architecture.md must state the layer order as 'config < ... < ui / cli'"
+    documented: dict[str, int] = {}
+    for level, group in enumerate(line.split("<")):
+        for name in re.split(r"[/,]", group):
+            documented[name.strip()] = level
+    # Equal layers in LAYERS must be equal in the docs, and lower must be lower.
+    names = [n for n in LAYERS if n in documented]
+    missing = sorted(set(LAYERS) - set(documented))
+    assert not missing, f"docs/architecture.md's layer line lacks {missing}"
+    for a in names:
+        for b in names:
+            code = (LAYERS[a] > LAYERS[b]) - (LAYERS[a] < LAYERS[b])
+            docs = (documented[a] > documented[b]) - (documented[a] < documented[b])
+            assert code == docs, f"{a} vs {b}: LAYERS says {code:+d}, docs/architecture.md says {docs:+d}"

@@ -36,7 +36,7 @@ def env(tmp_path_factory, migrated_sqlite_template):
 @pytest.fixture(scope="module")
 def gallery(env, tmp_path_factory):
     """A collection 'gal': 6 photos with metadata, an exact copy, a near-duplicate (re-encoded JPEG)."""
-    from vislink.ingest.pipeline import ingest
+    from vislink.ingest.runner import ingest
     from vislink.ingest.sources.folder import folder_items
 
     root = tmp_path_factory.mktemp("gal")
@@ -99,7 +99,7 @@ def test_ingest_registers_dedups_stores_and_indexes(env, gallery):
 
 
 def test_rerun_skips_what_is_done(env, gallery):
-    from vislink.ingest.pipeline import ingest
+    from vislink.ingest.runner import ingest
     from vislink.ingest.sources.folder import folder_items
 
     root, _ = gallery
@@ -188,7 +188,7 @@ def test_upload_is_searchable_at_once(env, gallery):
     import io
 
     from vislink.errors import BadImage
-    from vislink.ingest.pipeline import ingest_upload
+    from vislink.ingest.runner import ingest_upload
     from vislink.search import search
 
     buf = io.BytesIO()
@@ -211,7 +211,7 @@ def test_upload_is_searchable_at_once(env, gallery):
 
 def test_reconcile_repairs_orphans_missing_points_and_payload_drift(env, tmp_path):
     from vislink.index import Point, open_index
-    from vislink.ingest.pipeline import ingest
+    from vislink.ingest.runner import ingest
     from vislink.ingest.reconcile import check, reconcile
     from vislink.ingest.sources.folder import folder_items
     from vislink.store import DescriptorVariant, Image, session_scope
@@ -241,8 +241,9 @@ def test_add_variant_from_stored_files_and_remove(env, tmp_path, monkeypatch):
 
     from vislink.cli import app
     from vislink.index import open_index
-    from vislink.ingest.collections import add_variant, collection_info
-    from vislink.ingest.pipeline import ingest
+    from vislink.ingest.collections import collection_info
+    from vislink.ingest.reencode import add_variant
+    from vislink.ingest.runner import ingest
     from vislink.ingest.sources.folder import folder_items
 
     src = tmp_path / "av"
@@ -289,7 +290,7 @@ def test_ingest_urls_from_a_local_http_server(env, tmp_path, http_server):
     import io
 
     from vislink.ingest.fetch import Fetcher
-    from vislink.ingest.pipeline import ingest
+    from vislink.ingest.runner import ingest
     from vislink.ingest.sources import url_csv_items
 
     def jpeg(seed):

@@ -54,7 +54,7 @@ def _check_end_state(collection: str, n: int) -> set[int]:
 
 def test_local_worker_processes(vislink_env, tmp_path, monkeypatch):
     """--workers 2: two spawned processes decode and encode, this process writes SQL and the index."""
-    from vislink.ingest.pipeline import ingest
+    from vislink.ingest.runner import ingest
     from vislink.ingest.sources.folder import folder_items
 
     make_photos(tmp_path / "src", 4)

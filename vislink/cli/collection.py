@@ -57,7 +57,7 @@ def add_variant(name: str = typer.Argument(..., help="Collection name."),
                 workers: int = typer.Option(1, "--workers", "-j", min=1, help="Encoding worker processes."),
                 progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar.")) -> None:
     """Compute a new descriptor variant for a collection from its stored files (nothing is downloaded again)."""
-    from vislink.ingest.collections import add_variant as run
+    from vislink.ingest.reencode import add_variant as run
 
     from vislink.index import close_all
 

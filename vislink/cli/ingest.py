@@ -49,7 +49,7 @@ def _ingest(collection: str, stream, *, source_kind: str, source_ref: str, varia
         typer.echo(f"queued {len(items)} items in {jobs} jobs (ingest run {run_id}); start `vislink worker` "
                    "processes to ingest them")
         return
-    from vislink.ingest.pipeline import ingest
+    from vislink.ingest.runner import ingest
 
     summary = ingest(collection, items, variants=variants or None, workers=workers, progress=progress,
                      weights=weights, batch_size=batch_size, source_kind=source_kind, source_ref=source_ref)

@@ -2,18 +2,18 @@
 (``dates``), and the per-image pipeline and workers built on them.
 
 The pipeline's entry points are re-exported lazily (importing ``vislink.ingest`` stays cheap):
-``ingest``, ``ingest_upload``, ``IngestSummary`` (``pipeline``),
-``add_variant`` and ``DEFAULT_VARIANTS`` (``collections``), ``enqueue`` (``queue``)."""
+``ingest``, ``ingest_upload`` (``runner``, the local runner), ``IngestSummary`` (``pipeline``),
+``add_variant`` (``reencode``), ``DEFAULT_VARIANTS`` (``collections``), ``enqueue`` (``queue``)."""
 
 from __future__ import annotations
 
 import importlib
 
 _EXPORTS = {
-    "ingest": "vislink.ingest.pipeline",
-    "ingest_upload": "vislink.ingest.pipeline",
+    "ingest": "vislink.ingest.runner",
+    "ingest_upload": "vislink.ingest.runner",
     "IngestSummary": "vislink.ingest.pipeline",
-    "add_variant": "vislink.ingest.collections",
+    "add_variant": "vislink.ingest.reencode",
     "DEFAULT_VARIANTS": "vislink.ingest.collections",
     "enqueue": "vislink.ingest.queue",
 }

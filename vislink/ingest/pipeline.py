@@ -11,6 +11,16 @@ Crash safety comes from the order of the writes, each durable before the next st
 
 A run killed anywhere leaves at worst a ``pending`` row (and maybe points for it); the next run redoes that
 image and its upsert replaces the points. ``vislink reconcile`` repairs anything else (see ``reconcile``).
+
+The public API is what every runner calls: the local runner (``runner.ingest``), the queue workers
+(``queue.run_batch``) and add-variant (``reencode.encode_stored``):
+
+- what a run is: ``IngestContext`` (collection, ``VariantTarget``s, weights, index, ``IngestSummary``),
+  ``load_targets``, ``start_run`` / ``end_run`` (its ``IngestRun`` row);
+- how work is cut: ``batches(items, size)``; ``prepare_items`` turns a batch of source items into
+  ``WorkItem``s (register, fetch, hash, dedup);
+- how one batch is executed: encode the work items (``workers.encode_batch``), then ``finish_batch``;
+  ``execute_run`` runs that loop on this machine and records the run.
 """
 
 from __future__ import annotations
@@ -30,8 +40,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from vislink.config import Settings, get_settings
-from vislink.errors import BadImage, FetchError
+from vislink.config import Settings
+from vislink.errors import FetchError
 from vislink.hashing import sha256_file
 from vislink.store import DescriptorVariant, Image, ImageDescriptor, ImageStatus, IngestRun, RunStatus, session_scope
 
@@ -42,7 +52,6 @@ IMAGE_FIELDS = ("artist", "artist_dates", "title", "date_text", "year_start", "y
                 "form", "type", "school", "timeframe")
 _EXT = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "GIF": ".gif", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp"}
 MAX_LISTED_FAILURES = 50
-OPTIMIZE_AFTER = 1000  # new points after which an ingest asks the index to optimise its collections
 
 
 @dataclass
@@ -58,30 +67,41 @@ class IngestSummary:
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (source_ref, reason: detail), first ones
     seconds: float = 0.0
-    _dups: set[int] = field(default_factory=set, repr=False)
+    duplicate_ids: set[int] = field(default_factory=set, repr=False)  # images this run counted as duplicates
 
     @property
     def duplicates(self) -> int:
         return self.skipped_by_reason.get("duplicate", 0)
 
-    def _fail(self, ref: str, reason: str, detail: str = "") -> None:
+    def record_failure(self, ref: str, reason: str, detail: str = "") -> None:
         self.failed += 1
         self.failures_by_reason[reason] = self.failures_by_reason.get(reason, 0) + 1
         if len(self.failures) < MAX_LISTED_FAILURES:
             self.failures.append((ref, f"{reason}: {detail}" if detail else reason))
 
-    def _unskip_duplicate(self, image_id: int) -> bool:
+    def record_skip(self, reason: str) -> None:
+        self.skipped += 1
+        self.skipped_by_reason[reason] = self.skipped_by_reason.get(reason, 0) + 1
+
+    def record_duplicate(self, image_id: int) -> None:
+        self.record_skip("duplicate")
+        self.duplicate_ids.add(image_id)
+
+    def take_back_duplicate(self, image_id: int) -> bool:
         """Take back a duplicate counted by this run (its original turned out bad); False if not ours."""
-        if image_id not in self._dups:
+        if image_id not in self.duplicate_ids:
             return False
-        self._dups.discard(image_id)
+        self.duplicate_ids.discard(image_id)
         self.skipped -= 1
         self.skipped_by_reason["duplicate"] -= 1
         return True
 
-    def _skip(self, reason: str) -> None:
-        self.skipped += 1
-        self.skipped_by_reason[reason] = self.skipped_by_reason.get(reason, 0) + 1
+    def as_dict(self) -> dict[str, Any]:
+        """The counts as plain data (a queued job's return value)."""
+        return {"collection": self.collection, "run_id": self.run_id, "done": self.done, "skipped": self.skipped,
+                "failed": self.failed, "failures_by_reason": dict(self.failures_by_reason),
+                "skipped_by_reason": dict(self.skipped_by_reason), "failures": [list(f) for f in self.failures],
+                "seconds": self.seconds}
 
     def format(self) -> str:
         rate = f" in {self.seconds:.1f} s ({self.done / self.seconds:.2f} images/s)" if self.seconds > 0 else ""
@@ -94,7 +114,9 @@ class IngestSummary:
 
 
 @dataclass
-class _Variant:  # a plain copy of a DescriptorVariant row, safe to use outside its session
+class VariantTarget:
+    """A plain copy of a ``DescriptorVariant`` row, safe to use outside its session: where vectors go."""
+
     id: int
     name: str
     qdrant_collection: str
@@ -102,7 +124,9 @@ class _Variant:  # a plain copy of a DescriptorVariant row, safe to use outside 
 
 
 @dataclass
-class _Work:
+class WorkItem:
+    """One image ready to decode and encode: registered, fetched, hashed, not a duplicate."""
+
     image_id: int
     source_ref: str
     path: Path  # the file to decode
@@ -113,11 +137,13 @@ class _Work:
 
 
 @dataclass
-class _Ctx:
+class IngestContext:
+    """What a run is: the collection, the variants it writes, the weights, the index and the summary it fills."""
+
     settings: Settings
     coll_id: int
     coll_name: str
-    variants: list[_Variant]
+    variants: list[VariantTarget]
     weights: str
     index: Any
     summary: IngestSummary
@@ -158,11 +184,12 @@ def store_file(settings: Settings, src: Path, sha: str, ext: str) -> Path:
     return dest
 
 
-def _variants(session: Session, coll_id: int, ids: Sequence[int] | None = None) -> list[_Variant]:
+def load_targets(session: Session, coll_id: int, ids: Sequence[int] | None = None) -> list[VariantTarget]:
+    """The collection's variants (or those of ``ids``) as ``VariantTarget``s, in the order they were added."""
     q = select(DescriptorVariant).where(DescriptorVariant.collection_id == coll_id).order_by(DescriptorVariant.id)
     if ids is not None:
         q = q.where(DescriptorVariant.id.in_(list(ids)))
-    return [_Variant(v.id, v.name, v.qdrant_collection, v.pca_path) for v in session.scalars(q)]
+    return [VariantTarget(v.id, v.name, v.qdrant_collection, v.pca_path) for v in session.scalars(q)]
 
 
 def _mark_failed(session: Session, img: Image, summary: IngestSummary, reason: str, detail: str = "") -> None:
@@ -171,7 +198,7 @@ def _mark_failed(session: Session, img: Image, summary: IngestSummary, reason: s
     img.sha256 = None  # a failed file must not block a good copy of the same bytes... nor be deduplicated
     img.status = ImageStatus.failed
     img.failure_reason = f"{reason}: {detail}" if detail else reason
-    summary._fail(img.source_ref, reason, detail)
+    summary.record_failure(img.source_ref, reason, detail)
 
 
 def _mark_duplicate(img: Image, original: Image, sha: str, summary: IngestSummary) -> None:
@@ -180,8 +207,7 @@ def _mark_duplicate(img: Image, original: Image, sha: str, summary: IngestSummar
     img.file_path = original.file_path
     img.failure_reason = None
     img.extra = {**(img.extra or {}), "sha256": sha}
-    summary._skip("duplicate")
-    summary._dups.add(img.id)
+    summary.record_duplicate(img.id)
 
 
 def _apply_metadata(img: Image, metadata: dict[str, Any]) -> None:
@@ -194,7 +220,9 @@ def _apply_metadata(img: Image, metadata: dict[str, Any]) -> None:
 
 
 # -- stage A: register, fetch, hash, dedup (parent process) ------------------------------------------------
-def _prepare(ctx: _Ctx, session: Session, items: list) -> list[_Work]:
+def prepare_items(ctx: IngestContext, session: Session, items: list) -> list[WorkItem]:
+    """Register a batch of ``SourceItem``s, fetch what is not stored yet, hash and deduplicate: the images
+    left to encode. Failures and skips are counted in ``ctx.summary``; every write is committed here."""
     refs = list(dict.fromkeys(item.source_ref for item in items))
     rows = {img.source_ref: img for img in session.scalars(
         select(Image).where(Image.collection_id == ctx.coll_id, Image.source_ref.in_(refs)))}
@@ -208,7 +236,7 @@ def _prepare(ctx: _Ctx, session: Session, items: list) -> list[_Work]:
     seen: set[str] = set()
     for item in items:
         if item.source_ref in seen:
-            summary._skip("repeated-in-source")
+            summary.record_skip("repeated-in-source")
             continue
         seen.add(item.source_ref)
         img = rows.get(item.source_ref)
@@ -217,12 +245,12 @@ def _prepare(ctx: _Ctx, session: Session, items: list) -> list[_Work]:
             _apply_metadata(img, item.metadata or {})
             session.add(img)
         elif img.status == ImageStatus.duplicate:
-            summary._skip("duplicate")
+            summary.record_skip("duplicate")
             continue
         elif img.status == ImageStatus.done:
             missing = [v.name for v in ctx.variants if v.id not in have.get(img.id, set())]
             if not missing:
-                summary._skip("already-done")
+                summary.record_skip("already-done")
                 continue
             todo.append((item, img, missing))
             continue
@@ -231,8 +259,8 @@ def _prepare(ctx: _Ctx, session: Session, items: list) -> list[_Work]:
         todo.append((item, img, [v.name for v in ctx.variants]))
     session.commit()  # registration is durable before any work on the image
 
-    works: list[_Work] = []
-    chunk_shas: dict[str, _Work] = {}
+    works: list[WorkItem] = []
+    chunk_shas: dict[str, WorkItem] = {}
     stored_ok = {img.id: bool(img.sha256 and img.file_path and Path(img.file_path).is_file()) for _, img, _ in todo}
     fetched = _fetch_all(ctx, [item for item, img, _ in todo if not stored_ok[img.id]])
     for item, img, variant_names in todo:
@@ -260,7 +288,7 @@ def _prepare(ctx: _Ctx, session: Session, items: list) -> list[_Work]:
                     continue
                 if not _claim_sha(session, img, sha, ctx, summary):
                     continue
-        work = _Work(img.id, img.source_ref, path, sha, Path(img.file_path).suffix if stored else _guess_ext(path),
+        work = WorkItem(img.id, img.source_ref, path, sha, Path(img.file_path).suffix if stored else _guess_ext(path),
                      variant_names, stored=stored)
         chunk_shas[sha] = work
         works.append(work)
@@ -268,7 +296,7 @@ def _prepare(ctx: _Ctx, session: Session, items: list) -> list[_Work]:
     return works
 
 
-def _fetch_all(ctx: _Ctx, items: list) -> dict[str, Path | Exception]:
+def _fetch_all(ctx: IngestContext, items: list) -> dict[str, Path | Exception]:
     """source_ref -> local file or the error. Downloads run in threads (the Fetcher is thread-safe and
     keeps its per-host rate limit); local files need no thread."""
     def one(item) -> Path | Exception:
@@ -291,7 +319,7 @@ def _fetch_all(ctx: _Ctx, items: list) -> dict[str, Path | Exception]:
     return out
 
 
-def _fetch(ctx: _Ctx, item) -> Path:
+def _fetch(ctx: IngestContext, item) -> Path:
     if getattr(item, "local_path", None):
         path = Path(item.local_path)
         if not path.is_file():
@@ -302,7 +330,7 @@ def _fetch(ctx: _Ctx, item) -> Path:
     raise FetchError(f"{item.source_ref}: the source gave neither a file nor a URL")
 
 
-def _claim_sha(session: Session, img: Image, sha: str, ctx: _Ctx, summary: IngestSummary) -> bool:
+def _claim_sha(session: Session, img: Image, sha: str, ctx: IngestContext, summary: IngestSummary) -> bool:
     """Set the image's sha256; the unique constraint decides races between concurrent workers."""
     try:
         with session.begin_nested():
@@ -317,12 +345,14 @@ def _claim_sha(session: Session, img: Image, sha: str, ctx: _Ctx, summary: Inges
 
 
 # -- stage C: store, upsert, mark done (parent process) ----------------------------------------------------
-def _finish(ctx: _Ctx, works: list[_Work], results: list) -> int:
+def finish_batch(ctx: IngestContext, works: list[WorkItem], results: list) -> int:
+    """Store the files, upsert the vectors and mark the images done (``results``: one ``EncodeResult`` per
+    work item, in order). Returns how many images are done."""
     from vislink.index import Point
     from vislink.index.payload import image_payload
 
     summary = ctx.summary
-    ok: list[tuple[_Work, Any]] = []
+    ok: list[tuple[WorkItem, Any]] = []
     with session_scope() as session:
         bad: dict[int, Any] = {}
         for work, res in zip(works, results):
@@ -339,7 +369,7 @@ def _finish(ctx: _Ctx, works: list[_Work], results: list) -> int:
             for child in session.scalars(select(Image).where(Image.duplicate_of_id.in_(list(bad)))):
                 res = bad[child.duplicate_of_id]
                 child.duplicate_of_id = None
-                if summary._unskip_duplicate(child.id):
+                if summary.take_back_duplicate(child.id):
                     _mark_failed(session, child, summary, res.reason, res.detail)
                 else:
                     child.status, child.failure_reason = ImageStatus.failed, f"{res.reason}: {res.detail}"
@@ -370,22 +400,18 @@ def _finish(ctx: _Ctx, works: list[_Work], results: list) -> int:
     return len(ok)
 
 
-# -- the loop ---------------------------------------------------------------------------------------------
-def _run(ctx: _Ctx, chunks: Iterator[list], prepare: Callable[[_Ctx, Session, list], list[_Work]], *,
-         workers: int, total: int | None, progress: bool, desc: str) -> None:
-    from vislink.ingest.workers import run_batches
-
-    run_batches(ctx, chunks, prepare, _finish, workers=workers, total=total, progress=progress, desc=desc)
-
-
-def _chunks(items: Iterable, size: int) -> Iterator[list]:
+# -- a run: the loop, the IngestRun row -------------------------------------------------------------------
+def batches(items: Iterable, size: int) -> Iterator[list]:
+    """``items`` cut into lists of ``size`` (the last may be shorter): the unit of prepare / encode / finish."""
     it = iter(items)
     while chunk := list(islice(it, size)):
         yield chunk
 
 
-def _start_run(coll_id: int, source_kind: str, source_ref: str | None, params: dict, *,
-               embedded: bool = False) -> int:
+def start_run(coll_id: int, source_kind: str, source_ref: str | None, params: dict, *,
+              embedded: bool = False) -> int:
+    """Record a new running ``IngestRun`` and return its id. ``embedded``: this process holds the embedded
+    index, so any other local run still marked running was killed and is marked interrupted."""
     with session_scope() as session:
         if embedded:
             # The embedded index admits one process per data folder, so a local run still marked running
@@ -401,7 +427,8 @@ def _start_run(coll_id: int, source_kind: str, source_ref: str | None, params: d
         return run.id
 
 
-def _end_run(summary: IngestSummary, status: RunStatus) -> None:
+def end_run(summary: IngestSummary, status: RunStatus) -> None:
+    """Store the run's counts and final status on its ``IngestRun`` row."""
     with session_scope() as session:
         run = session.get(IngestRun, summary.run_id)
         run.status = status
@@ -412,102 +439,25 @@ def _end_run(summary: IngestSummary, status: RunStatus) -> None:
                       "failures": [list(f) for f in summary.failures], "seconds": round(summary.seconds, 3)}
 
 
-def _execute(ctx: _Ctx, chunks, prepare, *, workers, total, progress, desc) -> IngestSummary:
+Prepare = Callable[[IngestContext, Session, list], list[WorkItem]]
+
+
+def execute_run(ctx: IngestContext, chunks: Iterator[list], prepare: Prepare = prepare_items, *, workers: int = 1,
+                total: int | None = None, progress: bool = True, desc: str = "ingest") -> IngestSummary:
+    """Run the loop over ``chunks`` on this machine: ``prepare`` each chunk (``prepare_items`` for source
+    items, or another function turning a chunk into ``WorkItem``s), encode in ``workers`` (see ``workers``),
+    ``finish_batch`` in order. The run's row says finished, interrupted (Ctrl-C) or failed at the end."""
+    from vislink.ingest.workers import run_batches
+
     status = RunStatus.failed
     start = time.perf_counter()
     try:
-        _run(ctx, chunks, prepare, workers=workers, total=total, progress=progress, desc=desc)
+        run_batches(ctx, chunks, prepare, finish_batch, workers=workers, total=total, progress=progress, desc=desc)
         status = RunStatus.finished
     except KeyboardInterrupt:
         status = RunStatus.interrupted
         raise
     finally:
         ctx.summary.seconds = time.perf_counter() - start
-        _end_run(ctx.summary, status)
+        end_run(ctx.summary, status)
     return ctx.summary
-
-
-def ingest(collection: str, items: Iterable, *, variants: list[str] | None = None, workers: int = 1,
-           progress: bool = True, weights: str | None = None, batch_size: int = 16, source_kind: str = "items",
-           source_ref: str | None = None, fetcher: Any = None, index: Any = None) -> IngestSummary:
-    """Ingest ``items`` (``SourceItem``s) into ``collection``, creating it with ``variants`` (default: the
-    three pool5 variants) and ``weights`` (default: settings) when new. Re-running skips what is done.
-    The summary is also stored in an ``IngestRun`` row."""
-    from vislink.index import open_index
-    from vislink.ingest.collections import ensure_collection, ensure_index_collections
-    from vislink.store import collection_variants
-
-    settings = get_settings()
-    settings.ensure_dirs()
-    with session_scope() as session:
-        coll = ensure_collection(session, collection, variants=variants, weights=weights, source_kind=source_kind,
-                                 source_ref=source_ref, settings=settings)
-        rows = collection_variants(session, coll)
-        coll_id, weights_name = coll.id, rows[0].weights_name
-        index = index or open_index(settings)
-        ensure_index_collections(index, rows)
-        all_variants = _variants(session, coll_id)
-    run_id = _start_run(coll_id, source_kind, source_ref, {"variants": [v.name for v in all_variants],
-                                                           "weights": weights_name, "workers": workers},
-                        embedded=settings.effective_index_backend in ("qdrant-edge", "qdrant-local"))
-    ctx = _Ctx(settings, coll_id, collection, all_variants, weights_name, index,
-               IngestSummary(collection, run_id), fetcher)
-    total = len(items) if hasattr(items, "__len__") else None
-    summary = _execute(ctx, _chunks(items, batch_size), _prepare, workers=workers, total=total, progress=progress,
-                       desc=f"ingest {collection}")
-    if summary.done >= OPTIMIZE_AFTER:
-        # Embedded qdrant-edge has no background optimizer: merge segments and build the HNSW graph now.
-        for v in all_variants:
-            index.optimize(v.qdrant_collection)
-    _add_pending_pca_variants(collection, variants, workers=workers, progress=progress)
-    return summary
-
-
-def _add_pending_pca_variants(collection: str, variants: list[str] | None, *, workers: int, progress: bool) -> None:
-    """PCA variants asked for at ingest are fitted once the base descriptors exist."""
-    from vislink.encoder.variants import parse_variant
-    from vislink.ingest.collections import add_variant
-
-    for name in variants or []:
-        if parse_variant(name).pca_dim is not None:
-            add_variant(collection, name, workers=workers, progress=progress)
-
-
-# -- uploads (the UI) -------------------------------------------------------------------------------------
-def ingest_upload(collection: str, filename: str, data: bytes, *, variants: list[str] | None = None) -> Image:
-    """Validate, store under its hash, encode for every variant of ``collection`` and index one uploaded
-    file; it is searchable when this returns. Identical bytes already in the collection give that image.
-    Raises ``BadImage`` (with its reason) for files that are too big or not usable images."""
-    from vislink.encoder.images import open_rgb
-
-    settings = get_settings()
-    limit = settings.max_upload_mb * 1024 * 1024
-    if len(data) > limit:
-        raise BadImage(filename, "too-large", f"{len(data) / 1e6:.1f} MB, the limit is {settings.max_upload_mb} MB "
-                                              "(VISLINK_MAX_UPLOAD_MB)")
-    open_rgb(data, name=filename)  # a clear error now, before anything is registered
-    item = _upload_item(filename, data, settings)
-    summary = ingest(collection, [item], variants=variants, workers=1, progress=False, source_kind="upload",
-                     source_ref=filename)
-    with session_scope() as session:
-        img = session.scalar(select(Image).where(Image.collection_id == _collection_id(session, collection),
-                                                 Image.source_ref == item.source_ref))
-        if img.status == ImageStatus.duplicate:
-            img = session.get(Image, img.duplicate_of_id)
-        if img.status != ImageStatus.done:
-            reason, _, detail = (img.failure_reason or "unreadable").partition(": ")
-            raise BadImage(filename, reason, detail or summary.format())
-        session.expunge(img)
-        return img
-
-
-def _collection_id(session: Session, name: str) -> int:
-    from vislink.store import get_collection
-
-    return get_collection(session, name).id
-
-
-def _upload_item(filename: str, data: bytes, settings: Settings):
-    from vislink.ingest.sources.upload import upload_item
-
-    return upload_item(filename, data, cache_dir=settings.cache_dir)

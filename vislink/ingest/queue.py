@@ -14,24 +14,21 @@ Why this is safe with several workers:
 
 The index must be shared by all workers: a Qdrant server (``QDRANT_URL``) in production. With the
 embedded index (a folder one process may open at a time), workers on one machine share it through
-``LockedFolderIndex``: each index call takes an exclusive file lock, opens the folder, acts, closes. It is
-correct but reopens the index per call: fine for tests and a small machine, not for scale.
+``vislink.index.LockedFolderIndex`` (``shared_index``): each index call takes an exclusive file lock, opens
+the folder, acts, closes. It is correct but reopens the index per call: fine for tests and a small machine,
+not for scale.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
-from contextlib import contextmanager
-from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 from vislink.config import Settings, get_settings
 from vislink.errors import ConfigError
-from vislink.index.base import VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +91,10 @@ def enqueue(collection: str, items: Iterable, *, variants: list[str] | None = No
             sub_batch: int = 4) -> tuple[int, int]:
     """Create ``collection`` (and its index collections) and queue its items in jobs of ``batch_size``.
     Local paths must be readable by the workers (a shared folder). Returns (run id, number of jobs)."""
+    from vislink.index import shared_index
     from vislink.ingest.collections import ensure_collection, ensure_index_collections
-    from vislink.store import collection_variants
-    from vislink.ingest.pipeline import _chunks
-    from vislink.store import IngestRun, RunStatus, session_scope
+    from vislink.ingest.pipeline import batches
+    from vislink.store import IngestRun, RunStatus, collection_variants, session_scope
 
     settings = get_settings()
     url = queue_url(settings)
@@ -116,7 +113,7 @@ def enqueue(collection: str, items: Iterable, *, variants: list[str] | None = No
     n_jobs = n_items = 0
     with app.open():
         task = app.tasks[INGEST_TASK]
-        for chunk in _chunks(items, batch_size):
+        for chunk in batches(items, batch_size):
             task.defer(collection=collection, items=[_item_dict(i) for i in chunk], run_id=run_id,
                        sub_batch=sub_batch)
             n_jobs += 1
@@ -129,39 +126,43 @@ def enqueue(collection: str, items: Iterable, *, variants: list[str] | None = No
 
 def run_batch(collection: str, items: list[dict], run_id: int | None = None, sub_batch: int = 4) -> dict:
     """One queued job: the whole pipeline for ``items``, in sub-batches committed one by one."""
-    from vislink.ingest.pipeline import IngestSummary, _Ctx, _chunks, _finish, _prepare, _variants
+    from vislink.index import shared_index
+    from vislink.ingest.pipeline import (
+        IngestContext,
+        IngestSummary,
+        batches,
+        finish_batch,
+        load_targets,
+        prepare_items,
+    )
     from vislink.ingest.sources.base import SourceItem
     from vislink.ingest.workers import encode_batch
-    from vislink.store import session_scope
-    from vislink.store import get_collection
+    from vislink.store import DescriptorVariant, get_collection, session_scope
 
     settings = get_settings()
     with session_scope() as session:
         coll = get_collection(session, collection)
-        variants = _variants(session, coll.id)
-        from vislink.store import DescriptorVariant
-
+        variants = load_targets(session, coll.id)
         weights = session.get(DescriptorVariant, variants[0].id).weights_name
         coll_id = coll.id
-    ctx = _Ctx(settings, coll_id, collection, variants, weights, shared_index(settings), IngestSummary(collection))
+    ctx = IngestContext(settings, coll_id, collection, variants, weights, shared_index(settings),
+                        IngestSummary(collection))
     pca = {v.name: v.pca_path for v in variants if v.pca_path}
     source_items = [SourceItem(d["source_ref"], d.get("metadata") or {},
                                local_path=Path(d["local_path"]) if d.get("local_path") else None, url=d.get("url"))
                     for d in items]
-    for chunk in _chunks(source_items, sub_batch):
+    for chunk in batches(source_items, sub_batch):
         with session_scope() as session:
-            works = _prepare(ctx, session, chunk)
+            works = prepare_items(ctx, session, chunk)
         if works:
             names = sorted({n for w in works for n in w.variants})
             results = encode_batch([str(w.path) for w in works], names, weights=weights,
                                    pca_paths={n: p for n, p in pca.items() if n in names},
                                    max_pixels=settings.max_image_pixels)
-            _finish(ctx, works, results)
+            finish_batch(ctx, works, results)
     if run_id is not None:
         _add_to_run(run_id, ctx.summary)
-    summary = asdict(ctx.summary)
-    summary.pop("_dups", None)
-    return summary
+    return ctx.summary.as_dict()
 
 
 def _add_to_run(run_id: int, summary) -> None:
@@ -216,80 +217,3 @@ def run_worker(*, wait: bool = True, concurrency: int = 1, heartbeat: float = 10
         app.run_worker(queues=[QUEUE], wait=wait, concurrency=concurrency, name="vislink-ingest",
                        update_heartbeat_interval=heartbeat, stalled_worker_timeout=stalled_after,
                        listen_notify=wait, delete_jobs="successful")
-
-
-# -- a shared embedded index -------------------------------------------------------------------------------
-def shared_index(settings: Settings) -> VectorIndex:
-    """The index workers write to: the configured server, or the embedded folder under a file lock."""
-    if settings.effective_index_backend in ("qdrant-server", "memory"):
-        from vislink.index import open_index
-
-        return open_index(settings)
-    return LockedFolderIndex(settings)
-
-
-class LockedFolderIndex(VectorIndex):
-    """The embedded index opened per call under an exclusive ``flock``, so processes on one machine can
-    share it. Correct, not fast: every call reopens the folder."""
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.name = f"locked-{settings.effective_index_backend}"
-        self.lock_path = settings.resolved_home / "qdrant.lock"
-
-    @contextmanager
-    def _open(self) -> Iterator[VectorIndex]:
-        from vislink.index import build_index
-
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_path, "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            index = build_index(self.settings)
-            try:
-                yield index
-            finally:
-                index.close()
-
-    def create_collection(self, collection, dim, *, payload_indexes=None, sparse=False):
-        with self._open() as ix:
-            return ix.create_collection(collection, dim, payload_indexes=payload_indexes, sparse=sparse)
-
-    def delete_collection(self, collection):
-        with self._open() as ix:
-            return ix.delete_collection(collection)
-
-    def collection_exists(self, collection):
-        with self._open() as ix:
-            return ix.collection_exists(collection)
-
-    def list_collections(self):
-        with self._open() as ix:
-            return ix.list_collections()
-
-    def upsert(self, collection, points, *, sparse=None):
-        with self._open() as ix:
-            return ix.upsert(collection, points, sparse=sparse)
-
-    def delete(self, collection, ids):
-        with self._open() as ix:
-            return ix.delete(collection, ids)
-
-    def retrieve(self, collection, ids, *, with_vectors=False):
-        with self._open() as ix:
-            return ix.retrieve(collection, ids, with_vectors=with_vectors)
-
-    def count(self, collection, flt=None):
-        with self._open() as ix:
-            return ix.count(collection, flt)
-
-    def scroll(self, collection, *, flt=None, limit=256, offset=None, with_vectors=False):
-        with self._open() as ix:
-            return ix.scroll(collection, flt=flt, limit=limit, offset=offset, with_vectors=with_vectors)
-
-    def query_batch(self, collection, vectors, *, limit, flt=None, exact=False, offset=0):
-        with self._open() as ix:
-            return ix.query_batch(collection, vectors, limit=limit, flt=flt, exact=exact, offset=offset)
-
-    def recommend(self, collection, *, positive, negative=(), limit, flt=None, exact=False):
-        with self._open() as ix:
-            return ix.recommend(collection, positive=positive, negative=negative, limit=limit, flt=flt, exact=exact)

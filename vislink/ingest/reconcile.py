@@ -111,7 +111,7 @@ def reconcile(collection: str | None = None, *, repair: bool = True, progress: b
     """Check, then (with ``repair``) make the index agree with SQL. Returns the reports of the check."""
     from vislink.index import Point, open_index
     from vislink.index.payload import PAYLOAD_INDEXES, image_payload
-    from vislink.ingest.collections import encode_stored
+    from vislink.ingest.reencode import encode_stored
 
     reports = check(collection)
     if not repair:

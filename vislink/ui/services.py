@@ -89,7 +89,7 @@ def read_upload(name: str, data: bytes):
 def upload_to_collection(collection: str, name: str, data: bytes):
     """Validate, store under its hash, encode and index an uploaded image (searchable at once)."""
     read_upload(name, data)  # the size limit and a readable message before any work
-    from vislink.ingest.pipeline import ingest_upload
+    from vislink.ingest.runner import ingest_upload
 
     return ingest_upload(collection, name, data)
 
