@@ -84,3 +84,55 @@ def test_an_image_belongs_to_at_most_one_group(db_session):
     with pytest.raises(IntegrityError):
         db_session.flush()
     db_session.rollback()
+
+
+def test_a_new_sqlite_store_is_created_on_first_use(tmp_path):
+    # The embedded default: the first session of any command creates and migrates the file (no "no such table").
+    from sqlalchemy import func, select
+
+    from vislink.store import Collection, session_scope
+
+    url = f"sqlite:///{tmp_path / 'data' / 'vislink.db'}"
+    with session_scope(url) as session:
+        assert session.scalar(select(func.count()).select_from(Collection)) == 0
+    assert db.current_revision(url) == db.head_revision()
+    assert EXPECTED_TABLES <= set(db.table_names(url))
+
+
+def test_a_sqlite_store_behind_is_migrated_on_first_use(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    db.upgrade(url, "0001")
+    assert db.current_revision(url) != db.head_revision()
+    db.dispose_engines()  # a new process
+    with db.session_scope(url):
+        pass
+    assert db.current_revision(url) == db.head_revision()
+
+
+@pytest.mark.postgres
+def test_a_server_database_behind_says_to_run_db_upgrade(pg_url):
+    # Server schemas change only when the operator says so: a session on an empty one names the command.
+    from vislink.errors import StoreUnavailable
+
+    with pytest.raises(StoreUnavailable, match="run `vislink db upgrade`"):
+        with db.session_scope(pg_url):
+            pass
+    assert db.current_revision(pg_url) is None
+    db.upgrade(pg_url)
+    with db.session_scope(pg_url):
+        pass
+
+
+def test_a_command_on_a_new_data_folder_works(tmp_path):
+    # Through a real process, as a new user meets it: no `vislink db upgrade` first.
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VISLINK_", "QDRANT_"))}
+    env["VISLINK_HOME"] = str(tmp_path / "home")
+    result = subprocess.run([sys.executable, "-m", "vislink.cli", "collection", "list"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "no such table" not in result.stdout + result.stderr
+    assert (tmp_path / "home" / "vislink.db").is_file()

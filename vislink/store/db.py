@@ -72,7 +72,49 @@ def _create_engine(url: str) -> Engine:
 
 
 def get_sessionmaker(url: str | None = None) -> sessionmaker[Session]:
+    url = url or get_settings().database_url
+    ensure_schema(url)
     return _sessionmaker_for(get_engine(url))
+
+
+_SCHEMA_READY: set[str] = set()
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def ensure_schema(url: str | None = None) -> None:
+    """Once per process and URL, before the first session: a SQLite store (the embedded default, a file in the
+    data folder) is created or migrated to the code's schema on the spot, so that no command trips on "no such
+    table"; a server database that is behind raises ``StoreUnavailable`` saying to run `vislink db upgrade`
+    (its schema changes are the operator's decision)."""
+    url = url or get_settings().database_url
+    if url in _SCHEMA_READY:
+        return
+    if is_sqlite(url):
+        _migrate_sqlite(url)
+    else:
+        check_migrated(url)
+    _SCHEMA_READY.add(url)
+
+
+def _migrate_sqlite(url: str) -> None:
+    check_reachable(url)
+    if current_revision(url) == head_revision():
+        return
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        upgrade(url)
+        return
+    import fcntl
+
+    # Two commands started at once on a new data folder must not both create the tables.
+    with open(f"{database}.migrate.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if current_revision(url) != head_revision():
+            log.info("creating or migrating the SQL store %s to revision %s", database, head_revision())
+            upgrade(url)
 
 
 @lru_cache(maxsize=32)
@@ -121,9 +163,11 @@ def downgrade(url: str | None = None, revision: str = "base") -> None:
 
     url = url or get_settings().database_url
     check_reachable(url)
+    _SCHEMA_READY.discard(url)
     command.downgrade(_alembic_config(url), revision)
 
 
+@lru_cache(maxsize=1)
 def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
@@ -166,6 +210,7 @@ def dispose_engines() -> None:
     for engine in _ENGINES.values():
         engine.dispose()
     _ENGINES.clear()
+    _SCHEMA_READY.clear()
     _sessionmaker_for.cache_clear()
 
 
