@@ -32,10 +32,15 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug
                         format="%(levelname)s %(name)s: %(message)s")
 
 
+# Modules of this package that are not stage commands (the CLI reference generator runs as
+# `python -m vislink.cli.reference`; imported here too, it would be loaded twice and runpy warns).
+NOT_COMMANDS = {"reference"}
+
+
 def _register_commands() -> None:
     package = sys.modules[__name__]
     for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
+        if info.name.startswith("_") or info.name in NOT_COMMANDS:
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         register = getattr(module, "register", None)

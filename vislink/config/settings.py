@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,6 +14,18 @@ class Settings(BaseSettings):
     """vislink's configuration. Each field is one environment variable (its alias)."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    def __init__(self, **values: Any) -> None:
+        """Keyword arguments by field name (``Settings(home=...)``) or by variable (``VISLINK_HOME=...``) win over
+        the environment; an unknown one is an error, not silently ignored. (Not ``populate_by_name``: with it,
+        pydantic-settings also reads each field's bare name from the environment, so $HOME would become the
+        data folder and $DEVICE the torch device.)"""
+        fields = type(self).model_fields
+        known = {name for name in fields} | {field.alias for field in fields.values()}
+        unknown = sorted(k for k in values if not k.startswith("_") and k not in known)
+        if unknown:
+            raise TypeError(f"Settings() got unknown settings {unknown}; valid: {sorted(fields)} or their variables")
+        super().__init__(**{fields[k].alias if k in fields and fields[k].alias else k: v for k, v in values.items()})
 
     home: Path = Field(
         default=Path("vislink-data"),
