@@ -139,3 +139,18 @@ def test_the_layer_order_is_the_one_docs_architecture_states():
             code = (LAYERS[a] > LAYERS[b]) - (LAYERS[a] < LAYERS[b])
             docs = (documented[a] > documented[b]) - (documented[a] < documented[b])
             assert code == docs, f"{a} vs {b}: LAYERS says {code:+d}, docs/architecture.md says {docs:+d}"
+
+
+# The search stage sits beside ingest: it reads what ingest wrote, through the store and the index only.
+SEARCH_MAY_IMPORT = {"config", "errors", "hashing", "store", "index", "encoder", "search"}
+
+
+def test_search_depends_only_on_config_store_index_and_encoder():
+    violations = []
+    for path in sorted((PACKAGE / "search").rglob("*.py")):
+        for lineno, module, _ in _imports(path):
+            stage = _stage(module)
+            if stage is not None and stage not in SEARCH_MAY_IMPORT:
+                violations.append(f"{path.relative_to(ROOT)}:{lineno} imports {module}")
+    assert (PACKAGE / "search" / "__init__.py").is_file(), "search is a sub-package"
+    assert not violations, "the search stage imports an upper or sibling stage:\n" + "\n".join(violations)
