@@ -18,15 +18,24 @@ from vislink.errors import ConfigError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-# migrations/ sits at the repository root (as the design asks) and is shipped inside the
-# installed package too, so `vislink db upgrade` works from a wheel as well as a checkout.
-_REPO_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+# migrations/ sits at the repository root (as the design asks); a wheel installs it as data files under
+# <prefix>/share/vislink/migrations (pyproject.toml), so `vislink db upgrade` works from `pip install .` too.
+REPO_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def installed_migrations() -> Path:
+    import sysconfig
+
+    return Path(sysconfig.get_path("data")) / "share" / "vislink" / "migrations"
 
 
 def migrations_dir() -> Path:
-    if (_REPO_MIGRATIONS / "env.py").exists():
-        return _REPO_MIGRATIONS
-    raise ConfigError(f"Alembic migrations not found at {_REPO_MIGRATIONS}")
+    """Alembic's script folder: the checkout's ``migrations/``, else the one a wheel installed."""
+    for folder in (REPO_MIGRATIONS, installed_migrations()):
+        if (folder / "env.py").exists():
+            return folder
+    raise ConfigError(f"Alembic migrations not found at {REPO_MIGRATIONS} nor {installed_migrations()}: "
+                      "reinstall vislink (pip install .)")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
