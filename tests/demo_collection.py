@@ -1,8 +1,9 @@
 """A small demonstration collection: synthetic "paintings" with known visual links (a re-encoded copy and a
 mirrored copy of each composition), their metadata, and an annotator account.
 
-Used by the UI tests (with random encoder weights), by the README screenshots, and to try the UI without
-data: ``python -m vislink.ui.demo`` fills the data folder of the current settings.
+A test fixture, not part of the package: used by the UI tests (with random encoder weights), by the README
+screenshots, and to try the UI without data: ``python tests/demo_collection.py [FOLDER]`` fills the data
+folder of the current settings.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def populate(folder: Path, *, collection: str = "demo", variants: tuple[str, ...
     """Make the images in ``folder``, ingest them into ``collection`` of the current settings' data folder
     (migrating its database first), and create the annotator account."""
     from vislink.config import get_settings
-    from vislink.ingest.pipeline import ingest
+    from vislink.ingest import ingest
     from vislink.ingest.sources.folder import folder_items
     from vislink.store import db, session_scope
 
@@ -120,7 +121,7 @@ def image_ids(demo: Demo) -> dict[str, int]:
     return {ref: image_id for ref, image_id in rows}
 
 
-if __name__ == "__main__":  # python -m vislink.ui.demo [FOLDER]
+if __name__ == "__main__":  # python tests/demo_collection.py [FOLDER]
     import sys
 
     from vislink.config import get_settings

@@ -130,13 +130,13 @@ def test_replica_downloaded_from_a_web_server_matches_the_local_folder(replica_s
 
 
 def test_replica_input_errors(replica_set, tmp_path):
-    from vislink.errors import ConfigError, NotFound
+    from vislink.errors import ConfigError, FormatError, NotFound
     from vislink.evaluation.replica import ImageSource, build_replica_gallery, parse_distractors, read_replica
 
     s = replica_set
     bad = tmp_path / "links_bad.csv"
     bad.write_text("uid1,uid2\nu1,u99\n")
-    with pytest.raises(ConfigError, match="uid u99 is not in"):
+    with pytest.raises(FormatError, match="uid u99 is not in"):
         read_replica(bad, s["meta"] / "images.csv")
     with pytest.raises(NotFound, match="Replica file not found"):
         read_replica(tmp_path / "nope.csv", s["meta"] / "images.csv")

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from vislink.cli import app
-from vislink.ingest.replica_sample import build_demo_sample, replica_wga_links
+from vislink.formats.replica import replica_wga_links
+from vislink.ingest.replica_sample import build_demo_sample
 from vislink.ingest.sources.wga import WGA_COLUMNS
 
 runner = CliRunner()
@@ -98,3 +99,36 @@ def test_offline_demo_without_network_says_what_to_do(demo_env):
                                  "--links-url", "http://127.0.0.1:9/links.csv"])
     assert result.exit_code != 0
     assert "--images DIR" in str(result.exception) + result.output
+
+
+def test_import_wga_links_links_encoded_images_by_wga_path(demo_env):
+    from vislink.ingest.demo import import_wga_links
+    from vislink.store import Annotator, Collection, Image, ImageStatus, Link, session_scope
+
+    with session_scope() as session:
+        coll = Collection(name="wga")
+        session.add(coll)
+        session.flush()
+        for i, status in enumerate([ImageStatus.done, ImageStatus.done, ImageStatus.done, ImageStatus.failed]):
+            session.add(Image(collection_id=coll.id, source_ref=f"r{i}", status=status,
+                              extra={"wga_path": f"a/x/p{i}.jpg"}))
+    links = [("a/x/p0.jpg", "a/x/p1.jpg"), ("a/x/p1.jpg", "a/x/p2.jpg"),
+             ("a/x/p2.jpg", "a/x/p3.jpg"),  # p3 failed to ingest: left out
+             ("a/x/p0.jpg", "a/x/absent.jpg")]  # not in the collection: left out
+    assert import_wga_links("wga", links) == 2
+    assert import_wga_links("wga", links) == 2  # again: the same two, unchanged
+    with session_scope() as session:
+        rows = session.scalars(select(Link)).all()
+        assert len(rows) == 2 and {r.type.value for r in rows} == {"positive"}
+        assert {session.get(Annotator, r.annotator_id).name for r in rows} == {"replica"}
+
+
+def test_demo_annotator_is_created_once(demo_env):
+    from vislink.graph.annotators import verify_password
+    from vislink.ingest.demo import ensure_annotator
+    from vislink.store import session_scope
+
+    password = ensure_annotator("demo")
+    assert password and ensure_annotator("demo") is None
+    with session_scope() as session:
+        assert verify_password(session, "demo", password) is not None

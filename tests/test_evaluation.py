@@ -218,3 +218,35 @@ def test_cli_reports_history_and_drop_alert(demo, vislink_env, tmp_path):
     result = runner.invoke(app, ["evaluate", "--history", "--collection", "demo"])
     assert result.exit_code == 0
     assert result.output.count("vgg16-pool5-sum") == 2
+
+
+def test_evaluate_and_check_stores_reports_and_finds_a_drop(demo, vislink_env, tmp_path):
+    """The job `vislink evaluate` runs, from Python: R@20 always computed (the check reads it), runs stored,
+    reports written, a drop of R@20 since the previous run found; recent_runs lists them newest first."""
+    from vislink.evaluation.records import recent_runs
+    from vislink.evaluation.schedule import evaluate_and_check
+    from vislink.index import Point
+    from vislink.store import session_scope
+
+    ids, qname, index = demo
+    first = evaluate_and_check("demo", cutoffs=(1, 5), out=tmp_path, progress=False)
+    assert first.title == "Evaluation of demo (split default, test)" and first.drops == [] and first.alerts == []
+    assert first.reports[0].cutoffs == (1, 5, 20) and first.reports[0].metrics["R@20"] == pytest.approx(1.0)
+    assert {k: p.is_file() for k, p in first.paths.items()} == {"json": True, "markdown": True, "plot": True}
+
+    rng = np.random.default_rng(1)  # as in the CLI test: push image 1's target 3 beyond rank 20
+    near = np.asarray(VECTORS[1], np.float32)
+    index.upsert(qname, [Point(1000 + i, (near + 0.01 * rng.normal(size=4)).astype(np.float32)) for i in range(30)])
+    second = evaluate_and_check("demo", ["vgg16-pool5-sum"], split=None, out=tmp_path, progress=False)
+    assert second.title == "Evaluation of demo (every linked image)"
+    assert len(second.drops) == 1 and second.drops[0].previous_run_id == first.reports[0].run_id
+    assert "R@20 fell from 100.0" in second.alerts[0]
+    assert evaluate_and_check("demo", out=tmp_path, max_drop=1.0, progress=False).drops == []
+
+    with session_scope(vislink_env.database_url) as session:
+        runs = recent_runs(session, collection="demo", variants=["vgg16-pool5-sum"])
+        assert [r.collection for r in runs] == ["demo"] * 3 and runs[0].id > runs[1].id > runs[2].id
+        assert runs[-1].id == first.reports[0].run_id and runs[1].id == second.reports[0].run_id
+        assert len(recent_runs(session, limit=2)) == 2
+        assert recent_runs(session, variants=["vgg16-pool5-max"]) == []
+        assert recent_runs(session, collection="other") == []

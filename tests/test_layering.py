@@ -14,6 +14,7 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 # Lower number = lower layer. A module may import its own layer and any lower one.
 LAYERS = {
     "errors": 0, "config": 0, "hashing": 0,
+    "formats": 0,  # readers of outside formats (Replica's CSV files, WGA paths): every stage may use them
     "store": 1,
     "index": 2,
     "graph": 3,

@@ -14,6 +14,7 @@ from vislink.evaluation.metrics import (
     average_precision,
     mean_average_precision,
     paper_weight,
+    parse_cutoffs,
     recall_at,
     recall_curve,
     summarize,
@@ -24,6 +25,15 @@ from vislink.evaluation.metrics import (
 
 
 # -- hand-computed examples ----------------------------------------------------------------------
+
+def test_cutoffs_written_by_a_person():
+    from vislink.errors import ConfigError
+
+    assert parse_cutoffs("20, 5,5,,1") == (1, 5, 20)
+    for text in ("5,ten", "0,5", "", " , "):
+        with pytest.raises(ConfigError, match="--cutoffs"):
+            parse_cutoffs(text)
+
 
 def test_target_ranks_drop_the_query_and_keep_target_order():
     # ranking with the query (3) in second place: without it the order is 5, 9, 1, 7

@@ -1,6 +1,6 @@
 """The Streamlit app, page by page, with streamlit.testing.v1.AppTest: the real app script, a real SQLite
 store and qdrant-client local index in a temporary data folder, real JPEGs ingested with random VGG16
-weights (vislink.ui.demo: each work has a re-encoded copy and a mirrored copy, the known links)."""
+weights (tests/demo_collection.py: each work has a re-encoded copy and a mirrored copy, the known links)."""
 
 from __future__ import annotations
 

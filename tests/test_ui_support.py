@@ -27,8 +27,8 @@ def template(tmp_path_factory):
         import vislink.graph.annotators as annotators
 
         mp.setattr(annotators, "BCRYPT_ROUNDS", 4)  # the account's hash; checks read the cost from it
+        import demo_collection as demo
         from vislink.index import close_all
-        from vislink.ui import demo
 
         made = demo.populate(root / "images", n_compositions=3)
         ids = demo.image_ids(made)

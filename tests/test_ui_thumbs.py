@@ -102,3 +102,31 @@ def test_thumbnails_command_prepares_a_collection(vislink_env, image_dir):
     assert made == sorted(f"{_sha(p)}_{s}.jpg" for p in files[1:] for s in (128, 256))  # failed image skipped
     assert CliRunner().invoke(app, ["thumbnails", "--size", "100"]).exit_code != 0
     assert CliRunner().invoke(app, ["thumbnails", "--collection", "nope"]).exit_code != 0
+
+
+def test_pregenerate_makes_every_encoded_images_thumbnails(vislink_env, image_dir):
+    from vislink.errors import ConfigError, NotFound
+    from vislink.store import Collection, Image, ImageStatus, session_scope
+    from vislink.ui import thumbs
+
+    files = sorted(image_dir.glob("*.jpg"))
+    with session_scope() as session:
+        for name in ("a", "b"):
+            coll = Collection(name=name)
+            session.add(coll)
+            session.flush()
+            for i, path in enumerate(files):
+                # b holds the same files as a (one thumbnail each); a's first image failed to ingest.
+                status = ImageStatus.failed if (name, i) == ("a", 0) else ImageStatus.done
+                session.add(Image(collection_id=coll.id, source_ref=f"{name}/{path.name}", sha256=_sha(path),
+                                  file_path=str(path), status=status))
+    assert sorted(thumbs.image_files("a")) == sorted((str(p), _sha(p)) for p in files[1:])
+    assert len(thumbs.image_files()) == len(files)  # a's and b's rows are the same pairs: listed once
+    assert thumbs.pregenerate("a", (128,), progress=False) == (len(files) - 1, 0)
+    assert sorted(p.name for p in vislink_env.thumbs_dir.iterdir()) == sorted(f"{_sha(p)}_128.jpg" for p in files[1:])
+    files[1].unlink()  # its thumbnail exists already; another size cannot be made
+    assert thumbs.pregenerate(None, (128, 256), progress=False) == (2 * len(files) - 1, 1)
+    with pytest.raises(ConfigError, match="thumbnails come in sizes 128, 256, 512"):
+        thumbs.pregenerate(None, (100,))
+    with pytest.raises(NotFound):
+        thumbs.image_files("nope")

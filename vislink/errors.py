@@ -42,3 +42,14 @@ class ConflictError(VislinkError):
 
 class FetchError(VislinkError):
     """A remote resource could not be downloaded."""
+
+
+class FormatError(VislinkError):
+    """A file in an outside format (Replica's CSV files, WGA paths) is malformed. ``path`` names the file,
+    ``line`` the line (None when the whole file or its header is at fault), ``reason`` what is wrong."""
+
+    def __init__(self, path, reason: str, line: int | None = None):
+        self.path = str(path)
+        self.reason = reason
+        self.line = line
+        super().__init__(f"{self.path}:{line}: {reason}" if line is not None else f"{self.path}: {reason}")

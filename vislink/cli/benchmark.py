@@ -58,12 +58,6 @@ def _run(gallery, *, variants: str, weights: Optional[str], cutoffs: tuple[int, 
     return reports
 
 
-def _cutoffs(text: str) -> tuple[int, ...]:
-    from vislink.cli.evaluate import _cutoffs as parse
-
-    return parse(text)
-
-
 @benchmark_app.command("groups")
 def groups(
     manifest: Path = typer.Argument(..., help="CSV with columns file,group (file relative to the CSV's folder; "
@@ -83,10 +77,12 @@ def groups(
     """The paper's protocol on your own annotated images: every grouped image is a query, the rest of its
     group its targets, every image of the manifest the search space."""
     from vislink.evaluation.groups import read_manifest
+    from vislink.evaluation.metrics import parse_cutoffs
 
     gallery = read_manifest(manifest, root=root, skip_missing=skip_missing)
-    _run(gallery, variants=variants, weights=weights, cutoffs=_cutoffs(cutoffs), columns=_cutoffs(columns),
-         out=out, store=store, cache=cache, progress=progress, ranks=ranks, ranks_limit=None,
+    _run(gallery, variants=variants, weights=weights, cutoffs=parse_cutoffs(cutoffs),
+         columns=parse_cutoffs(columns), out=out, store=store, cache=cache, progress=progress, ranks=ranks,
+         ranks_limit=None,
          params={"manifest": str(manifest)})
 
 
@@ -120,6 +116,7 @@ def replica_wga(
     images present are evaluated (each image a query, the rest of its group its targets), the catalog's other
     images are distractors, everything found is searched."""
     from vislink.errors import ConfigError
+    from vislink.evaluation.metrics import parse_cutoffs
     from vislink.evaluation.replica import ImageSource, build_replica_gallery, parse_distractors
 
     if links is None or images is None:
@@ -131,8 +128,9 @@ def replica_wga(
     count = parse_distractors(distractors)
     gallery = build_replica_gallery(links, images, source, catalog=catalog, distractors=count,
                                     distractor_source=distractor_source, seed=seed, progress=progress)
-    _run(gallery, variants=variants, weights=weights, cutoffs=_cutoffs(cutoffs), columns=_cutoffs(columns),
-         out=out, store=store, cache=cache, progress=progress, ranks=ranks, ranks_limit=None,
+    _run(gallery, variants=variants, weights=weights, cutoffs=parse_cutoffs(cutoffs),
+         columns=parse_cutoffs(columns), out=out, store=store, cache=cache, progress=progress, ranks=ranks,
+         ranks_limit=None,
          params={"links": str(links), "images": str(images), "catalog": str(catalog) if catalog else None,
                  "source": source.description, "distractors": distractors, "distractor_source": distractor_source,
                  "seed": seed})

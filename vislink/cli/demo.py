@@ -1,12 +1,11 @@
-"""`vislink demo`: the main job on the embedded default, in one command (what `./run demo` calls)."""
+"""`vislink demo`: the main job on the embedded default, in one command (what `./run demo` calls). Each step
+is a function of ``vislink.ingest.demo``; this module prints them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
-
-DEMO_ANNOTATOR = "demo"
 
 
 def demo(
@@ -28,6 +27,7 @@ def demo(
     sample collection (online: a few hundred Web Gallery of Art images with Replica's expert links between
     them; offline: --images DIR), create a `demo` annotator, check everything, then start the UI."""
     from vislink.config import get_settings
+    from vislink.ingest import demo as setup
     from vislink.store import db
 
     settings = get_settings()
@@ -37,15 +37,16 @@ def demo(
     _step("database migrated")
 
     weights = weights or settings.weights
-    _install_weights(weights, settings)
+    setup.ensure_weights(weights, settings, step=_step)
 
     if images is not None:
-        summary = _ingest_folder(collection, images, metadata, weights, workers)
+        result = setup.ingest_demo_folder(collection, images, metadata, weights=weights, workers=workers, step=_step)
     else:
-        summary = _ingest_online_sample(collection, size, weights, workers, settings, catalog_url, links_url, wga_url)
-    typer.echo(summary)
+        result = setup.ingest_demo_sample(collection, size=size, weights=weights, workers=workers, settings=settings,
+                                          catalog_url=catalog_url, links_url=links_url, wga_url=wga_url, step=_step)
+    typer.echo(result.format())
 
-    password = _ensure_annotator()
+    password = setup.ensure_annotator(setup.DEMO_ANNOTATOR)
     from vislink.cli.doctor import run_checks
 
     failed = [c for c in run_checks() if not c.ok]
@@ -55,7 +56,7 @@ def demo(
         raise typer.Exit(1)
     _step("vislink doctor: all checks pass")
     if password:
-        typer.echo(f"annotator account: {DEMO_ANNOTATOR} / {password}  (sign in to annotate)")
+        typer.echo(f"annotator account: {setup.DEMO_ANNOTATOR} / {password}  (sign in to annotate)")
     if ui:
         from vislink.cli.ui import ui as run_ui
 
@@ -64,102 +65,6 @@ def demo(
 
 def _step(text: str) -> None:
     typer.secho(f"==> {text}", fg=typer.colors.CYAN, err=True)
-
-
-def _install_weights(weights: str, settings) -> None:
-    from vislink.encoder.weights import describe_weights, install_weights
-
-    info = describe_weights(weights, settings)
-    if not info.installed:
-        _step(f"installing encoder weights {weights}")
-        info = install_weights(weights, settings)
-    _step(f"encoder weights {info.name} ready ({info.message})")
-
-
-def _ingest_folder(collection: str, images: Path, metadata: Path | None, weights: str, workers: int) -> str:
-    from vislink.errors import ConfigError
-    from vislink.ingest.pipeline import ingest
-    from vislink.ingest.sources import folder_items
-
-    if not images.is_dir():
-        raise ConfigError(f"--images {images}: not a folder")
-    _step(f"ingesting {images} into collection {collection!r}")
-    items = folder_items(images, metadata)
-    summary = ingest(collection, items, weights=weights, workers=workers, source_kind="folder",
-                     source_ref=str(images.resolve()))
-    return summary.format()
-
-
-def _ingest_online_sample(collection, size, weights, workers, settings, catalog_url, links_url, wga_url) -> str:
-    from vislink.errors import FetchError
-    from vislink.ingest.fetch import Fetcher
-    from vislink.ingest.pipeline import ingest
-    from vislink.ingest.replica_sample import (
-        REPLICA_LINKS_URL,
-        WGA_CATALOG_URL,
-        build_demo_sample,
-        replica_wga_links,
-    )
-    from vislink.ingest.sources.wga import WGA_BASE_URL
-
-    fetcher = Fetcher(settings.cache_dir / "http", timeout=60, connect_timeout=10, retries=2)
-    try:
-        _step("downloading the Web Gallery of Art catalog and Replica's links")
-        catalog = fetcher.fetch(catalog_url or WGA_CATALOG_URL)
-        links_file = fetcher.fetch(links_url or REPLICA_LINKS_URL)
-    except FetchError as exc:
-        raise FetchError(f"{exc}\nOffline? Give the demo a folder of images instead: ./run demo --images DIR") from exc
-    # The catalog's .zip needs its own suffix for the reader; the cache names files by content.
-    catalog_copy = settings.cache_dir / ("wga-catalog" + _suffix(catalog_url or WGA_CATALOG_URL))
-    catalog_copy.write_bytes(Path(catalog).read_bytes())
-    sample = build_demo_sample(catalog_copy, replica_wga_links(links_file), size=size,
-                               base_url=wga_url or WGA_BASE_URL)
-    _step(f"ingesting {len(sample.items)} WGA images ({len(sample.groups)} linked groups, "
-          f"{sample.n_linked} linked images) into collection {collection!r}")
-    summary = ingest(collection, sample.items, weights=weights, workers=workers, source_kind="wga-demo",
-                     source_ref=catalog_url or WGA_CATALOG_URL, fetcher=fetcher)
-    n_links = _import_links(collection, sample.links)
-    return summary.format() + f"\n{n_links} expert links imported (Replica)"
-
-
-def _suffix(url: str) -> str:
-    name = url.rsplit("/", 1)[-1]
-    return Path(name).suffix or ".zip"
-
-
-def _import_links(collection: str, links: list[tuple[str, str]]) -> int:
-    """Replica links between WGA paths -> positive links between the collection's images."""
-    from sqlalchemy import select
-
-    from vislink.graph.annotators import get_or_create
-    from vislink.graph.audit import Change
-    from vislink.graph.edits import set_links
-    from vislink.store import Image, ImageStatus, get_collection, session_scope
-
-    with session_scope() as session:
-        coll = get_collection(session, collection)
-        by_path = {img.extra.get("wga_path"): img.id for img in session.scalars(
-            select(Image).where(Image.collection_id == coll.id, Image.status == ImageStatus.done))}
-        annotator = get_or_create(session, "replica", display_name="EPFL Replica (imported)")
-        pairs = [(by_path[a], by_path[b], "positive", None, annotator.id) for a, b in links
-                 if a in by_path and b in by_path]
-        result = set_links(session, coll.id, pairs, change=Change(session, annotator.id, "import_replica"))
-    return result["set"] + result["unchanged"]
-
-
-def _ensure_annotator() -> str | None:
-    """A `demo` annotator account with a fresh password, the first time only."""
-    import secrets
-
-    from vislink.graph.annotators import create_annotator, find_annotator
-    from vislink.store import session_scope
-
-    with session_scope() as session:
-        if find_annotator(session, DEMO_ANNOTATOR) is not None:
-            return None
-        password = secrets.token_urlsafe(9)
-        create_annotator(session, DEMO_ANNOTATOR, password, display_name="Demo annotator")
-        return password
 
 
 def register(app: typer.Typer) -> None:

@@ -19,69 +19,40 @@ def _split_list(values: list[str] | None) -> list[str]:
     return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
 
 
-def _cutoffs(text: str) -> tuple[int, ...]:
-    from vislink.errors import ConfigError
+def _print(result, max_drop: float) -> int:
+    """Print an evaluation (``vislink.evaluation.schedule.CheckedEvaluation``); returns the exit code."""
+    from vislink.evaluation.reports import format_table
 
-    try:
-        values = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
-    except ValueError:
-        raise ConfigError(f"--cutoffs takes integers separated by commas, got {text!r}") from None
-    if not values or values[0] < 1:
-        raise ConfigError(f"--cutoffs must be integers >= 1, got {text!r}")
-    return values
-
-
-def evaluate_once(collection: str, variants: list[str], *, split: Optional[str], part: str, cutoffs: tuple[int, ...],
-                  out: Optional[Path], max_drop: float, max_depth: Optional[int], progress: bool,
-                  echo=typer.echo) -> int:
-    """One evaluation of every variant: table, reports, stored runs, drop check. Returns the exit code."""
-    from vislink.config import get_settings
-    from vislink.evaluation.reports import format_table, write_reports
-    from vislink.evaluation.runner import evaluate_variants
-    from vislink.evaluation.schedule import check_drop
-    from vislink.store import session_scope
-
-    settings = get_settings()
-    reports = evaluate_variants(collection, variants or None, split=split, part=part, cutoffs=cutoffs,
-                                max_depth=max_depth, progress=progress)
-    drops = []
-    with session_scope(settings.database_url) as session:
-        for report in reports:
-            drop = check_drop(session, report, max_drop=max_drop)
-            if drop:
-                drops.append(drop)
-    alerts = [d.message() for d in drops]
-    title = f"Evaluation of {collection}" + (f" (split {split}, {part})" if split else " (every linked image)")
-    paths = write_reports(reports, out or settings.reports_dir, title=title, alerts=alerts)
-    r0 = reports[0]
-    echo(f"{title}: {r0.n_queries} queries, {r0.n_gallery} images searched (exact), weighted recall in %")
-    echo(format_table(reports))
-    echo(f"runs stored: {', '.join(str(r.run_id) for r in reports)}; reports: {paths['markdown']}, "
-         f"{paths['json']}, {paths['plot']}")
-    for alert in alerts:
-        typer.secho(f"ALERT: {alert} (more than {100 * max_drop:.1f} allowed)", fg=typer.colors.RED, err=True)
-    return EXIT_DROP if drops else 0
+    r0 = result.reports[0]
+    typer.echo(f"{result.title}: {r0.n_queries} queries, {r0.n_gallery} images searched (exact), "
+               "weighted recall in %")
+    typer.echo(format_table(result.reports))
+    paths = result.paths
+    typer.echo(f"runs stored: {', '.join(str(r.run_id) for r in result.reports)}; reports: {paths['markdown']}, "
+               f"{paths['json']}, {paths['plot']}")
+    for drop in result.drops:
+        typer.secho(f"ALERT: {drop.message()} (more than {100 * max_drop:.1f} allowed)", fg=typer.colors.RED,
+                    err=True)
+    return EXIT_DROP if result.drops else 0
 
 
 def _history(collection: Optional[str], variants: list[str], limit: int) -> None:
     from vislink.config import get_settings
-    from vislink.evaluation.records import history
+    from vislink.evaluation.records import recent_runs
     from vislink.store import session_scope
 
     with session_scope(get_settings().database_url) as session:
-        runs = [r for v in (variants or [None]) for r in history(session, variant=v, collection=collection,
-                                                                 limit=limit)]
-        if not runs:
-            typer.echo("no evaluation runs stored yet")
-            return
-        runs.sort(key=lambda r: (r.started_at, r.id), reverse=True)
-        typer.echo(f"{'run':>5}  {'finished':<17}  {'variant':<28}  {'benchmark':<22}  {'R[20]':>6}  {'mAP':>6}  code")
-        for r in runs[:limit]:
-            m = r.metrics or {}
-            finished = r.finished_at.strftime("%Y-%m-%d %H:%M") if r.finished_at else "unfinished"
-            typer.echo(f"{r.id:>5}  {finished:<17}  {r.variant_name:<28}  {(r.benchmark or '-'):<22}  "
-                       f"{100 * m.get('R@20', float('nan')):6.1f}  {100 * m.get('mAP', float('nan')):6.1f}  "
-                       f"{r.code_version or '-'}")
+        runs = recent_runs(session, collection=collection, variants=variants, limit=limit)
+    if not runs:
+        typer.echo("no evaluation runs stored yet")
+        return
+    typer.echo(f"{'run':>5}  {'finished':<17}  {'variant':<28}  {'benchmark':<22}  {'R[20]':>6}  {'mAP':>6}  code")
+    for r in runs:
+        m = r.metrics
+        finished = r.finished_at.strftime("%Y-%m-%d %H:%M") if r.finished_at else "unfinished"
+        typer.echo(f"{r.id:>5}  {finished:<17}  {r.variant_name:<28}  {(r.benchmark or '-'):<22}  "
+                   f"{100 * m.get('R@20', float('nan')):6.1f}  {100 * m.get('mAP', float('nan')):6.1f}  "
+                   f"{r.code_version or '-'}")
 
 
 def evaluate(
@@ -109,6 +80,8 @@ def evaluate(
     query, the whole collection is searched exactly in the index, and the ranks of all linked images give the
     weighted recall R@n and mAP. Prints Table 1, writes JSON, Markdown and a recall plot, stores the run."""
     from vislink.errors import ConfigError
+    from vislink.evaluation.metrics import parse_cutoffs
+    from vislink.evaluation.schedule import evaluate_and_check
 
     names = _split_list(variants)
     if show_history:
@@ -116,14 +89,12 @@ def evaluate(
         return
     if not collection:
         raise ConfigError("--collection is required (see `vislink evaluate --help`)")
-    cuts = _cutoffs(cutoffs)
-    if 20 not in cuts:
-        cuts = tuple(sorted(set(cuts) | {20}))  # the regression check reads R[20]
+    cuts = parse_cutoffs(cutoffs)
     the_split = None if split.lower() == "none" else split
 
     def job() -> int:
-        return evaluate_once(collection, names, split=the_split, part=part, cutoffs=cuts, out=out, max_drop=max_drop,
-                             max_depth=max_depth, progress=progress)
+        return _print(evaluate_and_check(collection, names, split=the_split, part=part, cutoffs=cuts, out=out,
+                                         max_drop=max_drop, max_depth=max_depth, progress=progress), max_drop)
 
     if schedule:
         from vislink.evaluation.schedule import parse_cron, run_schedule

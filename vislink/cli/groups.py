@@ -35,15 +35,6 @@ def _annotator_id(session, name: str | None) -> int | None:
     return get_annotator(session, name).id
 
 
-def _is_replica_csv(path: Path) -> bool:
-    try:
-        with path.open(encoding="utf-8-sig") as fh:
-            header = fh.readline().strip().split(",")
-    except OSError:
-        return False
-    return "uid1" in header and "uid2" in header
-
-
 @groups_app.command("import")
 def import_cmd(
     file: Path = typer.Argument(...,
@@ -62,16 +53,14 @@ def import_cmd(
 ) -> None:
     """Import groups and links into a collection (one undoable change)."""
     from vislink.errors import NotFound
-    from vislink.graph import get_collection, import_graph, import_replica
+    from vislink.graph import get_collection, import_graph, import_replica, is_replica_file
 
     if not file.is_file():
         raise NotFound(f"{file}: no such file")
     with _session() as session:
         coll = get_collection(session, collection)
         who = _annotator_id(session, annotator)
-        replica = (fmt or "").lower() == "replica" or (
-            fmt is None and file.suffix.lower() == ".csv" and _is_replica_csv(file))
-        if replica:
+        if is_replica_file(file, fmt):
             report = import_replica(session, coll.id, file, images_csv, annotator_id=who, create_groups=groups,
                                     split_name=split_name or None)
         else:
@@ -164,16 +153,13 @@ def path_cmd(a: str = typer.Argument(..., help="First image (ref)."),
 def list_cmd(collection: str = COLLECTION,
              limit: int = typer.Option(50, "--limit", help="Show at most N groups.")) -> None:
     """Groups of a collection: id, version, size, name."""
-    from vislink.graph import get_collection, group_members
-    from vislink.store.models import Group
+    from vislink.graph import get_collection, list_groups
 
     with _session() as session:
-        coll = get_collection(session, collection)
-        groups = group_members(session, coll.id)
-        for group_id, members in list(groups.items())[:limit]:
-            group = session.get(Group, group_id)
-            typer.echo(f"{group_id:6}  v{group.version:<3} {len(members):4} images  {group.name or ''}")
-        typer.echo(f"{len(groups)} groups")
+        groups = list_groups(session, get_collection(session, collection).id, limit=None, newest_first=False)
+    for group in groups[:limit]:
+        typer.echo(f"{group.id:6}  v{group.version:<3} {len(group.member_ids):4} images  {group.name or ''}")
+    typer.echo(f"{len(groups)} groups")
 
 
 @groups_app.command("create")

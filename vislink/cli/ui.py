@@ -62,34 +62,13 @@ def thumbnails(
 
     Worth running after a large ingest: a result page then never waits for an image to be decoded.
     """
-    from sqlalchemy import select
-    from tqdm import tqdm
-
     from vislink.config import get_settings
-    from vislink.errors import ConfigError
-    from vislink.store import Image, ImageStatus, get_collection, session_scope
     from vislink.ui import thumbs
 
-    bad = [s for s in size if s not in thumbs.SIZES]
-    if bad:
-        raise ConfigError(f"--size {bad[0]}: thumbnails come in sizes {', '.join(map(str, thumbs.SIZES))}")
     settings = get_settings()
-    settings.ensure_dirs()
-    with session_scope() as session:
-        q = select(Image.file_path, Image.sha256).where(Image.status == ImageStatus.done, Image.sha256.is_not(None))
-        if collection:
-            q = q.where(Image.collection_id == get_collection(session, collection).id)
-        rows = list(dict.fromkeys(session.execute(q).all()))
-    made = failed = 0
-    with tqdm(total=len(rows) * len(size), desc="thumbnails", disable=not progress, unit="img") as bar:
-        for s in size:
-            for start in range(0, len(rows), 64):
-                batch = rows[start:start + 64]
-                out = thumbs.thumbnails(batch, s, settings, workers=workers)
-                made += sum(p is not None for p in out)
-                failed += sum(p is None for p in out)
-                bar.update(len(batch))
-    typer.echo(f"{made} thumbnails ready in {settings.thumbs_dir}" + (f", {failed} images unreadable" if failed else ""))
+    made, failed = thumbs.pregenerate(collection, size, workers=workers, progress=progress, settings=settings)
+    typer.echo(f"{made} thumbnails ready in {settings.thumbs_dir}"
+               + (f", {failed} images unreadable" if failed else ""))
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,7 @@ from vislink.evaluation.metrics import (
     average_precision,
     mean_average_precision,
     paper_weight,
+    parse_cutoffs,
     recall_at,
     recall_curve,
     summarize,
@@ -20,4 +21,5 @@ from vislink.evaluation.metrics import (
 )
 
 __all__ = ["DEFAULT_CUTOFFS", "MetricInputError", "average_precision", "mean_average_precision", "paper_weight",
-           "recall_at", "recall_curve", "summarize", "target_ranks", "unweighted_recall", "weighted_recall"]
+           "parse_cutoffs", "recall_at", "recall_curve", "summarize", "target_ranks", "unweighted_recall",
+           "weighted_recall"]

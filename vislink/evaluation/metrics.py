@@ -19,7 +19,7 @@ from typing import Hashable, Iterable, Sequence
 
 import numpy as np
 
-from vislink.errors import VislinkError
+from vislink.errors import ConfigError, VislinkError
 
 DEFAULT_CUTOFFS: tuple[int, ...] = (1, 5, 10, 20, 50, 100, 200)
 
@@ -28,6 +28,18 @@ Ranks = Sequence[int | None]
 
 class MetricInputError(VislinkError, ValueError):
     """Ranks, rankings or cutoffs that cannot be evaluated (a bug upstream, not a bad result)."""
+
+
+def parse_cutoffs(text: str) -> tuple[int, ...]:
+    """Cutoffs n of R@n written by a person, ``"1,5,20"`` -> ``(1, 5, 20)`` (sorted, each once); a
+    ``ConfigError`` for anything but integers >= 1 separated by commas."""
+    try:
+        values = tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
+    except ValueError:
+        raise ConfigError(f"--cutoffs takes integers separated by commas, got {text!r}") from None
+    if not values or values[0] < 1:
+        raise ConfigError(f"--cutoffs must be integers >= 1, got {text!r}")
+    return values
 
 
 def _check_ranks(ranks: Ranks) -> list[int | None]:

@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -153,3 +153,34 @@ def history(session: Session, *, variant: str | None = None, collection: str | N
         q = q.join(Collection, Collection.id == EvaluationRun.collection_id).where(Collection.name == collection)
     return list(session.scalars(q.order_by(EvaluationRun.started_at.desc(), EvaluationRun.id.desc()).limit(limit)))
 
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A stored run's summary, detached from its session (for lists: `vislink evaluate --history`, the UI)."""
+
+    id: int
+    variant_name: str
+    benchmark: str | None
+    collection: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    n_queries: int
+    n_gallery: int
+    weights_sha256: str | None
+    split_name: str | None
+    code_version: str | None
+    metrics: dict[str, Any]
+
+
+def recent_runs(session: Session, *, collection: str | None = None, variants: Sequence[str] = (),
+                limit: int = 50) -> list[RunInfo]:
+    """The ``limit`` latest stored runs, newest first: of ``collection`` and of any of ``variants`` when given."""
+    q = select(EvaluationRun, Collection.name).outerjoin(Collection, Collection.id == EvaluationRun.collection_id)
+    if variants:
+        q = q.where(EvaluationRun.variant_name.in_(list(variants)))
+    if collection:
+        q = q.where(Collection.name == collection)
+    rows = session.execute(q.order_by(EvaluationRun.started_at.desc(), EvaluationRun.id.desc()).limit(limit))
+    return [RunInfo(r.id, r.variant_name, r.benchmark, name, r.started_at, r.finished_at, r.n_queries, r.n_gallery,
+                    r.weights_sha256, r.split_name, r.code_version, dict(r.metrics or {})) for r, name in rows]

@@ -11,7 +11,6 @@ partners are missing, catalog distractors) is part of the search space.
 
 from __future__ import annotations
 
-import csv
 import logging
 import random
 from collections import defaultdict
@@ -22,6 +21,8 @@ from typing import Callable
 
 from vislink.errors import ConfigError, FetchError, NotFound
 from vislink.evaluation.gallery import Gallery, GalleryItem
+from vislink.formats.replica import read_replica_files
+from vislink.formats.wga import wga_image_url
 
 log = logging.getLogger(__name__)
 
@@ -35,34 +36,11 @@ class ReplicaImage:
     wga_path: str
 
 
-def _wga_path(url: str) -> str | None:
-    from vislink.graph.refs import wga_path_from_url
-
-    return wga_path_from_url(url)
-
-
-def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise NotFound(f"Replica file not found: {path}")
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ConfigError(f"{path}: missing column(s) {', '.join(missing)} "
-                              f"(found: {', '.join(reader.fieldnames or []) or 'no header'})")
-        return list(reader)
-
-
 def read_replica(links_csv: Path, images_csv: Path) -> list[ReplicaImage]:
     """The linked images with their group (connected component of the links) and WGA path."""
-    links = _read_csv(Path(links_csv), ("uid1", "uid2"))
-    rows = _read_csv(Path(images_csv), ("uid", "wga_image_url"))
-    paths = {}
-    for row in rows:
-        path = _wga_path(row["wga_image_url"])
-        if path is None:
-            raise ConfigError(f"{images_csv}: uid {row['uid']}: not a WGA image URL: {row['wga_image_url']!r}")
-        paths[row["uid"]] = path
+    files = read_replica_files(links_csv, images_csv)
+    links = files.links
+    paths = files.wga_paths()
     # Groups are recomputed as connected components (union-find), so a links file without a group
     # column, or with stale group numbers, still gives the paper's groups.
     parent: dict[str, str] = {}
@@ -74,16 +52,12 @@ def read_replica(links_csv: Path, images_csv: Path) -> list[ReplicaImage]:
             x = parent[x]
         return x
 
-    for line, link in enumerate(links, start=2):
-        a, b = link["uid1"], link["uid2"]
-        for uid in (a, b):
-            if uid not in paths:
-                raise ConfigError(f"{links_csv} line {line}: uid {uid} is not in {images_csv}")
-        parent[find(a)] = find(b)
+    for link in links:  # read_replica_files checked that both uids are in the images file
+        parent[find(link.uid1)] = find(link.uid2)
     members: dict[str, list[str]] = defaultdict(list)
     for uid in parent:
         members[find(uid)].append(uid)
-    group_column = {link["uid1"]: link.get("group") for link in links}
+    group_column = {link.uid1: link.group for link in links}
     images = []
     for uids in members.values():
         # Name a group after the links file's group column when it has one, else after its first uid.
@@ -112,7 +86,7 @@ class ImageSource:
         return f"folder {self.root}" if self.root else f"downloads from {self.base_url}/art/"
 
     def url(self, wga_path: str) -> str:
-        return f"{self.base_url}/art/{wga_path}"
+        return wga_image_url(wga_path, self.base_url)
 
     def locate(self, wga_paths: list[str], progress: bool = False) -> dict[str, Path]:
         """{wga_path: local file} for those available (downloaded into the fetch cache when remote)."""

@@ -1,5 +1,6 @@
-"""Scheduled evaluations: a cron-expression loop, and the regression check run after each evaluation
-(R[20] of a variant against its previous stored run)."""
+"""Scheduled evaluations: a cron-expression loop, the regression check run after each evaluation (R[20] of a
+variant against its previous stored run), and ``evaluate_and_check``, the job `vislink evaluate` runs once or
+on a schedule (evaluate, store, check, write the reports)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Sequence
 
 from sqlalchemy.orm import Session
 
+from vislink.config import get_settings
 from vislink.errors import ConfigError, VislinkError
+from vislink.evaluation.metrics import DEFAULT_CUTOFFS, metric_key
 from vislink.evaluation.records import RunReport, previous_run
+from vislink.store import session_scope
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,49 @@ def check_drop(session: Session, report: RunReport, *, max_drop: float = 0.02, m
     if previous - current > max_drop + 1e-9:
         return Drop(report.variant, metric, previous, current, before.id, report.run_id)
     return None
+
+
+@dataclass
+class CheckedEvaluation:
+    """An evaluation of a collection's variants (one stored run each), its regression check and its reports."""
+
+    title: str
+    reports: list[RunReport]
+    drops: list[Drop]
+    paths: dict[str, Path]
+
+    @property
+    def alerts(self) -> list[str]:
+        return [d.message() for d in self.drops]
+
+
+# The regression check reads R@20, so an evaluation always computes it.
+CHECK_CUTOFF = 20
+
+
+def evaluate_and_check(collection: str, variants: Sequence[str] | None = None, *, split: str | None = "default",
+                       part: str = "test", cutoffs: Sequence[int] = DEFAULT_CUTOFFS, out: Path | None = None,
+                       max_drop: float = 0.02, max_depth: int | None = None,
+                       progress: bool = True) -> CheckedEvaluation:
+    """Evaluate ``variants`` of ``collection`` (default: all; ``split=None``: every linked image a query), store
+    each run, compare its R@20 with the variant's previous run (a ``Drop`` beyond ``max_drop``), and write the
+    JSON / Markdown / PNG reports into ``out`` (default: the data folder's reports/)."""
+    from vislink.evaluation.reports import write_reports
+    from vislink.evaluation.runner import evaluate_variants
+
+    settings = get_settings()
+    cutoffs = tuple(sorted(set(cutoffs) | {CHECK_CUTOFF}))
+    reports = evaluate_variants(collection, list(variants) if variants else None, split=split, part=part,
+                                cutoffs=cutoffs, max_depth=max_depth, progress=progress)
+    drops = []
+    with session_scope(settings.database_url) as session:
+        for report in reports:
+            drop = check_drop(session, report, max_drop=max_drop, metric=metric_key(CHECK_CUTOFF))
+            if drop:
+                drops.append(drop)
+    title = f"Evaluation of {collection}" + (f" (split {split}, {part})" if split else " (every linked image)")
+    paths = write_reports(reports, out or settings.reports_dir, title=title, alerts=[d.message() for d in drops])
+    return CheckedEvaluation(title, reports, drops, paths)
 
 
 def parse_cron(expression: str):

@@ -32,6 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from vislink.errors import NotFound, VislinkError
+from vislink.formats.replica import is_replica_links_csv
 from vislink.graph.annotators import get_or_create
 from vislink.graph.audit import Change
 from vislink.graph.edits import add_member, create_group, parse_link_type, set_links
@@ -78,6 +79,15 @@ def format_of(path: Path | str, fmt: str | None = None) -> str:
         raise VislinkError(f"{path}: unknown graph format {fmt!r}; use one of {', '.join(FORMATS)} "
                            "(from the file suffix or --format)")
     return fmt
+
+
+def is_replica_file(path: Path | str, fmt: str | None = None) -> bool:
+    """Whether importing ``path`` means reading Replica's ``links.csv`` (``import_replica``) rather than a
+    vislink graph file (``import_graph``): ``fmt`` ``replica``, or no ``fmt`` and a ``.csv`` whose header has
+    uid1 and uid2."""
+    if fmt is not None:
+        return fmt.lower() == "replica"
+    return Path(path).suffix.lower() == ".csv" and is_replica_links_csv(path)
 
 
 def _blank(value) -> str | None:

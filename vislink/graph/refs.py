@@ -9,18 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vislink.errors import NotFound, VislinkError
+from vislink.formats.wga import wga_path_from_url
 from vislink.store.lookup import get_collection  # noqa: F401 - re-exported by vislink.graph
 from vislink.store.models import Image
 
 REF_KINDS = ("auto", "id", "source_ref", "wga_path")
-
-
-def wga_path_from_url(url: str) -> str | None:
-    """``http://www.wga.hu/art/a/aachen/allegory.jpg`` -> ``a/aachen/allegory.jpg`` (None if not a WGA art URL)."""
-    marker = "/art/"
-    if not url or marker not in url:
-        return None
-    return url.split(marker, 1)[1].split("?", 1)[0].strip("/") or None
 
 
 def wga_path_of(image: Image) -> str | None:

@@ -13,21 +13,17 @@ The whole import is one change: ``undo_last`` of the importing annotator reverts
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from vislink.errors import NotFound, VislinkError
+from vislink.formats.replica import read_replica_files
 from vislink.graph.audit import Change
 from vislink.graph.io import GraphData, ImportReport, apply_graph_data
-from vislink.graph.refs import ImageResolver, wga_path_from_url
+from vislink.graph.refs import ImageResolver
 from vislink.graph.splits import PARTS, import_split
-
-LINK_COLUMNS = ("uid1", "uid2")
-IMAGE_COLUMNS = ("uid", "wga_image_url")
 
 
 @dataclass
@@ -61,58 +57,35 @@ class ReplicaReport:
         return "\n".join(lines)
 
 
-def _read(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
-    if not path.is_file():
-        raise NotFound(f"{path}: no such file")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        columns = [c.strip() for c in reader.fieldnames or []]
-        missing = [c for c in required if c not in columns]
-        if missing:
-            raise VislinkError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(columns)})")
-        return [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
-
-
 def import_replica(session: Session, collection_id: int, links_csv: Path | str, images_csv: Path | str | None = None,
                    *, annotator_id: int | None = None, create_groups: bool = True,
                    split_name: str | None = "replica", overwrite_split: bool = True) -> ReplicaReport:
-    links_csv = Path(links_csv)
-    images_csv = Path(images_csv) if images_csv else links_csv.with_name("images.csv")
-    link_rows = _read(links_csv, LINK_COLUMNS)
-    image_rows = _read(images_csv, IMAGE_COLUMNS)
+    files = read_replica_files(links_csv, images_csv)
     resolver = ImageResolver(session, collection_id, "wga_path")
-    report = ReplicaReport(n_images=len(image_rows), n_links=len(link_rows))
+    report = ReplicaReport(n_images=len(files.images), n_links=len(files.links))
 
-    path_of: dict[str, str] = {}  # uid -> wga path (the import's image ref)
+    path_of = files.wga_paths()  # uid -> wga path (the import's image ref)
     present: dict[str, int] = {}  # uid -> image id
     groups: dict[str, list[str]] = defaultdict(list)
     sets: dict[int, str] = {}
-    for line, row in enumerate(image_rows, start=2):
-        path = wga_path_from_url(row["wga_image_url"])
-        if path is None:
-            raise VislinkError(f"{images_csv}:{line}: wga_image_url {row['wga_image_url']!r} is not a WGA /art/ URL")
-        path_of[row["uid"]] = path
-        image_id = resolver.get(path)
+    for row in files.images:
+        image_id = resolver.get(row.wga_path)
         if image_id is None:
             if len(report.missing_examples) < 20:
-                report.missing_examples.append(path)
+                report.missing_examples.append(row.wga_path)
             continue
-        present[row["uid"]] = image_id
-        if row.get("group"):
-            groups[row["group"]].append(row["uid"])
-        part = (row.get("set") or "").lower()
-        if part in PARTS:
-            sets[image_id] = part
+        present[row.uid] = image_id
+        if row.group:
+            groups[row.group].append(row.uid)
+        if row.part in PARTS:
+            sets[image_id] = row.part
     report.n_present = len(present)
-    report.n_groups = len({row.get("group") for row in image_rows if row.get("group")})
+    report.n_groups = len({row.group for row in files.images if row.group})
 
     data = GraphData()
-    for line, row in enumerate(link_rows, start=2):
-        for uid in (row["uid1"], row["uid2"]):
-            if uid not in path_of:
-                raise VislinkError(f"{links_csv}:{line}: uid {uid} is not in {images_csv.name}")
-        if row["uid1"] in present and row["uid2"] in present:
-            data.links.append({"a": path_of[row["uid1"]], "b": path_of[row["uid2"]], "type": "positive",
+    for link in files.links:
+        if link.uid1 in present and link.uid2 in present:
+            data.links.append({"a": path_of[link.uid1], "b": path_of[link.uid2], "type": "positive",
                                "note": None, "annotator": None})
     report.n_links_present = len(data.links)
     for key, uids in sorted(groups.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else 0):

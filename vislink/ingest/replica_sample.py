@@ -4,25 +4,24 @@ Nothing is shipped with vislink: the WGA catalog comes from wga.hu and the exper
 Replica project (the ``morpho_dataset.csv`` published in ``ludovicaschaerf/pattern_clusters``), both downloaded
 at run time into the data folder's cache. The links between two WGA images become positive links; their
 connected components are the linked groups of the sample; catalog paintings fill the rest as distractors.
+Replica's file is read by ``vislink.formats.replica.replica_wga_links``; ``vislink.ingest.demo`` downloads,
+ingests and links the sample.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import networkx as nx
 
-from vislink.ingest.sources.base import SourceItem, decode_text
+from vislink.ingest.sources.base import SourceItem
 from vislink.ingest.sources.wga import WGA_BASE_URL, wga_catalog_items
 
 WGA_CATALOG_URL = "https://www.wga.hu/database/download/data_xls.zip"
 REPLICA_LINKS_URL = ("https://raw.githubusercontent.com/ludovicaschaerf/pattern_clusters/"
                      "fa6957f9bdeffa7307ecd2fcb792509264152d75/my-application/data/morphograph/morpho_dataset.csv")
-_WGA_PATH_MARK = "/WGA/images/"
 
 
 @dataclass
@@ -34,29 +33,6 @@ class DemoSample:
     @property
     def n_linked(self) -> int:
         return sum(len(g) for g in self.groups)
-
-
-def replica_wga_links(morpho_csv: Path | str) -> list[tuple[str, str]]:
-    """Positive links whose two ends are WGA images, as pairs of WGA paths, from Replica's morpho_dataset.csv
-    (rows of the original annotation, ``cluster_file == "Original"``). The file names each row's image by
-    ``uid`` and ``path`` (``../data/WGA/images/<wga_path>`` for WGA images) and the link by ``img1``/``img2``."""
-    path = Path(morpho_csv)
-    reader = csv.DictReader(io.StringIO(decode_text(path.read_bytes(), path.name)))
-    missing = {"uid", "path", "img1", "img2", "cluster_file"} - set(reader.fieldnames or ())
-    if missing:
-        from vislink.errors import ConfigError
-
-        raise ConfigError(f"{path}: not a Replica morphograph file (missing columns: {', '.join(sorted(missing))})")
-    wga_path: dict[str, str] = {}
-    pairs: list[tuple[str, str]] = []
-    for row in reader:
-        if _WGA_PATH_MARK in row["path"]:
-            wga_path[row["uid"]] = row["path"].split(_WGA_PATH_MARK, 1)[1]
-        if row["cluster_file"] == "Original" and (row.get("type") or "POSITIVE").upper() == "POSITIVE":
-            pairs.append((row["img1"], row["img2"]))
-    links = {tuple(sorted((wga_path[a], wga_path[b]))) for a, b in pairs
-             if a in wga_path and b in wga_path and wga_path[a] != wga_path[b]}
-    return sorted(links)
 
 
 def build_demo_sample(catalog: Path | str, links: list[tuple[str, str]], *, size: int = 300,

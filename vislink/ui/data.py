@@ -1,7 +1,9 @@
 """Read-only queries the pages need, returning plain dataclasses (cacheable, detached from sessions).
 
-Every *edit* goes through ``vislink.graph`` (audit, versions, conflicts); reading is done here with
-plain SQL so that a page of 20 results costs one query per kind of information, never one per result.
+Every *edit* goes through ``vislink.graph`` (audit, versions, conflicts). Questions about the graph (links,
+groups, how results relate to the query) are ``vislink.graph.queries``, stored evaluation runs
+``vislink.evaluation.records.recent_runs``; this module opens their sessions and reads collections and
+images itself, with plain SQL, so that a page of 20 results costs one query per kind of information.
 """
 
 from __future__ import annotations
@@ -9,22 +11,20 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 
 from vislink.errors import NotFound
+from vislink.evaluation.records import RunInfo, recent_runs
+from vislink.graph import queries
+from vislink.graph.queries import GroupInfo, LinkInfo
 from vislink.store import (
     Collection,
     DescriptorVariant,
     EvaluationQueryResult,
-    EvaluationRun,
-    Group,
-    GroupMember,
     Image,
     ImageStatus,
-    Link,
     get_collection,
     session_scope,
 )
@@ -60,25 +60,6 @@ class ImageInfo:
     @property
     def label(self) -> str:
         return f"#{self.id} {self.artist or 'unknown artist'}: {self.title or 'untitled'}"
-
-
-@dataclass(frozen=True)
-class LinkInfo:
-    id: int
-    other_id: int
-    type: str
-    note: str | None
-    annotator_id: int | None
-
-
-@dataclass(frozen=True)
-class GroupInfo:
-    id: int
-    collection_id: int | None
-    name: str | None
-    note: str | None
-    version: int
-    member_ids: tuple[int, ...]
 
 
 def _image_info(img: Image) -> ImageInfo:
@@ -179,109 +160,45 @@ def count_images(collection_id: int, text: str = "") -> int:
         return int(s.execute(q).scalar_one())
 
 
-# -- links and groups --------------------------------------------------------------------------
+# -- links and groups (the graph's own read-only queries, in a session of their own) -----------
 
 def links_of(image_id: int) -> list[LinkInfo]:
     with session_scope() as s:
-        rows = s.scalars(select(Link).where(or_(Link.image_a_id == image_id, Link.image_b_id == image_id))
-                         .order_by(Link.id))
-        return [LinkInfo(link.id, link.image_b_id if link.image_a_id == image_id else link.image_a_id,
-                         link.type.value if hasattr(link.type, "value") else str(link.type), link.note,
-                         link.annotator_id) for link in rows]
+        return queries.image_links(s, image_id)
 
 
 def link_between(a: int, b: int) -> LinkInfo | None:
-    lo, hi = sorted((int(a), int(b)))
     with session_scope() as s:
-        link = s.scalars(select(Link).where(Link.image_a_id == lo, Link.image_b_id == hi)).first()
-        if link is None:
-            return None
-        return LinkInfo(link.id, hi if a == lo else lo, link.type.value, link.note, link.annotator_id)
+        return queries.link_info(s, a, b)
 
 
 def groups_of(image_ids: Iterable[int]) -> dict[int, list[int]]:
     """image id -> ids of the groups it belongs to."""
-    ids = sorted({int(i) for i in image_ids})
-    out: dict[int, list[int]] = defaultdict(list)
-    if not ids:
-        return out
     with session_scope() as s:
-        for image_id, group_id in s.execute(select(GroupMember.image_id, GroupMember.group_id)
-                                            .where(GroupMember.image_id.in_(ids)).order_by(GroupMember.group_id)):
-            out[image_id].append(group_id)
-    return out
+        return queries.group_memberships(s, image_ids)
 
 
 def group(group_id: int) -> GroupInfo:
     with session_scope() as s:
-        g = s.get(Group, int(group_id))
-        if g is None:
-            raise NotFound(f"no group with id {group_id}")
-        members = tuple(sorted(m.image_id for m in g.members))
-        return GroupInfo(g.id, g.collection_id, g.name, g.note, g.version, members)
+        return queries.group_info(s, group_id)
 
 
 def list_groups(collection_id: int | None = None, limit: int = 500) -> list[GroupInfo]:
     with session_scope() as s:
-        q = select(Group).order_by(Group.id.desc()).limit(limit)
-        if collection_id is not None:
-            q = q.where(Group.collection_id == collection_id)
-        return [GroupInfo(g.id, g.collection_id, g.name, g.note, g.version, tuple(sorted(m.image_id for m in g.members)))
-                for g in s.scalars(q)]
+        return queries.list_groups(s, collection_id, limit)
 
 
 def link_status(query_id: int | None, result_ids: Sequence[int]) -> dict[int, str]:
-    """A short text per result: its link to the query (when the query is an image of the collection),
-    whether it shares the query's group, and otherwise the group(s) it belongs to."""
-    result_ids = [int(i) for i in result_ids]
-    status: dict[int, list[str]] = {i: [] for i in result_ids}
-    memberships = groups_of(result_ids + ([query_id] if query_id is not None else []))
-    if query_id is not None:
-        with session_scope() as s:
-            rows = s.execute(select(Link.image_a_id, Link.image_b_id, Link.type).where(or_(
-                and_(Link.image_a_id == query_id, Link.image_b_id.in_(result_ids)),
-                and_(Link.image_b_id == query_id, Link.image_a_id.in_(result_ids)))))
-            for a, b, kind in rows:
-                other = b if a == query_id else a
-                status[other].append(f"linked: {kind.value if hasattr(kind, 'value') else kind}")
-        query_groups = set(memberships.get(query_id, ()))
-    else:
-        query_groups = set()
-    for rid in result_ids:
-        groups = memberships.get(rid, [])
-        shared = [g for g in groups if g in query_groups]
-        if shared:
-            status[rid].append("in the query's group " + ", ".join(f"#{g}" for g in shared))
-        elif groups:
-            status[rid].append("group " + ", ".join(f"#{g}" for g in groups))
-    return {rid: "; ".join(parts) for rid, parts in status.items()}
+    """A short text per result about its link or group relation to the query (``vislink.graph.link_status``)."""
+    with session_scope() as s:
+        return queries.link_status(s, query_id, result_ids)
 
 
 # -- evaluation --------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class RunInfo:
-    id: int
-    variant_name: str
-    benchmark: str | None
-    collection: str | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    n_queries: int
-    n_gallery: int
-    weights_sha256: str | None
-    split_name: str | None
-    code_version: str | None
-    metrics: dict[str, Any]
-
-
 def evaluation_runs(limit: int = 500) -> list[RunInfo]:
     with session_scope() as s:
-        names = dict(s.execute(select(Collection.id, Collection.name)).all())
-        return [RunInfo(r.id, r.variant_name, r.benchmark, names.get(r.collection_id), r.started_at, r.finished_at,
-                        r.n_queries, r.n_gallery, r.weights_sha256, r.split_name, r.code_version, dict(r.metrics or {}))
-                for r in s.scalars(select(EvaluationRun).order_by(EvaluationRun.started_at.desc(), EvaluationRun.id.desc())
-                                   .limit(limit))]
+        return recent_runs(s, limit=limit)
 
 
 def evaluation_query_results(run_id: int, limit: int = 2000) -> list[dict[str, Any]]:

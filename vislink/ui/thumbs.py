@@ -131,3 +131,42 @@ def prune(settings: Settings | None = None, keep: Iterable[str] = ()) -> int:
             path.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def image_files(collection: str | None = None) -> list[tuple[str | None, str]]:
+    """``(file_path, sha256)`` of every encoded image (of ``collection``, default all), each pair once."""
+    from sqlalchemy import select
+
+    from vislink.store import Image, ImageStatus, get_collection, session_scope
+
+    with session_scope() as session:
+        q = select(Image.file_path, Image.sha256).where(Image.status == ImageStatus.done, Image.sha256.is_not(None))
+        if collection:
+            q = q.where(Image.collection_id == get_collection(session, collection).id)
+        return [tuple(row) for row in dict.fromkeys(session.execute(q).all())]
+
+
+def pregenerate(collection: str | None = None, sizes: Sequence[int] = (DEFAULT_SIZE,), *, workers: int = 2,
+                progress: bool = True, settings: Settings | None = None) -> tuple[int, int]:
+    """Make the thumbnails of every encoded image (of ``collection``) in each of ``sizes`` ahead of time;
+    returns ``(made or already there, unreadable)`` counted per (image, size)."""
+    from tqdm import tqdm
+
+    from vislink.errors import ConfigError
+
+    bad = [s for s in sizes if s not in SIZES]
+    if bad:
+        raise ConfigError(f"--size {bad[0]}: thumbnails come in sizes {', '.join(map(str, SIZES))}")
+    settings = settings or get_settings()
+    settings.ensure_dirs()
+    rows = image_files(collection)
+    made = failed = 0
+    with tqdm(total=len(rows) * len(sizes), desc="thumbnails", disable=not progress, unit="img") as bar:
+        for size in sizes:
+            for start in range(0, len(rows), 64):
+                batch = rows[start:start + 64]
+                out = thumbnails(batch, size, settings, workers=workers)
+                made += sum(p is not None for p in out)
+                failed += sum(p is None for p in out)
+                bar.update(len(batch))
+    return made, failed
