@@ -17,7 +17,7 @@ def upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> 
     settings = get_settings()
     settings.ensure_dirs()
     db.upgrade(settings.database_url, revision)
-    typer.echo(f"database at {db.current_revision(settings.database_url)} ({_safe(settings.database_url)})")
+    typer.echo(f"database at {db.current_revision(settings.database_url)} ({db.display_url(settings.database_url)})")
 
 
 @db_app.command("downgrade")
@@ -28,7 +28,7 @@ def downgrade(revision: str = typer.Argument(..., help="Target revision ('base' 
 
     url = get_settings().database_url
     db.downgrade(url, revision)
-    typer.echo(f"database at {db.current_revision(url) or 'base'} ({_safe(url)})")
+    typer.echo(f"database at {db.current_revision(url) or 'base'} ({db.display_url(url)})")
 
 
 @db_app.command("current")
@@ -40,12 +40,6 @@ def current() -> None:
     url = get_settings().database_url
     db.check_reachable(url)
     typer.echo(f"database: {db.current_revision(url) or 'base (empty)'}\ncode head: {db.head_revision()}")
-
-
-def _safe(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def register(app: typer.Typer) -> None:

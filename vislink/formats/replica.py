@@ -19,6 +19,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from vislink.formats.text import decode_text
 from vislink.errors import FormatError, NotFound
 from vislink.formats.wga import wga_path_from_url
 
@@ -64,24 +65,13 @@ class ReplicaFiles:
         return {row.uid: row.wga_path for row in self.images}
 
 
-def _decode(data: bytes) -> str:
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    for encoding in ("utf-8", "cp1252"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("latin-1")  # decodes any bytes
-
-
 def _rows(path: Path | str, required: tuple[str, ...], what: str) -> list[tuple[int, dict[str, str]]]:
     """(line, row) of a CSV file with the ``required`` columns; ``what`` names the file in error messages."""
     path = Path(path)
     if not path.is_file():
         raise NotFound(f"Replica file not found: {path} (no such file)")
     try:
-        text = _decode(path.read_bytes())
+        text = decode_text(path.read_bytes(), str(path))
     except OSError as exc:
         raise FormatError(path, f"cannot read the file ({exc.strerror or exc})") from exc
     reader = csv.DictReader(io.StringIO(text, newline=""))

@@ -6,7 +6,12 @@ images by this path."""
 
 from __future__ import annotations
 
+import re
+from urllib.parse import urlsplit
+
 ART_MARK = "/art/"
+WGA_BASE_URL = "https://www.wga.hu"
+SAFE_PATH = re.compile(r"[A-Za-z0-9_\-./~]+")
 
 
 def wga_path_from_url(url: str) -> str | None:
@@ -19,3 +24,15 @@ def wga_path_from_url(url: str) -> str | None:
 def wga_image_url(wga_path: str, base_url: str) -> str:
     """Where ``base_url`` (``https://www.wga.hu`` or a mirror of its tree) serves the image ``wga_path``."""
     return f"{base_url.rstrip('/')}{ART_MARK}{wga_path}"
+
+
+def wga_path_from_page_url(page_url: str) -> str | None:
+    """The image a WGA catalog page shows: ``https://www.wga.hu/html/a/aachen/allegory.html`` ->
+    ``a/aachen/allegory.jpg`` (None when it is not a safe ``/html/...html`` page path)."""
+    path = urlsplit(page_url.strip()).path
+    if not (path.startswith("/html/") and path.endswith(".html")):
+        return None
+    wga_path = path[len("/html/"):-len(".html")] + ".jpg"
+    if not SAFE_PATH.fullmatch(wga_path) or ".." in wga_path.split("/"):
+        return None
+    return wga_path

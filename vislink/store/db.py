@@ -190,6 +190,11 @@ def current_revision(url: str | None = None) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def display_url(url: str) -> str:
+    """``url`` as it may be shown or logged: the password hidden."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def check_reachable(url: str | None = None) -> None:
     """Raise StoreUnavailable with a readable message when the database cannot be reached."""
     url = url or get_settings().database_url
@@ -197,7 +202,7 @@ def check_reachable(url: str | None = None) -> None:
         with get_engine(url).connect() as conn:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
-        safe = make_url(url).render_as_string(hide_password=True)
+        safe = display_url(url)
         reason = getattr(exc, "orig", None) or exc
         raise StoreUnavailable(f"cannot reach the database {safe}: {str(reason).strip().splitlines()[0]}") from exc
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vislink.formats.text import decode_text  # noqa: F401 - sources decode through it (re-exported)
 from vislink.errors import VislinkError
 from vislink.ingest.dates import parse_year_range
 
@@ -197,21 +198,6 @@ def _column_limits() -> dict[str, int]:
             if getattr(Image.__table__.c[name].type, "length", None)
         }
     return _LIMITS
-
-
-def decode_text(data: bytes, name: str) -> str:
-    """Text of a file that may be UTF-8 (with or without BOM), Windows-1252 or ISO-8859-1 (WGA's text version)."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    for encoding in ("utf-8", "cp1252", "latin-1"):
-        try:
-            text = data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-        if encoding != "utf-8":
-            log.debug("%s: not UTF-8, read as %s", name, encoding)
-        return text
-    raise SourceError(f"{name}: cannot decode the text")  # unreachable: latin-1 decodes any bytes
 
 
 def sniff_delimiter(header_line: str) -> str:

@@ -8,8 +8,8 @@ import re
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
 
+from vislink.formats.wga import WGA_BASE_URL, wga_image_url, wga_path_from_page_url
 from vislink.ingest.dates import parse_timeframe
 from vislink.ingest.sources.base import (
     ItemStream,
@@ -20,7 +20,6 @@ from vislink.ingest.sources.base import (
     read_csv,
 )
 
-WGA_BASE_URL = "https://www.wga.hu"
 WGA_COLUMNS = ("AUTHOR", "BORN-DIED", "TITLE", "DATE", "TECHNIQUE", "LOCATION", "URL", "FORM", "TYPE", "SCHOOL",
                "TIMEFRAME")
 # Catalog column -> Image field. URL becomes source_ref and extra["wga_page_url"].
@@ -31,7 +30,6 @@ COLUMN_FIELDS = {
 }
 _FIELD_COLUMNS = {field: column for column, field in COLUMN_FIELDS.items()}
 _FLOAT_TEXT = re.compile(r"(\d+)\.0")
-_SAFE_PATH = re.compile(r"[A-Za-z0-9_\-./~]+")
 
 
 def read_wga_catalog(catalog: Path | str) -> list[dict[str, str]]:
@@ -68,13 +66,8 @@ def wga_paths(page_url: str, base_url: str = WGA_BASE_URL) -> tuple[str, str] | 
     """``(wga_path, image_url)`` for a catalog page URL, or None when it is not a WGA ``/html/...html`` page.
     ``https://www.wga.hu/html/a/aachen/allegory.html`` -> ``("a/aachen/allegory.jpg",
     "https://www.wga.hu/art/a/aachen/allegory.jpg")``."""
-    path = urlsplit(page_url.strip()).path
-    if not (path.startswith("/html/") and path.endswith(".html")):
-        return None
-    wga_path = path[len("/html/"):-len(".html")] + ".jpg"
-    if not _SAFE_PATH.fullmatch(wga_path) or ".." in wga_path.split("/"):
-        return None
-    return wga_path, f"{base_url.rstrip('/')}/art/{wga_path}"
+    wga_path = wga_path_from_page_url(page_url)
+    return None if wga_path is None else (wga_path, wga_image_url(wga_path, base_url))
 
 
 def wga_catalog_items(catalog: Path | str, images_root: Path | str | None = None,
