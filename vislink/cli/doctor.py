@@ -54,6 +54,8 @@ def run_checks() -> list[Check]:
     except VislinkError as exc:
         checks.append(Check("encoder weights", False, str(exc)))
 
+    checks.append(backbones_check(settings))
+
     home = settings.resolved_home
     probe = home if home.exists() else home.parent
     free_gb = shutil.disk_usage(probe).free / 1e9
@@ -61,6 +63,41 @@ def run_checks() -> list[Check]:
                         f"{free_gb:.1f} GB free under {probe}" + ("" if free_gb >= MIN_FREE_GB else
                                                                  f" (need {MIN_FREE_GB} GB)")))
     return checks
+
+
+def _version(dist: str) -> str | None:
+    """The installed version of a distribution, without importing it (torch, onnxruntime are heavy)."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def backbones_check(settings) -> Check:
+    """Which encoder backbones can run here: VGG16 (torch) and the ONNX models (onnxruntime + their files).
+    Optional ONNX models that are not installed do not fail the check; a missing torch does."""
+    from vislink.encoder.onnx_models import list_onnx_models
+    from vislink.encoder.weights import describe_weights
+
+    torch_version = _version("torch")
+    ort_version = _version("onnxruntime")
+    parts = [f"vgg16 ({'torch ' + torch_version if torch_version else 'NOT usable: torch is not installed'})"]
+    missing = []
+    for model in list_onnx_models():
+        info = describe_weights(model.name, settings)
+        if info.installed and ort_version:
+            parts.append(f"{model.name} (onnxruntime {ort_version}, {info.path})")
+        elif info.installed:
+            parts.append(f"{model.name} (NOT usable: onnxruntime is not installed)")
+        else:
+            missing.append(model)
+    if missing:
+        hints = sorted({m.install_hint for m in missing if m.install_hint})
+        parts.append(f"not installed (optional): {', '.join(m.name for m in missing)}"
+                     + (f" ({'; '.join(f'`{h}`' for h in hints)})" if hints else ""))
+    return Check("backbones", torch_version is not None, "; ".join(parts))
 
 
 def doctor() -> None:

@@ -121,20 +121,41 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def pool5_size(width: int, height: int) -> tuple[int, int]:
-    """(width, height) of the pool5 input: shorter side 256, aspect kept (longer side capped)."""
+def shorter_side_size(width: int, height: int, side: int) -> tuple[int, int]:
+    """(width, height) with the shorter side ``side``, aspect kept (longer side capped at 4096, the
+    shorter one then shrinking, never below 64)."""
     shorter, longer = min(width, height), max(width, height)
-    new_short, new_long = POOL5_SHORTER_SIDE, round(longer * POOL5_SHORTER_SIDE / shorter)
+    new_short, new_long = side, round(longer * side / shorter)
     if new_long > POOL5_MAX_LONGER_SIDE:
         new_long = POOL5_MAX_LONGER_SIDE
         new_short = max(MIN_SHORTER_SIDE, round(shorter * POOL5_MAX_LONGER_SIDE / longer))
     return (new_short, new_long) if width <= height else (new_long, new_short)
 
 
+def pool5_size(width: int, height: int) -> tuple[int, int]:
+    """(width, height) of the pool5 input: shorter side 256, aspect kept (longer side capped)."""
+    return shorter_side_size(width, height, POOL5_SHORTER_SIDE)
+
+
+def resize_shorter(image: Image.Image, side: int) -> Image.Image:
+    """Isotropic resize to shorter side ``side``, no crop (Pillow bilinear, which antialiases on downscale)."""
+    size = shorter_side_size(*image.size, side)
+    return image if size == image.size else image.resize(size, Image.Resampling.BILINEAR)
+
+
 def resize_pool5(image: Image.Image) -> Image.Image:
     """Isotropic resize to shorter side 256, no crop (Pillow bilinear, which antialiases on downscale)."""
-    size = pool5_size(*image.size)
-    return image if size == image.size else image.resize(size, Image.Resampling.BILINEAR)
+    return resize_shorter(image, POOL5_SHORTER_SIDE)
+
+
+def resize(image: Image.Image, rule: str) -> Image.Image:
+    """The input of one resize rule: ``shorter-256`` (pool5), ``shorter-NNN`` (ONNX backbones: shorter side
+    NNN, same rule), ``crop-224`` / ``warp-224`` (fc6)."""
+    if rule == "shorter-256":
+        return resize_pool5(image)  # reads POOL5_SHORTER_SIDE at call time (tests shrink it)
+    if rule.startswith("shorter-") and rule[8:].isdigit():
+        return resize_shorter(image, int(rule[8:]))
+    return resize_fc6(image, rule)
 
 
 def resize_fc6(image: Image.Image, rule: str) -> Image.Image:
@@ -153,12 +174,8 @@ def resize_fc6(image: Image.Image, rule: str) -> Image.Image:
 
 
 def prepare(image: Image.Image, rules: set[str], mirrored: bool = False) -> dict[str, np.ndarray]:
-    """The uint8 HxWx3 arrays the network needs for each resize rule (``shorter-256``, ``crop-224``,
-    ``warp-224``). Mirroring happens before resizing, as if the mirrored image had been given."""
+    """The uint8 HxWx3 arrays the networks need for each resize rule (``shorter-256``, ``shorter-NNN``,
+    ``crop-224``, ``warp-224``). Mirroring happens before resizing, as if the mirrored image had been given."""
     if mirrored:
         image = ImageOps.mirror(image)
-    out: dict[str, np.ndarray] = {}
-    for rule in rules:
-        resized = resize_pool5(image) if rule == "shorter-256" else resize_fc6(image, rule)
-        out[rule] = np.asarray(resized, dtype=np.uint8)
-    return out
+    return {rule: np.asarray(resize(image, rule), dtype=np.uint8) for rule in rules}

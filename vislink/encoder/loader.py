@@ -36,7 +36,7 @@ def encode_files(encoder, paths: Sequence[Path | str], specs, *, pca=None, batch
                  max_pixels: int | None = None) -> Iterator[tuple[int, dict[str, np.ndarray] | BadImage]]:
     from tqdm.auto import tqdm
 
-    from vislink.encoder.model import bucket_key
+    from vislink.encoder.backbones import bucket_key
 
     rules = {s.resize_rule for s in specs}
     # Enough decoded images in flight to fill a batch while the previous one computes, bounded in memory.

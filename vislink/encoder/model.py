@@ -1,5 +1,6 @@
-"""The VGG16 encoder: one forward pass through ``features`` gives every pool5 variant; fc6 runs on a
-separate 224x224 input.
+"""The VGG16 backbone (torch): one forward pass through ``features`` gives every pool5 variant; fc6 runs on
+a separate 224x224 input. ``Encoder`` implements ``backbones.Backbone``; ``get_encoder`` caches one per
+(weights, device, precision) per process.
 
 Batching never changes a descriptor: images are grouped in buckets of identical resized shape and a batch
 only ever holds one shape (no padding, which would change sum and max pools). Paintings come in many
@@ -10,20 +11,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 
-from vislink.encoder.images import prepare
-from vislink.encoder.pca import PCAWhitening
+from vislink.encoder.backbones import BackboneBase, bucket_key  # noqa: F401  (bucket_key: old import path)
 from vislink.encoder.pooling import l2n, pool5_descriptors
-from vislink.encoder.variants import VariantSpec, parse_variant
+from vislink.encoder.variants import VGG16, VariantSpec
 from vislink.encoder.weights import PREPROCESSING, WeightsInfo, load_weights
-from vislink.errors import BadImage, ConfigError, WeightsUnavailable
+from vislink.errors import ConfigError, WeightsUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +39,11 @@ def resolve_device(device: str | None) -> torch.device:
     return resolved
 
 
-class Encoder:
-    """VGG16 descriptors with one set of weights on one device. Use ``get_encoder`` (cached per process)."""
+class Encoder(BackboneBase):
+    """VGG16 descriptors with one set of weights on one device. Use ``get_encoder`` (cached per process).
+    ``encode_images``, ``encode_files``, ``specs`` and ``supports`` come from ``BackboneBase``."""
+
+    name = VGG16
 
     def __init__(self, weights: str, device: str | None = None, *, precision: str | None = None,
                  channels_last: bool | None = None, settings=None):
@@ -72,6 +72,7 @@ class Encoder:
                                 assign=True)
             self.fc6 = fc6.to(self.device, dtype=torch.float32).eval()
         pre = PREPROCESSING[info.preprocessing]
+        self.preprocessing = info.preprocessing
         self._bgr = pre.bgr
         self._scale = pre.scale
         self._mean = torch.tensor(pre.mean, device=self.device).view(1, 3, 1, 1)
@@ -80,62 +81,18 @@ class Encoder:
     def __repr__(self) -> str:
         return f"Encoder(weights={self.weights_info.name!r}, device={str(self.device)!r}, precision={self.precision})"
 
-    # -- public API ------------------------------------------------------------------------------------
+    # -- Backbone ------------------------------------------------------------------------------------
 
-    def supports(self, variant: str) -> bool:
-        return parse_variant(variant).layer != "fc6" or self.fc6 is not None
+    def check(self, spec: VariantSpec) -> None:
+        if spec.layer == "fc6" and self.fc6 is None:
+            raise WeightsUnavailable(
+                f"weights {self.weights_info.name!r} have no fc6 layer (convolution weights only), so "
+                f"{spec.name} cannot be computed: use a pool5 variant ({', '.join(_POOL5_NAMES)}) or "
+                f"weights with fc6 (torchvision-imagenet, or a full VGG16 file)")
 
-    def specs(self, variants: Sequence[str], pca: dict[str, PCAWhitening] | None = None) -> list[VariantSpec]:
-        """Parse and check variants against these weights and the PCA fits given."""
-        if isinstance(variants, str):
-            raise TypeError("variants must be a list of names, not one string")
-        specs = [parse_variant(v) for v in variants]
-        for spec in specs:
-            if spec.layer == "fc6" and self.fc6 is None:
-                raise WeightsUnavailable(
-                    f"weights {self.weights_info.name!r} have no fc6 layer (convolution weights only), so "
-                    f"{spec.name} cannot be computed: use a pool5 variant ({', '.join(_POOL5_NAMES)}) or "
-                    f"weights with fc6 (torchvision-imagenet, or a full VGG16 file)")
-            if spec.pca_dim is not None:
-                fitted = (pca or {}).get(spec.name)
-                if fitted is None:
-                    raise ConfigError(f"variant {spec.name} needs its fitted PCA whitening: pass pca={{{spec.name!r}: "
-                                      f"PCAWhitening.load(path)}}")
-                if fitted.dim != spec.pca_dim or fitted.input_dim != spec.base_dim:
-                    raise ConfigError(f"PCA for {spec.name} maps {fitted.input_dim} -> {fitted.dim} dimensions, "
-                                      f"the variant needs {spec.base_dim} -> {spec.pca_dim}")
-        return specs
-
-    def encode_images(self, images: Sequence[Image.Image], variants: Sequence[str], *,
-                      pca: dict[str, PCAWhitening] | None = None, mirrored: bool = False,
-                      batch_size: int = 16) -> dict[str, np.ndarray]:
-        """{variant: float32 (len(images), dim)}, rows l2-normalised, in the order of ``images``.
-        Images should come from ``open_rgb`` (RGB); ``mirrored`` encodes their left-right mirror."""
-        specs = self.specs(variants, pca)
-        rules = {s.resize_rule for s in specs}
-        prepared = [prepare(image if image.mode == "RGB" else image.convert("RGB"), rules, mirrored)
-                    for image in images]
-        out = {s.name: np.zeros((len(images), s.dim), dtype=np.float32) for s in specs}
-        buckets: dict[tuple, list[int]] = defaultdict(list)
-        for i, arrays in enumerate(prepared):
-            buckets[bucket_key(arrays)].append(i)
-        for indices in buckets.values():
-            for start in range(0, len(indices), batch_size):
-                chunk = indices[start:start + batch_size]
-                rows = self.encode_prepared([prepared[i] for i in chunk], specs, pca)
-                for name, matrix in rows.items():
-                    out[name][chunk] = matrix
-        return out
-
-    def encode_files(self, paths: Sequence[Path | str], variants: Sequence[str], *, batch_size: int = 16,
-                     workers: int = 2, progress: bool = True, pca: dict[str, PCAWhitening] | None = None,
-                     max_pixels: int | None = None) -> Iterator[tuple[int, dict[str, np.ndarray] | BadImage]]:
-        """Yield ``(index into paths, {variant: (dim,) float32})`` or ``(index, BadImage)`` per file, in
-        completion order. Decoding and resizing run in ``workers`` threads while the network computes."""
-        from vislink.encoder.loader import encode_files
-
-        yield from encode_files(self, paths, self.specs(variants, pca), pca=pca, batch_size=batch_size,
-                                workers=workers, progress=progress, max_pixels=max_pixels)
+    def feature_map(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        """The pool5 map (N, 512, h, w) float32 of uint8 HxWx3 RGB arrays of one shape."""
+        return self.forward_features(self.to_input(arrays)).cpu().numpy()
 
     # -- internals -------------------------------------------------------------------------------------
 
@@ -153,9 +110,8 @@ class Encoder:
                                                     enabled=self._amp_dtype is not None):
             return self.features(x).float()
 
-    def encode_prepared(self, items: Sequence[dict[str, np.ndarray]], specs: Sequence[VariantSpec],
-                        pca: dict[str, PCAWhitening] | None) -> dict[str, np.ndarray]:
-        """One batch of prepared images (``images.prepare`` output, all of one shape per rule)."""
+    def encode(self, items: Sequence[dict[str, np.ndarray]], specs: Sequence[VariantSpec]) -> dict[str, np.ndarray]:
+        """One batch of prepared images (``images.prepare`` output, all of one shape per rule): {base: matrix}."""
         base: dict[str, torch.Tensor] = {}
         pool5 = [s for s in specs if s.layer == "pool5"]
         if pool5:
@@ -172,16 +128,7 @@ class Encoder:
             for spec in specs:
                 if spec.resize_rule == rule:
                     base[spec.base] = l2n(activations)
-        out = {}
-        for spec in specs:
-            matrix = base[spec.base].cpu().numpy().astype(np.float32, copy=False)
-            out[spec.name] = pca[spec.name].transform(matrix) if spec.pca_dim is not None else matrix
-        return out
-
-
-def bucket_key(arrays: dict[str, np.ndarray]) -> tuple:
-    """Images with equal keys can share a batch: same input shape for every resize rule."""
-    return tuple(sorted((rule, array.shape) for rule, array in arrays.items()))
+        return {name: matrix.cpu().numpy().astype(np.float32, copy=False) for name, matrix in base.items()}
 
 
 _POOL5_NAMES = ("vgg16-pool5-max", "vgg16-pool5-sum", "vgg16-pool5-sp2x2-sum")
@@ -189,13 +136,21 @@ _ENCODERS: dict[tuple, Encoder] = {}
 _LOCK = threading.Lock()
 
 
-def get_encoder(weights: str | None = None, device: str | None = None, *, precision: str | None = None) -> Encoder:
+def get_encoder(weights: str | None = None, device: str | None = None, *,
+                precision: str | None = None) -> BackboneBase:
     """The process's encoder for these weights and device (built once; weights default to VISLINK_WEIGHTS,
-    device to VISLINK_DEVICE). Thread-safe."""
+    device to VISLINK_DEVICE). Thread-safe. ``weights`` naming an ONNX model (``sscd``, ``sscd-distilled``)
+    gives that ONNX backbone, which has the same ``encode_images`` / ``encode_files`` / ``specs`` /
+    ``weights_info`` (for callers that keep one encoder per stored variant's ``weights_name``)."""
     from vislink.config import get_settings
+    from vislink.encoder.onnx_models import is_onnx_model
 
     settings = get_settings()
     weights = weights or settings.weights
+    if is_onnx_model(weights):
+        from vislink.encoder.onnx_backbone import get_onnx_backbone
+
+        return get_onnx_backbone(weights)
     resolved = resolve_device(device or settings.device)
     # The data folder is part of the key: installed weights live there (tests switch folders). Random
     # weights are made in memory from their seed, the same in every folder: one encoder serves them all.
@@ -215,6 +170,9 @@ def get_encoder(weights: str | None = None, device: str | None = None, *, precis
 
 
 def clear_encoders() -> None:
-    """Forget cached encoders (tests that change the data folder)."""
+    """Forget cached encoders and ONNX sessions (tests that change the data folder or the models)."""
     with _LOCK:
         _ENCODERS.clear()
+    from vislink.encoder.onnx_backbone import clear_onnx_backbones
+
+    clear_onnx_backbones()

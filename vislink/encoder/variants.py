@@ -1,5 +1,13 @@
-"""Descriptor variants by name: the paper's VGG16 layers, poolings and resize rules, plus PCA-whitened
-versions (``<base>-pcaN``). A name says everything needed to recompute a vector, given the weights."""
+"""Descriptor variants by name. A name says everything needed to recompute a vector, given its backbone's
+weights: the backbone, the layer and pooling, the resize rule, and an optional PCA whitening.
+
+- VGG16 (the paper's layers, poolings and resize rules): ``vgg16-pool5-max``, ``vgg16-pool5-sum``,
+  ``vgg16-pool5-sp2x2-sum``, ``vgg16-fc6-crop``, ``vgg16-fc6-warp``.
+- ONNX backbones (``vislink.encoder.onnx_models``, e.g. ``sscd``, ``sscd-distilled``): ``<model>`` (input
+  resized to the model's default shorter side, 288 for SSCD) or ``<model>-sNNN`` (shorter side NNN,
+  64..1024), e.g. ``sscd-s320``.
+- ``<any of those>-pcaN``: the base descriptor PCA-whitened to N dimensions, then l2-normalised.
+"""
 
 from __future__ import annotations
 
@@ -8,27 +16,32 @@ from dataclasses import dataclass
 
 from vislink.errors import NotFound
 
+VGG16 = "vgg16"
+MIN_SIDE, MAX_SIDE = 64, 1024  # the -sNNN range of ONNX variants
+
 
 @dataclass(frozen=True)
 class VariantSpec:
     name: str
-    layer: str  # pool5 | fc6
-    pooling: str  # max | sum | sp2x2-sum | none
-    resize_rule: str  # shorter-256 | crop-224 | warp-224
+    layer: str  # pool5 | fc6 | embedding (an ONNX graph's output)
+    pooling: str  # max | sum | sp2x2-sum | none | in-graph
+    resize_rule: str  # shorter-256 | crop-224 | warp-224 | shorter-NNN
     pca_dim: int | None
     dim: int  # length of the stored vector (pca_dim when whitened)
+    backbone: str = VGG16  # vgg16, or the name of a registered ONNX model
+    base_dim: int = 0  # length before PCA (filled in by __post_init__ when 0)
+
+    def __post_init__(self):
+        if not self.base_dim:
+            object.__setattr__(self, "base_dim", self.dim)
 
     @property
     def base(self) -> str:
         """Name of the variant before PCA (itself when not whitened)."""
         return self.name if self.pca_dim is None else self.name.rsplit("-pca", 1)[0]
 
-    @property
-    def base_dim(self) -> int:
-        return BASE_VARIANTS[self.base].dim
 
-
-BASE_VARIANTS: dict[str, VariantSpec] = {
+BASE_VARIANTS: dict[str, VariantSpec] = {  # the VGG16 variants (ONNX ones are parsed from their models)
     spec.name: spec
     for spec in (
         VariantSpec("vgg16-pool5-max", "pool5", "max", "shorter-256", None, 512),
@@ -40,35 +53,67 @@ BASE_VARIANTS: dict[str, VariantSpec] = {
 }
 
 _PCA = re.compile(r"^(?P<base>.+)-pca(?P<dim>[1-9][0-9]*)$")
+_ONNX = re.compile(r"^(?P<model>[a-z0-9][a-z0-9-]*?)(?:-s(?P<side>[1-9][0-9]*))?$")
+
+
+def _base_spec(name: str) -> VariantSpec | None:
+    if name in BASE_VARIANTS:
+        return BASE_VARIANTS[name]
+    from vislink.encoder.onnx_models import get_onnx_model, is_onnx_model
+
+    match = _ONNX.match(name)
+    if not match or not is_onnx_model(match["model"]):
+        return None
+    model = get_onnx_model(match["model"])
+    side = int(match["side"]) if match["side"] else model.default_side
+    if not MIN_SIDE <= side <= MAX_SIDE:
+        raise NotFound(f"descriptor variant {name!r}: shorter side {side} outside {MIN_SIDE}..{MAX_SIDE}")
+    return VariantSpec(name, "embedding", "in-graph", f"shorter-{side}", None, model.dim, model.name)
 
 
 def parse_variant(name: str) -> VariantSpec:
     """The spec of a variant name; unknown names raise ``NotFound`` listing the valid ones."""
-    if name in BASE_VARIANTS:
-        return BASE_VARIANTS[name]
+    base = _base_spec(name)
+    if base is not None:
+        return base
     match = _PCA.match(name)
-    if match and match["base"] in BASE_VARIANTS:
-        base = BASE_VARIANTS[match["base"]]
+    base = _base_spec(match["base"]) if match else None
+    if base is not None:
         dim = int(match["dim"])
         if dim > base.dim:
             raise NotFound(f"descriptor variant {name!r}: PCA dimension {dim} is larger than the "
                            f"{base.dim} dimensions of {base.name}")
-        return VariantSpec(name, base.layer, base.pooling, base.resize_rule, dim, dim)
-    raise NotFound(f"unknown descriptor variant {name!r}; valid: {', '.join(BASE_VARIANTS)} "
-                   f"(or one of them followed by -pcaN, e.g. vgg16-pool5-sp2x2-sum-pca1024)")
+        return VariantSpec(name, base.layer, base.pooling, base.resize_rule, dim, dim, base.backbone, base.dim)
+    raise NotFound(f"unknown descriptor variant {name!r}; valid: {', '.join(list_variants())} "
+                   f"(ONNX ones also as <name>-sNNN, the input's shorter side, e.g. sscd-s320; any of them "
+                   f"followed by -pcaN, e.g. vgg16-pool5-sp2x2-sum-pca1024)")
 
 
 def list_variants() -> list[str]:
-    return list(BASE_VARIANTS)
+    """The base variant names: VGG16's, then one per registered ONNX model (installed or not)."""
+    from vislink.encoder.onnx_models import list_onnx_models
+
+    return list(BASE_VARIANTS) + [model.name for model in list_onnx_models()]
 
 
-def variant_record(variant: str, weights, pca=None, pca_path=None) -> dict:
+def variant_record(variant: str, weights=None, pca=None, pca_path=None) -> dict:
     """The ``DescriptorVariant`` columns (except collection and Qdrant names) for a variant computed with
-    ``weights`` (a ``WeightsInfo``) and, for -pcaN variants, a fitted ``PCAWhitening`` saved at ``pca_path``."""
+    ``weights`` (a ``WeightsInfo``; None: the variant's default weights, see ``default_weights_for``, described
+    without loading anything) and, for -pcaN variants, a fitted ``PCAWhitening`` saved at ``pca_path``.
+    An ONNX variant's weights are its model: a ``WeightsInfo`` of other weights raises ``ConfigError``."""
+    from vislink.errors import ConfigError
+
     spec = parse_variant(variant)
+    if weights is None:
+        from vislink.encoder.dispatch import describe_variant_weights
+
+        weights = describe_variant_weights([spec.name])[spec.name]
+    elif spec.backbone != VGG16 and weights.name != spec.backbone:
+        raise ConfigError(f"variant {spec.name} is computed by the ONNX model {spec.backbone!r}, not with weights "
+                          f"{weights.name!r}: record it with describe_variant_weights([{spec.name!r}])")
     return {
         "name": spec.name,
-        "backbone": "vgg16",
+        "backbone": spec.backbone,
         "weights_name": weights.name,
         "weights_sha256": weights.sha256,
         "layer": spec.layer,

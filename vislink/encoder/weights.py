@@ -5,6 +5,10 @@ Sources (``vislink weights list``): ``torchvision-imagenet`` (IMAGENET1K_V1 thro
 once by ``vislink weights install``), ``random`` / ``random-<seed>`` (tests only), or a file path
 (a torchvision VGG16 state_dict or a vislink checkpoint ``{"state_dict", "preprocessing", ...}``).
 Weights are state_dicts with torchvision's keys: ``features.N.*`` and, when fc6 is there, ``classifier.0.*``.
+
+The ONNX models of ``onnx_models`` (``sscd``, ``sscd-distilled``) are listed, described and installed
+here too (their sha256 is the .onnx file's), but they are backbones of their own, not VGG16 weights:
+``load_weights`` refuses them, and they are never installed implicitly (``vislink weights install sscd``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vislink.encoder import onnx_models
 from vislink.errors import NotFound, WeightsUnavailable
 from vislink.hashing import sha256_file
 
@@ -88,7 +93,8 @@ def register_source(source: WeightsSource) -> WeightsSource:
 
 
 def list_sources() -> list[WeightsSource]:
-    return list(_SOURCES.values())
+    """VGG16 weights sources, then the registered ONNX models."""
+    return list(_SOURCES.values()) + [_onnx_source(m.name) for m in onnx_models.list_onnx_models()]
 
 
 def _settings(settings):
@@ -103,13 +109,16 @@ def resolve_source(name: str) -> tuple[WeightsSource, str]:
     """The source for a name and the argument it needs (seed, path). Unknown names raise ``NotFound``."""
     if name in _SOURCES:
         return _SOURCES[name], name
+    if onnx_models.is_onnx_model(name):
+        return _onnx_source(name), name
     match = _RANDOM.match(name)
     if match:
         return _RANDOM_SOURCE, match["seed"] or "0"
     if "/" in name or "\\" in name or name.endswith((".pt", ".pth")) or Path(name).expanduser().exists():
         return _FILE_SOURCE, name
-    raise NotFound(f"unknown weights {name!r}; valid: {', '.join(_SOURCES)}, random[-SEED] (tests only), "
-                   f"or the path of a .pt/.pth file")
+    onnx = "".join(f", {m.name}" for m in onnx_models.list_onnx_models())
+    raise NotFound(f"unknown weights {name!r}; valid: {', '.join(_SOURCES)}{onnx} (ONNX models), random[-SEED] "
+                   f"(tests only), or the path of a .pt/.pth file")
 
 
 def describe_weights(name: str, settings=None) -> WeightsInfo:
@@ -129,6 +138,8 @@ def load_weights(name: str, settings=None, *, auto_install: bool = True) -> tupl
     source, arg = resolve_source(name)
     settings = _settings(settings)
     info = source.describe(arg, settings)
+    if source.extra.get("onnx"):
+        return source.load(arg, settings)  # refuses: an ONNX model is no VGG16 state_dict
     if not info.installed:
         if not auto_install or source in (_FILE_SOURCE, _RANDOM_SOURCE):
             raise WeightsUnavailable(info.message)
@@ -398,3 +409,33 @@ _RANDOM_SOURCE = WeightsSource("random", "seeded random weights, tests only (ran
                                _random_describe, _random_install, _random_load)
 _FILE_SOURCE = WeightsSource("<path>", "a .pt/.pth file: torchvision VGG16 state_dict or vislink checkpoint",
                              _file_describe, _file_install, _file_load)
+
+
+# -- ONNX models (backbones of their own; see onnx_models) ---------------------------------------------
+
+def _onnx_describe(arg: str, settings) -> WeightsInfo:
+    model = onnx_models.get_onnx_model(arg)
+    path = model.locate()
+    if path is None or not Path(path).is_file():
+        hint = f": run `{model.install_hint}`" if model.install_hint else ""
+        return WeightsInfo(arg, None, None, False, f"ONNX model {arg!r} is not installed (optional){hint}",
+                           "in-graph", False)
+    package = f" (installed by {model.package})" if model.package else ""
+    return WeightsInfo(arg, Path(path), file_sha256(Path(path)), True, f"ONNX model at {path}{package}",
+                       "in-graph", False)
+
+
+def _onnx_install(arg: str, settings, **_) -> WeightsInfo:
+    onnx_models.install_onnx_model(arg)
+    return _onnx_describe(arg, settings)
+
+
+def _onnx_load(arg: str, settings) -> tuple[dict, WeightsInfo]:
+    raise WeightsUnavailable(f"{arg!r} is an ONNX backbone's model, not VGG16 weights: compute its variants "
+                             f"({arg}, {arg}-sNNN) with vislink.encoder.encode_variants (or get_encoder({arg!r}))")
+
+
+def _onnx_source(name: str) -> WeightsSource:
+    model = onnx_models.get_onnx_model(name)
+    return WeightsSource(name, model.description, _onnx_describe, _onnx_install, _onnx_load,
+                         {"onnx": True, "model": model})

@@ -102,34 +102,42 @@ class Encoded:
 
 def encode_gallery(gallery: Gallery, variants: Sequence[str], *, weights: str | None = None,
                    batch_size: int = 16, workers: int = 2, cache: bool = True, progress: bool = True) -> Encoded:
-    """Encode every file of the gallery for every variant (cached vectors reused)."""
+    """Encode every file of the gallery for every variant (cached vectors reused). Variants of several
+    backbones can be mixed (``weights`` applies to the VGG16 ones; ONNX variants use their own model); each
+    variant's vectors are cached under its own weights' sha256. ``weights_name``/``weights_sha256`` of the
+    result: those of the variants when they share one, else the names joined with '+' and no sha256."""
     from vislink.config import get_settings
+    from vislink.encoder.dispatch import describe_variant_weights
     from vislink.encoder.variants import parse_variant
-    from vislink.encoder.weights import describe_weights
 
     settings = get_settings()
     variants = [parse_variant(v).name for v in variants]  # unknown names fail before any work
-    weights = weights or settings.weights
-    # The installed weights' recorded sha256 keys the cache: when every vector is cached, the network is
-    # never loaded (a re-run with other distractors or a stored report takes seconds).
-    info = describe_weights(weights, settings)
+    # The installed weights' recorded sha256 keys the cache: when every vector is cached, no network is
+    # ever loaded (a re-run with other distractors or a stored report takes seconds).
+    infos = describe_variant_weights(variants, weights, settings)
     shas = [sha256_file(item.path) for item in gallery.items]
-    caches = {v: VectorCache(settings.cache_dir if cache and info.installed else None, info.sha256, v)
-              for v in variants}
-    todo = [i for i, sha in enumerate(shas) if any(sha not in caches[v].vectors for v in variants)]
+
+    def make_caches():
+        return {v: VectorCache(settings.cache_dir if cache and infos[v].installed else None, infos[v].sha256, v)
+                for v in variants}
+
+    def missing():
+        return [i for i, sha in enumerate(shas) if any(sha not in caches[v].vectors for v in variants)]
+
+    caches = make_caches()
+    todo = missing()
     failures: dict[int, BadImage] = {}
     if todo:
-        from vislink.encoder import get_encoder
+        from vislink.encoder.dispatch import VariantSet
 
-        encoder = get_encoder(weights)
-        if encoder.weights_info.sha256 != info.sha256:  # installed just now, or replaced since
-            info = encoder.weights_info
-            caches = {v: VectorCache(settings.cache_dir if cache else None, info.sha256, v) for v in variants}
-            todo = [i for i, sha in enumerate(shas) if any(sha not in caches[v].vectors for v in variants)]
-        encoder.specs(variants)  # fc6 without fc6 weights fails before any work
+        variant_set = VariantSet(variants, weights=weights, settings=settings)
+        if any(variant_set.weights[v].sha256 != infos[v].sha256 for v in variants):  # installed just now, or replaced
+            infos = variant_set.weights
+            caches = make_caches()
+            todo = missing()
         log.info("encoding %d of %d files (%d cached)", len(todo), len(shas), len(shas) - len(todo))
-        for k, result in encoder.encode_files([gallery.items[i].path for i in todo], variants,
-                                              batch_size=batch_size, workers=workers, progress=progress):
+        for k, result in variant_set.encode_files([gallery.items[i].path for i in todo], batch_size=batch_size,
+                                                  workers=workers, progress=progress):
             i = todo[k]
             if isinstance(result, BadImage):
                 failures[i] = result
@@ -141,7 +149,9 @@ def encode_gallery(gallery: Gallery, variants: Sequence[str], *, weights: str | 
     usable = [i for i in range(len(shas)) if i not in failures]
     vectors = {v: np.stack([caches[v].vectors[shas[i]] for i in usable]) if usable else np.zeros((0, 1), np.float32)
                for v in variants}
-    return Encoded(vectors, usable, failures, info.name, info.sha256)
+    names = list(dict.fromkeys(infos[v].name for v in variants))
+    digests = {infos[v].sha256 for v in variants}
+    return Encoded(vectors, usable, failures, "+".join(names), digests.pop() if len(digests) == 1 else None)
 
 
 def evaluate_gallery(gallery: Gallery, encoded: Encoded, *, cutoffs: Sequence[int] = DEFAULT_CUTOFFS,
