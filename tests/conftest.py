@@ -1,5 +1,5 @@
 """Shared fixtures: cheap, deterministic, real parts (SQLite file, PostgreSQL here when reachable,
-embedded Qdrant, real images decoded by Pillow)."""
+embedded Qdrant (qdrant-edge, the product's default), real images decoded by Pillow)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,11 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO.parent / "shared" / "data").resolve()
 PG_URL = os.environ.get("VISLINK_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
+# The index backend of every test data folder (vislink_testenv.use_data_folder reads it): the product's default,
+# qdrant-edge, unless VISLINK_TEST_INDEX_BACKEND names another (qdrant-local, memory). The congruence tests
+# (test_index_congruence.py) and test_backends.py run the other embedded backends whatever it says.
+TEST_INDEX_BACKEND = os.environ.setdefault("VISLINK_TEST_INDEX_BACKEND", "qdrant-edge")
+
 
 def pytest_configure(config):
     try:
@@ -26,6 +31,15 @@ def pytest_configure(config):
         torch.set_num_threads(2)  # the suite's budget: 2 cores
     except ImportError:
         pass
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that reads ../shared/data must say so (`-m "not shared"` is what a fresh machine can run);
+    tests/test_markers.py checks the same by reading the modules."""
+    unmarked = [item.nodeid for item in items
+                if "shared_data" in getattr(item, "fixturenames", ()) and item.get_closest_marker("shared") is None]
+    if unmarked:
+        raise pytest.UsageError(f"tests using shared_data without @pytest.mark.shared: {unmarked}")
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +64,7 @@ def migrated_sqlite_template(tmp_path_factory) -> Path:
 @pytest.fixture
 def vislink_env(tmp_path, monkeypatch, migrated_sqlite_template):
     """A fresh data folder and a migrated SQLite store, with settings pointing at them.
-    The index backend is qdrant-client's local mode in the data folder unless a test changes it."""
+    The index backend is TEST_INDEX_BACKEND (qdrant-edge, the product's default) unless a test changes it."""
     from vislink.config import get_settings, reset_settings
     from vislink.index import close_all
 

@@ -175,6 +175,7 @@ def test_an_import_is_one_undoable_change(db_session, tmp_path):
     assert db_session.scalars(select(Link).where(Link.image_a_id.in_(target_ids))).all() == []
 
 
+@pytest.mark.shared
 def test_replica_import_matches_by_wga_path(db_session, shared_data):
     root = shared_data / "replica_wga"
     rows = list(csv.DictReader((root / "images.csv").open(encoding="utf-8")))
@@ -218,6 +219,7 @@ def test_replica_import_matches_by_wga_path(db_session, shared_data):
     assert db_session.scalars(select(Link)).all() == [] and db_session.scalars(select(Group)).all() == []
 
 
+@pytest.mark.shared
 def test_replica_import_errors(db_session, tmp_path, shared_data):
     coll, _ = add_collection(db_session, "wga", ["https://www.wga.hu/art/a/aachen/allegory.jpg"], wga=True)
     bad = tmp_path / "links.csv"
@@ -229,6 +231,7 @@ def test_replica_import_errors(db_session, tmp_path, shared_data):
         import_replica(db_session, coll.id, shared_data / "replica_wga" / "links.csv", tmp_path / "nope.csv")
 
 
+@pytest.mark.shared
 def test_full_replica_graph_components_are_its_groups(db_session, shared_data):
     """All 512 Replica images present: the link graph's components are exactly Replica's groups, and a
     component split of the real graph keeps every group whole."""

@@ -1,4 +1,4 @@
-"""The ingest pipeline end to end on real files, real SQLite, real embedded Qdrant (qdrant-client local mode)
+"""The ingest pipeline end to end on real files, real SQLite, real embedded Qdrant (qdrant-edge, the default)
 and the seeded ``random`` encoder weights: registration, dedup, bad input, rerun, reconcile, add-variant,
 uploads, collections. One data folder for the module (the encoder is built once per folder)."""
 
@@ -139,7 +139,7 @@ def test_bad_input_is_reported_and_the_run_continues(env, tmp_path):
         assert run.failures_by_reason == {r: list(failed.values()).count(r) for r in set(failed.values())}
 
 
-def test_search_by_image_id_file_filters_mirror_and_examples(env, gallery):
+def test_search_by_image_id_file_filters_and_examples(env, gallery):
     from vislink.search import search
     from vislink.store import Image, session_scope
 
@@ -158,13 +158,56 @@ def test_search_by_image_id_file_filters_mirror_and_examples(env, gallery):
     assert {r.artist for r in only} == {"Artist 1"} and len(only) == 3
     years = search(image_id=q, collection="gal", filters={"year": "1525-1545"}, limit=10)
     assert sorted(r.payload["year_start"] for r in years) == [1530, 1540]
-    mirrored = search(root / "photo004.jpg", collection="gal", mirrored=True, limit=3)
-    assert mirrored[0].image_id == ids["photo004.jpg"]
     rec = search(image_id=q, collection="gal", positive=[ids["photo003.jpg"]], negative=[ids["photo005.jpg"]],
                  limit=10)
     assert not {q, ids["photo003.jpg"], ids["photo005.jpg"]} & {r.image_id for r in rec}
     page2 = search(image_id=q, collection="gal", limit=2, offset=2)
     assert [r.image_id for r in page2] == [r.image_id for r in by_id[2:4]]
+
+
+SP2X2 = "vgg16-pool5-sp2x2-sum"  # keeps the layout (a mirror swaps its left and right cells): the mirror shows
+
+
+def test_mirrored_search_finds_the_mirror_of_a_stored_image(env, gallery, tmp_path):
+    """The query is the mirror of stored photo002 (nothing stored is that mirror): with mirrored=True its
+    mirror is photo002's own pixels, so photo002 comes first with a score of ~1; without, it scores clearly lower.
+    Through the Python API and the CLI's --mirrored."""
+    import json
+
+    from PIL import Image as PILImage, ImageOps
+    from typer.testing import CliRunner
+
+    from vislink.cli import app
+    from vislink.search import search
+    from vislink.store import Image, session_scope
+
+    root, _ = gallery
+    with session_scope() as s:
+        ids = {i.source_ref: i.id for i in s.scalars(select(Image).where(Image.status == "done"))}
+    query = tmp_path / "mirror_of_photo002.png"  # lossless: mirrored back, it is exactly the stored file's pixels
+    ImageOps.mirror(PILImage.open(root / "photo002.jpg").convert("RGB")).save(query)
+    target = ids["photo002.jpg"]
+    mirrored = search(query, collection="gal", variant=SP2X2, mirrored=True, limit=10)
+    plain = search(query, collection="gal", variant=SP2X2, mirrored=False, limit=10)
+    assert len(mirrored) == len(plain) == 7
+    assert mirrored[0].image_id == target and mirrored[0].score > 0.999, [(r.source_ref, r.score) for r in mirrored]
+    assert _score(plain, target) < mirrored[0].score - 0.03, [(r.source_ref, r.score) for r in plain]
+    # Every other image keeps at least its plain similarity (the best of the two queries is kept).
+    for r in plain:
+        assert _score(mirrored, r.image_id) >= r.score - 1e-5
+
+    def cli(*flags):
+        result = CliRunner().invoke(app, ["search", str(query), "-c", "gal", "--variant", SP2X2, "--json", *flags])
+        assert result.exit_code == 0, result.output
+        return {row["image_id"]: row["score"] for row in json.loads(result.output)}
+
+    with_flag, without = cli("--mirrored"), cli()
+    assert max(with_flag, key=with_flag.get) == target and with_flag[target] > 0.999
+    assert without[target] < with_flag[target] - 0.03
+
+
+def _score(results, image_id: int) -> float:
+    return next(r.score for r in results if r.image_id == image_id)
 
 
 def test_search_cli_json(env, gallery):

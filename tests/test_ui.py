@@ -1,5 +1,5 @@
 """The Streamlit app, page by page, with streamlit.testing.v1.AppTest: the real app script, a real SQLite
-store and qdrant-client local index in a temporary data folder, real JPEGs ingested with random VGG16
+store and the embedded index (qdrant-edge) in a temporary data folder, real JPEGs ingested with random VGG16
 weights (tests/demo_collection.py: each work has a re-encoded copy and a mirrored copy, the known links)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 
 import pytest
-from PIL import Image as PILImage
+from PIL import Image as PILImage, ImageOps
 
 import test_ui_support as support
 from test_ui_support import app, errors, jpeg, ok, reset, result_ids, signed_in, texts
@@ -103,19 +103,69 @@ def test_search_rejects_bad_uploads(ui_env, monkeypatch):
     assert any("too-large" in e for e in errors(at)), errors(at)
 
 
-def test_search_a_region_mirrored_and_by_examples(ui_env):
+def _png(img) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")  # lossless: what is cropped or mirrored back is exactly the stored image's pixels
+    return buf.getvalue()
+
+
+def _shown_scores(at) -> list[float]:
+    """The scores printed under the results ("**#1** · 0.987"), in display order."""
+    return [float(m.value.split("·")[1]) for m in at.markdown if str(m.value).startswith("**#") and "·" in m.value]
+
+
+def test_search_a_region_uses_the_crop(ui_env):
+    """The query is work02 with work01 pasted over its centre, where the cropper's default box lies (the centre
+    60%: AppTest has no front end to move it). The region is work01 itself: it comes first with a score of ~1;
+    the whole image is a mixture that no stored work matches that well."""
     _, made, ids = ui_env
+    canvas = PILImage.open(made.folder / "work02.jpg").convert("RGB")
+    w, h = canvas.size
+    box = (int(w * 0.2), int(h * 0.2), int(w * 0.8), int(h * 0.8))  # streamlit-cropper's default box
+    inset = PILImage.open(made.folder / "work01.jpg").convert("RGB").resize((box[2] - box[0], box[3] - box[1]))
+    canvas.paste(inset, box[:2])
     at = app().run()
-    at.file_uploader(key="search_upload").upload("q.jpg", jpeg(made.folder / "work00.jpg"), "image/jpeg").run()
+    at.file_uploader(key="search_upload").upload("q.png", _png(canvas), "image/png").run()
+    at.button(key="search_go").click().run()
+    ok(at)
+    assert "Results for q.png" in [h.value for h in at.subheader]
+    whole, whole_scores = result_ids(at), _shown_scores(at)
     at.toggle(key="search_region").set_value(True).run()
     ok(at)
     at.button(key="search_go").click().run()
     ok(at)
-    assert "Results for q.jpg (region)" in [h.value for h in at.subheader]
-    assert len(result_ids(at)) == len(ids)
+    assert "Results for q.png (region)" in [h.value for h in at.subheader]
+    region, region_scores = result_ids(at), _shown_scores(at)
+    assert len(region) == len(whole) == len(ids) and len(region_scores) == len(region)
+    assert region[:2] == [ids["work01.jpg"], ids["work01_copy.jpg"]] and region_scores[0] >= 0.999, region_scores
+    assert whole_scores[whole.index(ids["work01.jpg"])] <= 0.995, whole_scores
+    assert region != whole
+
+
+def test_search_mirrored_finds_the_mirror_of_a_stored_image(ui_env):
+    """The query is the mirror of work00_copy (whose mirror is not stored): "Mirrored too" searches with its
+    mirror, exactly work00_copy's pixels, so work00_copy comes first with ~1; without, the stored mirror of
+    the original (work00_mirror) is nearer and work00_copy scores clearly lower."""
+    _, made, ids = ui_env
+    query = ImageOps.mirror(PILImage.open(made.folder / "work00_copy.jpg").convert("RGB"))
+    at = app().run()
+    at.file_uploader(key="search_upload").upload("m.png", _png(query), "image/png").run()
+    at.button(key="search_go").click().run()
+    ok(at)
+    plain, plain_scores = result_ids(at), _shown_scores(at)
+    target = ids["work00_copy.jpg"]
     at.checkbox(key="search_mirrored").check().run()
     ok(at)
-    assert len(result_ids(at)) == len(ids)
+    mirrored, mirrored_scores = result_ids(at), _shown_scores(at)
+    assert len(mirrored) == len(plain) == len(ids)
+    assert mirrored[0] == target and mirrored_scores[0] >= 0.999, mirrored_scores
+    assert plain[0] == ids["work00_mirror.jpg"] and plain.index(target) > 0
+    assert plain_scores[plain.index(target)] <= mirrored_scores[0] - 0.008, plain_scores
+
+
+def test_search_by_examples(ui_env):
+    _, made, ids = ui_env
+    at = app().run()
     # Several examples: two positives, one negative; none of them comes back.
     at.radio(key="search_mode").set_value("Several examples").run()
     pos, neg = [ids["work00.jpg"], ids["work00_copy.jpg"]], [ids["work02.jpg"]]
