@@ -76,7 +76,7 @@ def test_import_stats_split_path_export(wga, tmp_path):
 
 def test_edit_commands_and_undo(wga):
     assert run("annotator", "add", "alice").exit_code == 0
-    result = run("groups", "create", wga[0], wga[1], "-c", "wga", "-a", "alice", "--name", "pair")
+    result = run("groups", "create", wga[0], wga[1], "-c", "wga", "-a", "alice", "--title", "pair")
     assert result.exit_code == 0, result.output
     group_id = result.output.split()[1]
     result = run("groups", "add", group_id, wga[2], "-c", "wga", "-a", "alice", "--expected-version", "1")

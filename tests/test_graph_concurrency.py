@@ -70,7 +70,7 @@ def test_stale_copy_in_a_session_is_caught_at_write_time(url):
         g2 = s2.get(Group, gid)
         add_member(s1, gid, ids[2], annotator_id=alice)
         s1.commit()
-        g2.name = "renamed on an old copy"
+        g2.title = "renamed on an old copy"
         with pytest.raises(Exception) as info:
             s2.flush()
         assert "StaleDataError" in type(info.value).__name__

@@ -43,7 +43,7 @@ def annotator(session, name):
 
 def test_group_is_a_clique_and_links_keep_their_type(db_session):
     coll, ids = make_images(db_session, 8)
-    g = create_group(db_session, ids[:3], name="three")
+    g = create_group(db_session, ids[:3], title="three")
     set_link(db_session, ids[2], ids[3], "positive", "engraving after it")
     set_link(db_session, ids[4], ids[3], "duplicate")
     set_link(db_session, ids[5], ids[6], "negative")
@@ -139,7 +139,7 @@ def test_every_edit_is_audited_and_undo_walks_back(db_session):
     alice = annotator(db_session, "alice")
     g = create_group(db_session, ids[:2], annotator_id=alice)
     add_member(db_session, g.id, ids[2], annotator_id=alice)
-    update_group(db_session, g.id, name="Judith", note="after Allori", annotator_id=alice)
+    update_group(db_session, g.id, title="Judith", note="after Allori", annotator_id=alice)
     set_link(db_session, ids[3], ids[4], "positive", "a note", annotator_id=alice)
     set_link(db_session, ids[3], ids[4], "negative", annotator_id=alice)
     events = db_session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
@@ -152,7 +152,7 @@ def test_every_edit_is_audited_and_undo_walks_back(db_session):
     undo_last(db_session, alice)
     assert db_session.scalar(select(Link)) is None
     undo_last(db_session, alice)
-    assert db_session.get(Group, g.id).name is None
+    assert db_session.get(Group, g.id).title is None
     undo_last(db_session, alice)
     assert members_of(db_session, g.id) == ids[:2]
     undo_last(db_session, alice)
@@ -213,13 +213,13 @@ def test_merge_with_a_stale_version_is_refused(db_session):
     g1 = create_group(db_session, ids[:2])
     g2 = create_group(db_session, ids[2:])
     old = g2.version
-    update_group(db_session, g2.id, name="renamed", annotator_id=alice)
+    update_group(db_session, g2.id, title="renamed", annotator_id=alice)
     with pytest.raises(ConflictError, match=f"group {g2.id} was changed by alice"):
         merge_groups(db_session, g1.id, [g2.id], expected_versions={g1.id: g1.version, g2.id: old})
 
 
 def _snapshot(session):
-    groups = {g.id: (g.name, g.note, tuple(members_of(session, g.id))) for g in session.scalars(select(Group))}
+    groups = {g.id: (g.title, g.note, tuple(members_of(session, g.id))) for g in session.scalars(select(Group))}
     links = {(l.image_a_id, l.image_b_id): (l.type.value, l.note) for l in session.scalars(select(Link))}
     return groups, links
 
@@ -238,7 +238,7 @@ def test_random_edits_undo_back_to_every_earlier_state(db_session, seed):
         op = rng.choice(["create", "add", "remove", "link", "unlink", "merge", "split", "delete", "rename"])
         try:
             if op == "create" and len(free) >= 2:
-                create_group(db_session, rng.sample(free, 2), annotator_id=who, name=rng.choice([None, "x"]))
+                create_group(db_session, rng.sample(free, 2), annotator_id=who, title=rng.choice([None, "x"]))
             elif op == "add" and groups and free:
                 add_member(db_session, rng.choice(groups).id, rng.choice(free), annotator_id=who)
             elif op == "remove" and groups:

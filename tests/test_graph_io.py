@@ -55,9 +55,9 @@ def build_rich_graph(session):
     coll, ids = add_collection(session, "src", REFS)
     alice = get_or_create(session, "alice", display_name="Alice A.", email="alice@example.org")
     bob = get_or_create(session, "bob")
-    create_group(session, ids[:3], annotator_id=alice.id, name="Judith", note="after Allori, 1613")
-    create_group(session, ids[3:5], annotator_id=bob.id)  # no name, no note, external id none
-    create_group(session, ids[5:7], external_id="replica:17", name="imported")
+    create_group(session, ids[:3], annotator_id=alice.id, title="Judith", note="after Allori, 1613")
+    create_group(session, ids[3:5], annotator_id=bob.id)  # no title, no note, external id none
+    create_group(session, ids[5:7], external_id="replica:17", title="imported")
     set_link(session, ids[2], ids[3], "positive", "engraving, reversed", annotator_id=alice.id)
     set_link(session, ids[0], ids[1], "duplicate", "same scan", annotator_id=bob.id)  # also a group pair
     set_link(session, ids[7], ids[8], "negative", annotator_id=alice.id)

@@ -30,8 +30,8 @@ def graph(db_session):
     db_session.add_all(images)
     db_session.flush()
     ids = [im.id for im in images]
-    first = create_group(db_session, ids[0:3], name="first")
-    second = create_group(db_session, ids[3:5], name="second", note="n")
+    first = create_group(db_session, ids[0:3], title="first")
+    second = create_group(db_session, ids[3:5], title="second", note="n")
     positive = set_link(db_session, ids[0], ids[5], "positive", "same print")
     negative = set_link(db_session, ids[6], ids[0], "negative")
     db_session.commit()
@@ -55,7 +55,7 @@ def test_groups_and_memberships(db_session, graph):
     assert dict(group_memberships(db_session, [ids[0], ids[4], ids[6]])) == {ids[0]: [first], ids[4]: [second]}
     assert dict(group_memberships(db_session, [])) == {}
     info = group_info(db_session, second)
-    assert (info.name, info.note, info.member_ids, info.collection_id) == ("second", "n", (ids[3], ids[4]), coll.id)
+    assert (info.title, info.note, info.member_ids, info.collection_id) == ("second", "n", (ids[3], ids[4]), coll.id)
     with pytest.raises(NotFound, match="no group with id 999"):
         group_info(db_session, 999)
     assert [g.id for g in list_groups(db_session, coll.id)] == [second, first]  # newest first
@@ -68,15 +68,15 @@ def test_groups_and_memberships(db_session, graph):
 def test_link_status_of_results_against_the_query(db_session, graph):
     _, ids, first, second, _, _ = graph
     status = link_status(db_session, ids[0], [ids[1], ids[5], ids[6], ids[3], ids[2]])
-    assert status == {
-        ids[1]: f"in the query's group #{first}",
+    assert status == {  # groups are named by their titles, not by their numbers alone
+        ids[1]: f"in the query's group #{first} first",
         ids[5]: "linked: positive",
         ids[6]: "linked: negative",
-        ids[3]: f"group #{second}",
-        ids[2]: f"in the query's group #{first}",
+        ids[3]: f"group #{second} second",
+        ids[2]: f"in the query's group #{first} first",
     }
     # An uploaded query (no image id): only the results' own groups.
-    assert link_status(db_session, None, [ids[1], ids[5]]) == {ids[1]: f"group #{first}", ids[5]: ""}
+    assert link_status(db_session, None, [ids[1], ids[5]]) == {ids[1]: f"group #{first} first", ids[5]: ""}
 
 
 def test_replica_file_or_vislink_file(tmp_path):

@@ -136,3 +136,33 @@ def test_a_command_on_a_new_data_folder_works(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "no such table" not in result.stdout + result.stderr
     assert (tmp_path / "home" / "vislink.db").is_file()
+
+
+def _group_title_round_trip(url: str) -> None:
+    """0004 renames groups.name to groups.title: a name given before the upgrade is the title after it, and a
+    downgrade gives it back as the name (a title longer than the old 200 characters is cut to fit)."""
+    import sqlalchemy as sa
+
+    db.upgrade(url, "0003")
+    engine = db.get_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO collections (name, created_at) VALUES ('c', CURRENT_TIMESTAMP)"))
+        conn.execute(sa.text("INSERT INTO groups (collection_id, name, version, created_at, updated_at) "
+                             "VALUES (1, 'Judith', 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+    db.upgrade(url)
+    with engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT title FROM groups")).scalar_one() == "Judith"
+        conn.execute(sa.text("UPDATE groups SET title = :t"), {"t": "x" * 250})
+    db.downgrade(url, "0003")
+    with engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT name FROM groups")).scalar_one() == "x" * 200
+    db.downgrade(url, "base")
+
+
+def test_sqlite_group_title_migration_keeps_names(tmp_path):
+    _group_title_round_trip(f"sqlite:///{tmp_path / 'titles.db'}")
+
+
+@pytest.mark.postgres
+def test_postgresql_group_title_migration_keeps_names(pg_url):
+    _group_title_round_trip(pg_url)

@@ -261,7 +261,7 @@ def test_annotate_groups_notes_and_conflicts(ui_env):
     next(b for b in at.button if b.label == "Create a group from the selection").click().run()
     ok(at)
     [group] = data.list_groups()
-    assert group.member_ids == tuple(sorted(members)) and group.name == "Composition 2 and copies"
+    assert group.member_ids == tuple(sorted(members)) and group.title == "Composition 2 and copies"
     assert at.session_state["basket"] == []
     # Add the mirrored copy, then write a note.
     at.text_input(key=f"ann_add_{group.id}").input(str(ids["work01_mirror.jpg"]))
@@ -337,7 +337,7 @@ def test_browse_collection_and_image_page(ui_env):
 
     _, made, ids = ui_env
     with session_scope() as session:
-        edits.create_group(session, [ids["work02.jpg"], ids["work02_copy.jpg"]], name="pair")
+        edits.create_group(session, [ids["work02.jpg"], ids["work02_copy.jpg"]], title="pair")
         edits.set_link(session, ids["work02.jpg"], ids["work02_mirror.jpg"], "positive", "mirrored print")
     at = app()
     at.switch_page("views/browse.py").run()

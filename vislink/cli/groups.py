@@ -152,19 +152,21 @@ def path_cmd(a: str = typer.Argument(..., help="First image (ref)."),
 @groups_app.command("list")
 def list_cmd(collection: str = COLLECTION,
              limit: int = typer.Option(50, "--limit", help="Show at most N groups.")) -> None:
-    """Groups of a collection: id, version, size, name."""
+    """Groups of a collection: id, version, size, title."""
     from vislink.graph import get_collection, list_groups
 
     with _session() as session:
         groups = list_groups(session, get_collection(session, collection).id, limit=None, newest_first=False)
     for group in groups[:limit]:
-        typer.echo(f"{group.id:6}  v{group.version:<3} {len(group.member_ids):4} images  {group.name or ''}")
+        typer.echo(f"{group.id:6}  v{group.version:<3} {len(group.member_ids):4} images  {group.title or ''}")
     typer.echo(f"{len(groups)} groups")
 
 
 @groups_app.command("create")
 def create_cmd(refs: List[str] = typer.Argument(..., help="Images of the new group."), collection: str = COLLECTION,
-               annotator: Optional[str] = ANNOTATOR, name: Optional[str] = typer.Option(None, "--name"),
+               annotator: Optional[str] = ANNOTATOR,
+               title: Optional[str] = typer.Option(None, "--title", "--name",
+                                                   help="Its title (default: the images' common artist and title)."),
                note: Optional[str] = typer.Option(None, "--note")) -> None:
     """Make a new group of these images."""
     from vislink.graph import ImageResolver, create_group, get_collection
@@ -172,8 +174,8 @@ def create_cmd(refs: List[str] = typer.Argument(..., help="Images of the new gro
     with _session() as session:
         resolver = ImageResolver(session, get_collection(session, collection).id)
         group = create_group(session, [resolver.require(r) for r in refs],
-                             annotator_id=_annotator_id(session, annotator), name=name, note=note)
-        typer.echo(f"group {group.id} created with {len(set(refs))} images")
+                             annotator_id=_annotator_id(session, annotator), title=title, note=note)
+        typer.echo(f"group {group.id} created with {len(set(refs))} images: {group.title or 'untitled'}")
 
 
 @groups_app.command("add")
@@ -203,13 +205,30 @@ def remove_cmd(group_id: int, ref: str, collection: str = COLLECTION, annotator:
 
 
 @groups_app.command("merge")
-def merge_cmd(target: int, sources: List[int], annotator: Optional[str] = ANNOTATOR) -> None:
-    """Merge the SOURCES groups into TARGET."""
-    from vislink.graph import merge_groups
+def merge_cmd(target: int = typer.Argument(..., help="The group that stays (keeps its id and title)."),
+              sources: List[int] = typer.Argument(..., help="Groups whose images move into TARGET; they are deleted."),
+              annotator: Optional[str] = ANNOTATOR) -> None:
+    """Merge the SOURCES groups into TARGET (one undoable edit)."""
+    from vislink.graph import group_info, group_label, merge_groups
 
     with _session() as session:
         group = merge_groups(session, target, sources, annotator_id=_annotator_id(session, annotator))
-        typer.echo(f"merged into group {group.id}")
+        info = group_info(session, group.id)
+        typer.echo(f"merged into {group_label(info.id, info.title)}: {len(info.member_ids)} images")
+
+
+@groups_app.command("rename")
+def rename_cmd(group_id: int = typer.Argument(..., help="The group."),
+               title: Optional[str] = typer.Argument(None, help="Its new title (default: the title made from its "
+                                                                "images' common artist and title)."),
+               annotator: Optional[str] = ANNOTATOR, expected_version: Optional[int] = EXPECTED_VERSION) -> None:
+    """Set a group's title (shown wherever the group is named)."""
+    from vislink.graph import group_label, update_group
+
+    with _session() as session:
+        group = update_group(session, group_id, title=title, annotator_id=_annotator_id(session, annotator),
+                             expected_version=expected_version)
+        typer.echo(f"{group_label(group.id, group.title)} (version {group.version})")
 
 
 @groups_app.command("delete")

@@ -35,6 +35,7 @@ from vislink.graph.queries import (
     LinkInfo,
     group_info,
     group_memberships,
+    group_titles,
     image_links,
     link_info,
     link_status,
@@ -44,14 +45,15 @@ from vislink.graph.refs import ImageResolver, get_collection, wga_path_of
 from vislink.graph.replica import ReplicaReport, import_replica
 from vislink.graph.splits import assign_split, get_split, import_split, split_parts, split_summary
 from vislink.graph.stats import GraphStats, format_stats, graph_stats, plot_group_sizes
+from vislink.graph.titles import default_title, display_artist, group_label, title_from
 
 __all__ = [
     "GraphStats", "GroupInfo", "ImageResolver", "ImportReport", "LinkInfo", "Neighbour", "ReplicaReport",
     "UndoResult", "add_member", "assign_split", "build_graph", "connected_components", "create_annotator",
-    "create_group", "delete_group", "export_graph", "format_stats", "get_annotator", "get_collection",
-    "get_or_create", "get_split", "graph_stats", "group_info", "group_members", "group_memberships", "group_of",
+    "create_group", "default_title", "delete_group", "display_artist", "export_graph", "format_stats", "get_annotator", "get_collection",
+    "get_or_create", "get_split", "graph_stats", "group_info", "group_label", "group_members", "group_memberships", "group_of", "group_titles",
     "image_links", "import_graph", "import_replica", "import_split", "is_replica_file", "link_info", "link_status",
     "list_annotators", "list_groups", "load_group", "members_of", "merge_groups", "negative_pairs", "neighbours",
     "path_edges", "plot_group_sizes", "proposals", "remove_link", "remove_member", "set_link", "shortest_path",
-    "split_group", "split_parts", "split_summary", "undo_last", "update_group", "verify_password", "wga_path_of",
+    "split_group", "split_parts", "split_summary", "title_from", "undo_last", "update_group", "verify_password", "wga_path_of",
 ]

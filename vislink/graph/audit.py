@@ -48,8 +48,17 @@ def group_state(session: Session, group_id: int) -> dict | None:
     if group is None:
         return None
     members = session.scalars(select(GroupMember.image_id).where(GroupMember.group_id == group_id)).all()
-    return {"id": group.id, "collection_id": group.collection_id, "name": group.name, "note": group.note,
+    return {"id": group.id, "collection_id": group.collection_id, "title": group.title, "note": group.note,
             "external_id": group.external_id, "created_by_id": group.created_by_id, "members": sorted(members)}
+
+
+def _group_snapshot(state: dict | None) -> dict | None:
+    """A group snapshot in today's form: events written before migration 0004 call the title ``name``."""
+    if state is None or "title" in state:
+        return state
+    state = dict(state)
+    state["title"] = state.pop("name", None)
+    return state
 
 
 def link_state(link: Link | None) -> dict | None:
@@ -135,7 +144,8 @@ def restore_group(session: Session, group_id: int, state: dict | None) -> None:
     if group is None:
         group = Group(id=group_id, collection_id=state["collection_id"], created_by_id=state["created_by_id"])
         session.add(group)
-    group.name, group.note, group.external_id = state["name"], state["note"], state["external_id"]
+    state = _group_snapshot(state)
+    group.title, group.note, group.external_id = state["title"], state["note"], state["external_id"]
     group.updated_at = utcnow()  # always an UPDATE, so that the version moves and concurrent editors notice
     session.flush()
     current = set(session.scalars(select(GroupMember.image_id).where(GroupMember.group_id == group_id)))
@@ -199,9 +209,11 @@ def undo_last(session: Session, annotator_id: int) -> UndoResult:
     for event in events:
         if event.entity == "group":
             current = group_state(session, event.entity_id)
+            after = _group_snapshot(event.after["state"])
         else:
             current = link_state(links.get(_pair(event)))
-        if current != event.after["state"]:
+            after = event.after["state"]
+        if current != after:
             who, at = last_change(session, event.entity, event.entity_id)
             session.rollback()
             raise ConflictError(

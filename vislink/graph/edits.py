@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from vislink.errors import ConflictError, NotFound, VislinkError
 from vislink.graph.audit import Change, find_link, flush_or_conflict, group_state, link_state, stale_message
 from vislink.graph.refs import collection_of_images
+from vislink.graph.titles import MAX_TITLE, default_title, group_label
 from vislink.store.models import Group, GroupMember, Link, LinkType, utcnow
 
 _UNSET = object()
@@ -60,8 +61,11 @@ def _check_free(session: Session, image_ids: Iterable[int], allowed_groups: Iter
                            .where(GroupMember.image_id.in_(list(image_ids)))).all()
     for row in rows:
         if row.group_id not in allowed:
-            raise VislinkError(f"image {row.image_id} is already in group {row.group_id}; merge the groups or "
-                               f"remove it from group {row.group_id} first")
+            title = session.scalar(select(Group.title).where(Group.id == row.group_id))
+            named = f" ({title})" if title else ""
+            raise VislinkError(f"image {row.image_id} is already in group {row.group_id}{named}; merge the groups "
+                               f"(Annotate page, or `vislink groups merge`) or remove it from group {row.group_id} "
+                               "first")
 
 
 def _check_no_negative(session: Session, image_ids: Iterable[int]) -> None:
@@ -75,22 +79,33 @@ def _check_no_negative(session: Session, image_ids: Iterable[int]) -> None:
                            "remove that negative link before grouping them")
 
 
+def _title(title: str | None) -> str | None:
+    if title is None:
+        return None
+    text = " ".join(str(title).split())
+    if len(text) > MAX_TITLE:
+        raise VislinkError(f"a group title has at most {MAX_TITLE} characters (this one has {len(text)})")
+    return text or None
+
+
 def _touch(group: Group) -> None:
     # Member rows are separate; touching the group row makes every member change bump its version.
     group.updated_at = utcnow()
 
 
 def create_group(session: Session, image_ids: Iterable[int], *, annotator_id: int | None = None,
-                 name: str | None = None, note: str | None = None, external_id: str | None = None,
+                 title: str | None = None, note: str | None = None, external_id: str | None = None,
                  change: Change | None = None, created_by_id: int | None = None) -> Group:
-    """A new group of these images (all of one collection, none already in a group). ``created_by_id``
+    """A new group of these images (all of one collection, none already in a group). Without a ``title``
+    the group gets its members' common artist and title (``titles.default_title``). ``created_by_id``
     defaults to the editor (imports keep the original author)."""
     ids = sorted(set(int(i) for i in image_ids))
     collection_id = collection_of_images(session, ids)
     _check_free(session, ids)
     _check_no_negative(session, ids)
     change = change or Change(session, annotator_id, "create_group")
-    group = Group(collection_id=collection_id, name=name, note=note, external_id=external_id,
+    title = _title(title) or default_title(session, ids)
+    group = Group(collection_id=collection_id, title=title, note=note, external_id=external_id,
                   created_by_id=created_by_id if created_by_id is not None else annotator_id)
     session.add(group)
     session.flush()
@@ -134,13 +149,14 @@ def remove_member(session: Session, group_id: int, image_id: int, *, annotator_i
     return group
 
 
-def update_group(session: Session, group_id: int, *, name=_UNSET, note=_UNSET, annotator_id: int | None = None,
+def update_group(session: Session, group_id: int, *, title=_UNSET, note=_UNSET, annotator_id: int | None = None,
                  expected_version: int | None = None) -> Group:
-    """Rename a group or change its note."""
+    """Retitle a group or change its note. ``title=None`` (or blank) gives it the default title of its
+    members again."""
     group = load_group(session, group_id, expected_version)
     before = group_state(session, group_id)
-    if name is not _UNSET:
-        group.name = name
+    if title is not _UNSET:
+        group.title = _title(title) or default_title(session, before["members"])
     if note is not _UNSET:
         group.note = note
     _touch(group)
@@ -152,7 +168,8 @@ def update_group(session: Session, group_id: int, *, name=_UNSET, note=_UNSET, a
 def merge_groups(session: Session, target_id: int, source_ids: Iterable[int], *, annotator_id: int | None = None,
                  expected_versions: dict[int, int] | None = None) -> Group:
     """Move every member of the source groups into the target group and delete the sources.
-    Source notes are appended to the target's note, so that nothing typed by hand is lost."""
+    The target keeps its title (an untitled target takes the first titled source's); source titles and notes
+    are appended to the target's note, so that nothing typed by hand is lost."""
     expected_versions = expected_versions or {}
     sources = [int(s) for s in dict.fromkeys(source_ids) if int(s) != target_id]
     if not sources:
@@ -166,8 +183,10 @@ def merge_groups(session: Session, target_id: int, source_ids: Iterable[int], *,
     union = sorted({m for state in befores.values() for m in state["members"]})
     _check_no_negative(session, union)
     change = Change(session, annotator_id, "merge_groups")
+    title = target.title or next((s.title for s in loaded if s.title), None) or default_title(session, union)
     notes = [target.note] + [s.note for s in loaded]
-    target.note = "\n".join(n for n in notes if n) or None
+    notes += [f"merged {group_label(s.id, s.title)}" for s in loaded if s.title and s.title != title]
+    target.title, target.note = title, "\n".join(n for n in notes if n) or None
     for source in loaded:
         session.delete(source)  # members go with it (ORM cascade)
     flush_or_conflict(session, "group", sources[0], expected_versions.get(sources[0]))
@@ -182,7 +201,7 @@ def merge_groups(session: Session, target_id: int, source_ids: Iterable[int], *,
 
 
 def split_group(session: Session, group_id: int, image_ids: Iterable[int], *, annotator_id: int | None = None,
-                expected_version: int | None = None, name: str | None = None, note: str | None = None) -> Group:
+                expected_version: int | None = None, title: str | None = None, note: str | None = None) -> Group:
     """Move some members of a group into a new group; returns the new group."""
     group = load_group(session, group_id, expected_version)
     before = group_state(session, group_id)
@@ -199,7 +218,7 @@ def split_group(session: Session, group_id: int, image_ids: Iterable[int], *, an
     _touch(group)
     flush_or_conflict(session, "group", group_id, expected_version)
     change.record("group", group_id, before, group_state(session, group_id))
-    return create_group(session, moved, annotator_id=annotator_id, name=name, note=note, change=change)
+    return create_group(session, moved, annotator_id=annotator_id, title=title, note=note, change=change)
 
 
 def delete_group(session: Session, group_id: int, *, annotator_id: int | None = None,

@@ -8,16 +8,20 @@ group keeps the key it came with), else ``vislink:<id>``; on import the key beco
 group with that key already in the collection is completed rather than duplicated.
 
 Formats:
-- JSON: ``{"format": "vislink-graph", "version": 1, "annotators": [...], "groups": [{"key", "name", "note",
+- JSON: ``{"format": "vislink-graph", "version": 1, "annotators": [...], "groups": [{"key", "title", "note",
   "created_by", "members": [refs]}], "links": [{"a", "b", "type", "note", "annotator"}]}``. On import also
   ``{"groups": {key: [refs]}}``, ``{"pairs": [...]}`` or a bare list of pairs (dicts) or of groups (lists).
-- CSV: ``kind,ref_a,ref_b,type,group,name,note,annotator`` (``kind`` member or link); on import also a
-  groups CSV (``ref``/``image``/``image_id``/``source_ref``/``wga_path`` and ``group``) or a pairs CSV
-  (``ref_a``, ``ref_b``, optional ``type``, ``note``, ``annotator``).
-- GraphML / GEXF: nodes are refs with ``group``, ``group_name``, ``group_note``, ``group_created_by``
+- CSV: ``kind,ref_a,ref_b,type,group,title,note,annotator`` (``kind`` member or link); on import also a
+  groups CSV (``ref``/``image``/``image_id``/``source_ref``/``wga_path`` and ``group``, optional ``title``)
+  or a pairs CSV (``ref_a``, ``ref_b``, optional ``type``, ``note``, ``annotator``).
+- GraphML / GEXF: nodes are refs with ``group``, ``group_title``, ``group_note``, ``group_created_by``
   (and ``artist``/``title`` for display); edges are group clique edges (``in_group``) and links
   (``link_type`` not empty, ``note``, ``annotator``). GraphML also keeps annotator details as a graph
   attribute; GEXF (no graph attributes) keeps annotator names only. Empty strings read back as no value.
+
+Files written before groups had titles call the title ``name`` (JSON, CSV) or ``group_name`` (GraphML, GEXF):
+import reads those too. A group imported without a title gets its members' common artist and title
+(``titles.default_title``).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from vislink.graph.refs import ImageResolver
 from vislink.store.models import Annotator, Group, GroupMember, Image, Link, LinkType
 
 FORMATS = ("json", "csv", "graphml", "gexf")
-CSV_COLUMNS = ["kind", "ref_a", "ref_b", "type", "group", "name", "note", "annotator"]
+CSV_COLUMNS = ["kind", "ref_a", "ref_b", "type", "group", "title", "note", "annotator"]
 _REF_COLUMNS = ("ref", "image", "image_id", "source_ref", "wga_path")
 
 
@@ -108,7 +112,7 @@ def collect_graph_data(session: Session, collection_id: int, ref: str = "source_
         members = session.scalars(select(GroupMember.image_id).where(GroupMember.group_id == group.id)
                                   .order_by(GroupMember.image_id)).all()
         used.add(group.created_by_id)
-        data.groups.append({"key": group.external_id or f"vislink:{group.id}", "name": group.name,
+        data.groups.append({"key": group.external_id or f"vislink:{group.id}", "title": group.title,
                             "note": group.note, "created_by": names.get(group.created_by_id),
                             "members": [resolver.ref_of(m, ref) for m in members]})
     image = aliased(Image)
@@ -135,13 +139,13 @@ def to_networkx(data: GraphData, images: dict[str, dict] | None = None):
     def node(ref: str) -> None:
         if ref not in graph:
             info = images.get(ref, {})
-            graph.add_node(ref, group="", group_name="", group_note="", group_created_by="",
+            graph.add_node(ref, group="", group_title="", group_note="", group_created_by="",
                            artist=info.get("artist") or "", title=info.get("title") or "")
 
     for group in data.groups:
         for ref in group["members"]:
             node(ref)
-            graph.nodes[ref].update(group=group["key"], group_name=group["name"] or "",
+            graph.nodes[ref].update(group=group["key"], group_title=group["title"] or "",
                                     group_note=group["note"] or "", group_created_by=group["created_by"] or "")
         for a, b in combinations(group["members"], 2):
             graph.add_edge(a, b, in_group=group["key"], link_type="", note="", annotator="")
@@ -161,7 +165,8 @@ def from_networkx(graph) -> GraphData:
         key = _blank(attrs.get("group"))
         if key is None:
             continue
-        group = groups.setdefault(key, {"key": key, "name": _blank(attrs.get("group_name")),
+        group = groups.setdefault(key, {"key": key,
+                                        "title": _blank(attrs.get("group_title", attrs.get("group_name"))),
                                         "note": _blank(attrs.get("group_note")),
                                         "created_by": _blank(attrs.get("group_created_by")), "members": []})
         group["members"].append(str(ref))
@@ -192,7 +197,7 @@ def write_graph(data: GraphData, path: Path | str, fmt: str | None = None,
             writer.writeheader()
             for group in data.groups:
                 for ref in group["members"]:
-                    writer.writerow({"kind": "member", "ref_a": ref, "group": group["key"], "name": group["name"],
+                    writer.writerow({"kind": "member", "ref_a": ref, "group": group["key"], "title": group["title"],
                                      "note": group["note"], "annotator": group["created_by"]})
             for link in data.links:
                 writer.writerow({"kind": "link", "ref_a": link["a"], "ref_b": link["b"], "type": link["type"],
@@ -234,7 +239,7 @@ def _read_csv(path: Path) -> GraphData:
                 key = _blank(row.get("group"))
                 if key is None or not _blank(row.get("ref_a")):
                     raise VislinkError(f"{path}:{line}: a member row needs ref_a and group")
-                group = groups.setdefault(key, {"key": key, "name": _blank(row.get("name")),
+                group = groups.setdefault(key, {"key": key, "title": _blank(row.get("title", row.get("name"))),
                                                 "note": _blank(row.get("note")),
                                                 "created_by": _blank(row.get("annotator")), "members": []})
                 group["members"].append(row["ref_a"].strip())
@@ -251,8 +256,10 @@ def _read_csv(path: Path) -> GraphData:
             key, ref = _blank(row.get("group")), _blank(row.get(ref_column))
             if key is None or ref is None:
                 continue  # an image in no group (a distractor row)
-            groups.setdefault(key, {"key": key, "name": None, "note": None, "created_by": None,
-                                    "members": []})["members"].append(ref.strip())
+            group = groups.setdefault(key, {"key": key, "title": None, "note": None, "created_by": None,
+                                            "members": []})
+            group["members"].append(ref.strip())
+            group["title"] = group["title"] or _blank(row.get("title"))
     else:
         raise VislinkError(f"{path}: cannot tell what this CSV holds from its columns {columns}; expected "
                            f"{','.join(CSV_COLUMNS)}, or a groups CSV (ref and group), or a pairs CSV "
@@ -292,7 +299,8 @@ def _read_json(path: Path) -> GraphData:
     for group in groups:
         if not isinstance(group, dict) or not isinstance(group.get("members"), list):
             raise VislinkError(f"{path}: a group needs a list of members: {str(group)[:100]}")
-        data.groups.append({"key": str(group.get("key") or f"json:{len(data.groups)}"), "name": group.get("name"),
+        data.groups.append({"key": str(group.get("key") or f"json:{len(data.groups)}"),
+                            "title": group.get("title", group.get("name")),
                             "note": group.get("note"), "created_by": group.get("created_by"),
                             "members": [str(m) for m in group["members"]]})
     data.links = [pair(item) for item in (payload.get("links") or payload.get("pairs") or [])]
@@ -368,7 +376,7 @@ def apply_graph_data(session: Session, collection_id: int, data: GraphData, *, a
         if not members:
             continue
         if existing is None:
-            create_group(session, members, annotator_id=annotator_id, name=_blank(group.get("name")),
+            create_group(session, members, annotator_id=annotator_id, title=_blank(group.get("title")),
                          note=_blank(group.get("note")), external_id=group["key"], change=change,
                          created_by_id=who(group.get("created_by")))
             report.groups_created += 1

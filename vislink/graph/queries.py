@@ -9,10 +9,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from vislink.errors import NotFound
+from vislink.graph.titles import group_label
 from vislink.store.models import Group, GroupMember, Link
 
 
@@ -31,10 +32,15 @@ class LinkInfo:
 class GroupInfo:
     id: int
     collection_id: int | None
-    name: str | None
+    title: str | None
     note: str | None
     version: int
     member_ids: tuple[int, ...]
+
+    @property
+    def label(self) -> str:
+        """"#12 Leonardo da Vinci, Mona Lisa" (or "group #12" when untitled): how every page names it."""
+        return group_label(self.id, self.title)
 
 
 def _text(value) -> str:
@@ -42,7 +48,7 @@ def _text(value) -> str:
 
 
 def _group_info(group: Group) -> GroupInfo:
-    return GroupInfo(group.id, group.collection_id, group.name, group.note, group.version,
+    return GroupInfo(group.id, group.collection_id, group.title, group.note, group.version,
                      tuple(sorted(m.image_id for m in group.members)))
 
 
@@ -84,14 +90,28 @@ def group_info(session: Session, group_id: int) -> GroupInfo:
 
 
 def list_groups(session: Session, collection_id: int | None = None, limit: int | None = 500, *,
-                newest_first: bool = True) -> list[GroupInfo]:
+                newest_first: bool = True, text: str = "") -> list[GroupInfo]:
     """Groups (of a collection, default all) with their members: the ``limit`` newest first, or every group
-    in creation order with ``newest_first=False, limit=None``."""
+    in creation order with ``newest_first=False, limit=None``. ``text``: only groups whose title contains it
+    (case-insensitive), or whose id it is ("12", "#12")."""
     q = (select(Group).options(selectinload(Group.members))
          .order_by(Group.id.desc() if newest_first else Group.id).limit(limit))
     if collection_id is not None:
         q = q.where(Group.collection_id == collection_id)
+    wanted = " ".join(text.split())
+    if wanted:
+        match = func.lower(Group.title).like(f"%{wanted.lower()}%")
+        number = wanted.lstrip("#")
+        q = q.where(or_(match, Group.id == int(number)) if number.isdigit() else match)
     return [_group_info(g) for g in session.scalars(q)]
+
+
+def group_titles(session: Session, group_ids: Iterable[int]) -> dict[int, str | None]:
+    """group id -> title (None when untitled), in one query."""
+    ids = sorted({int(g) for g in group_ids})
+    if not ids:
+        return {}
+    return dict(session.execute(select(Group.id, Group.title).where(Group.id.in_(ids))).all())
 
 
 def link_status(session: Session, query_id: int | None, result_ids: Sequence[int]) -> dict[int, str]:
@@ -108,11 +128,16 @@ def link_status(session: Session, query_id: int | None, result_ids: Sequence[int
         for a, b, kind in rows:
             status[b if a == query_id else a].append(f"linked: {_text(kind)}")
         query_groups = set(memberships.get(query_id, ()))
+    titles = group_titles(session, [g for groups in memberships.values() for g in groups])
     for rid in result_ids:
         groups = memberships.get(rid, [])
         shared = [g for g in groups if g in query_groups]
         if shared:
-            status[rid].append("in the query's group " + ", ".join(f"#{g}" for g in shared))
+            status[rid].append("in the query's group " + ", ".join(_numbered(g, titles.get(g)) for g in shared))
         elif groups:
-            status[rid].append("group " + ", ".join(f"#{g}" for g in groups))
+            status[rid].append("group " + ", ".join(_numbered(g, titles.get(g)) for g in groups))
     return {rid: "; ".join(parts) for rid, parts in status.items()}
+
+
+def _numbered(group_id: int, title: str | None) -> str:
+    return f"#{group_id} {title}" if title else f"#{group_id}"

@@ -5,7 +5,8 @@ Images are matched to the collection by WGA path: Replica's ``http://www.wga.hu/
 collection images' ``extra["wga_path"]`` (or a WGA ``source_ref``). Only links whose two ends are present
 are imported, as positive links. Replica's ``group`` is the connected component of its links, not a
 clique; the links are kept as they are and, by default, each Replica group with two or more present
-images also becomes a vislink group (key ``replica:<group>``). That is what the evaluation protocol
+images also becomes a vislink group (key ``replica:<group>``, note ``Replica group <group>``, titled after its
+members' common artist and title). That is what the evaluation protocol
 uses as targets, and it keeps images related when the images linking them are missing from the
 collection. The ``set`` column becomes a split (default name ``replica``; rows without a set get no part).
 The whole import is one change: ``undo_last`` of the importing annotator reverts it.
@@ -92,7 +93,7 @@ def import_replica(session: Session, collection_id: int, links_csv: Path | str, 
         if len(uids) >= 2:
             report.n_groups_present += 1
             if create_groups:
-                data.groups.append({"key": f"replica:{key}", "name": f"Replica group {key}", "note": None,
+                data.groups.append({"key": f"replica:{key}", "title": None, "note": f"Replica group {key}",
                                     "created_by": None, "members": sorted(path_of[u] for u in uids)})
     change = Change(session, annotator_id, "import_replica")
     report.graph = apply_graph_data(session, collection_id, data, annotator_id=annotator_id, ref_kind="wga_path",

@@ -187,7 +187,9 @@ class Group(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     collection_id: Mapped[int | None] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str | None] = mapped_column(String(200))
+    # What the group is called wherever it is shown ("Leonardo da Vinci, Mona Lisa"): editable, defaulted from
+    # the members' common artist and title when a group is made or imported without one (migration 0004).
+    title: Mapped[str | None] = mapped_column(String(300))
     note: Mapped[str | None] = mapped_column(Text)
     external_id: Mapped[str | None] = mapped_column(String(200))  # group id in an imported file
     version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic concurrency

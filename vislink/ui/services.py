@@ -261,9 +261,10 @@ def _edit(fn_name: str, *args, **kwargs):
         return getattr(result, "id", None)
 
 
-def create_group(image_ids: Sequence[int], annotator_id: int, name: str | None = None,
+def create_group(image_ids: Sequence[int], annotator_id: int, title: str | None = None,
                  note: str | None = None) -> int:
-    return _edit("create_group", list(image_ids), annotator_id=annotator_id, name=name or None, note=note or None)
+    """A new group; without a title, its members' common artist and title (``vislink.graph.titles``)."""
+    return _edit("create_group", list(image_ids), annotator_id=annotator_id, title=title or None, note=note or None)
 
 
 def add_members(group_id: int, image_ids: Sequence[int], annotator_id: int, expected_version: int) -> None:
@@ -283,9 +284,10 @@ def remove_member(group_id: int, image_id: int, annotator_id: int, expected_vers
     _edit("remove_member", group_id, int(image_id), annotator_id=annotator_id, expected_version=expected_version)
 
 
-def set_group_note(group_id: int, name: str | None, note: str | None, annotator_id: int,
+def set_group_note(group_id: int, title: str | None, note: str | None, annotator_id: int,
                    expected_version: int) -> None:
-    _edit("update_group", group_id, name=name or None, note=note or None, annotator_id=annotator_id,
+    """Title and notes of a group (a blank title: the default one from its members)."""
+    _edit("update_group", group_id, title=title or None, note=note or None, annotator_id=annotator_id,
           expected_version=expected_version)
 
 

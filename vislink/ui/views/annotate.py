@@ -45,7 +45,7 @@ def _pick_group(info: data.CollectionInfo) -> data.GroupInfo | None:
     ids = [g.id for g in groups]
     wanted = st.session_state.get("ann_group")
     group_id = st.selectbox("Group", ids, index=ids.index(wanted) if wanted in ids else 0, key="ann_group_pick",
-                            format_func=lambda g: next(f"#{x.id} {x.name or ''} ({len(x.member_ids)} images)"
+                            format_func=lambda g: next(f"{x.label} ({len(x.member_ids)} images)"
                                                        for x in groups if x.id == g))
     st.session_state["ann_group"] = group_id
     return data.group(group_id)
@@ -80,7 +80,7 @@ def _group_editor(group: data.GroupInfo, annotator) -> None:
             services.delete_group(group.id, annotator.id, seen)
             ui.flash(f"Group #{group.id} deleted.")
         with st.form(f"ann_note_{group.id}", border=False):
-            name = st.text_input("Name", value=group.name or "", key=f"ann_name_{group.id}")
+            name = st.text_input("Title", value=group.title or "", key=f"ann_name_{group.id}")
             note = st.text_area("Notes", value=group.note or "", key=f"ann_notes_{group.id}")
             if st.form_submit_button("Save name and notes"):
                 services.set_group_note(group.id, name, note, annotator.id, seen)

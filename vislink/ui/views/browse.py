@@ -62,7 +62,8 @@ def _image_page(image_id: int) -> None:
     groups = data.groups_of([img.id]).get(img.id, [])
     for group_id in groups:
         group = data.group(group_id)
-        st.subheader(f"Group #{group.id} {group.name or ''} ({len(group.member_ids)} images)")
+        st.subheader(f"Group #{group.id}" + (f" {group.title}" if group.title else "")
+                     + f" ({len(group.member_ids)} images)")
         if group.note:
             st.caption(group.note)
         members = data.images_by_ids(group.member_ids)
