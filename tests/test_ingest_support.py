@@ -95,6 +95,7 @@ def env_for(home: Path, db_url: str | None = None, backend: str = "qdrant-local"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VISLINK_", "QDRANT_"))}
     env.update(VISLINK_HOME=str(home), VISLINK_DB_URL=db_url or f"sqlite:///{home / 'vislink.db'}",
                VISLINK_INDEX_BACKEND=backend, VISLINK_THREADS="1", VISLINK_WEIGHTS="random",
+               VISLINK_DEFAULT_VARIANTS="vgg16-pool5-sum,vgg16-pool5-max,vgg16-pool5-sp2x2-sum",
                PYTHONPATH=str(REPO))
     return env
 

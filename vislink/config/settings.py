@@ -72,6 +72,12 @@ class Settings(BaseSettings):
         alias="VISLINK_WEIGHTS",
         description="Default encoder weights: a registered source name (see `vislink weights list`) or a file.",
     )
+    default_variants: str = Field(
+        default="auto",
+        alias="VISLINK_DEFAULT_VARIANTS",
+        description=("Descriptor variants of a new collection when none are named, comma-separated. auto: "
+                     "vgg16-pool5-sum and sscd when the SSCD model is installed, else the three pool5 variants."),
+    )
     queue_url: str | None = Field(
         default=None,
         alias="VISLINK_QUEUE_URL",

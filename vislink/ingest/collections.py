@@ -1,8 +1,9 @@
 """Collections and their descriptor variants: created on first ingest, listed, shown and removed. Adding a
 variant to an existing collection (computed from the stored files) is ``reencode.add_variant``.
 
-A collection's variants all use the same encoder weights (name and sha256 recorded on each
-``DescriptorVariant``): vectors from different weights must never share a Qdrant collection.
+Each variant records the weights that compute it (name and sha256 on its ``DescriptorVariant``): a collection's
+VGG16 variants share one VGG16 weights file, an ONNX variant (SSCD) is computed by its own model, and vectors
+from different weights never share a Qdrant collection.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 # The paper's pool5 descriptors: one forward pass gives all three.
 DEFAULT_VARIANTS: tuple[str, ...] = ("vgg16-pool5-sum", "vgg16-pool5-max", "vgg16-pool5-sp2x2-sum")
+# With the SSCD model installed (`vislink weights install sscd`): the paper's best next to copy detection.
+DEFAULT_WITH_SSCD: tuple[str, ...] = ("vgg16-pool5-sum", "sscd")
 
 
 def installed_weights(weights: str, settings: Settings):
@@ -46,25 +49,61 @@ def installed_weights(weights: str, settings: Settings):
     return info
 
 
+def variant_weights(spec, existing: list[DescriptorVariant], weights: str | None, settings: Settings,
+                    collection: str):
+    """The installed weights that compute a new variant ``spec`` of a collection whose variant rows are
+    ``existing``. VGG16 variants share one VGG16 weights file per collection: vectors from other weights must
+    never share a Qdrant collection, so ``weights`` other than the recorded ones, or recorded weights whose file
+    changed, raise ``ConflictError``. An ONNX variant (``sscd``) is computed by its own model, whatever ``weights``
+    says; a PCA variant by the weights of its base."""
+    from vislink.encoder.dispatch import default_weights_for
+    from vislink.encoder.variants import VGG16, parse_variant
+
+    base = parse_variant(spec.base)
+    if base.backbone != VGG16:
+        return installed_weights(default_weights_for(base.name), settings)
+    recorded = next((v for v in existing if parse_variant(v.name).backbone == VGG16), None)
+    if recorded is not None and weights is not None and weights != recorded.weights_name:
+        raise ConflictError(f"collection {collection!r} was encoded with weights {recorded.weights_name!r}, not "
+                            f"{weights!r}; use another collection name to try other weights")
+    name = recorded.weights_name if recorded is not None else default_weights_for(base.name, weights, settings)
+    info = installed_weights(name, settings)
+    if recorded is not None and recorded.weights_sha256 != info.sha256:
+        raise ConflictError(f"weights {name!r} changed since collection {collection!r} was encoded "
+                            f"(sha256 {recorded.weights_sha256[:12]} then, {info.sha256[:12]} now)")
+    return info
+
+
+def default_variants(settings: Settings | None = None) -> list[str]:
+    """What a new collection gets when no variant is named: VISLINK_DEFAULT_VARIANTS, or (``auto``) the paper's
+    three pool5 variants, or, when the SSCD model is installed, the paper's best global descriptor (pool5
+    sum-pool) next to SSCD."""
+    from vislink.encoder.weights import describe_weights
+
+    settings = settings or get_settings()
+    chosen = [v.strip() for v in settings.default_variants.split(",") if v.strip()]
+    if chosen != ["auto"]:
+        return chosen
+    try:
+        sscd = describe_weights("sscd", settings).installed
+    except Exception:  # noqa: BLE001 - no ONNX backbone registered or usable: the paper's variants
+        sscd = False
+    return list(DEFAULT_WITH_SSCD) if sscd else list(DEFAULT_VARIANTS)
+
+
 def ensure_collection(session: Session, name: str, *, variants: list[str] | None = None, weights: str | None = None,
                       source_kind: str | None = None, source_ref: str | None = None,
                       settings: Settings | None = None) -> Collection:
-    """The collection named ``name``, created with its variants when new. Variants named here that the
-    collection lacks are added (non-PCA ones only: a PCA variant needs a fit, see ``add_variant``).
-    Raises ``ConflictError`` when ``weights`` differ from those the collection was built with."""
+    """The collection named ``name``, created with its variants when new (``default_variants()`` when none are
+    named). Variants named here that the collection lacks are added (non-PCA ones only: a PCA variant needs a
+    fit, see ``reencode.add_variant``). ``weights``: the VGG16 weights (default: the collection's, else
+    VISLINK_WEIGHTS); ``ConflictError`` when they differ from those the collection was built with."""
     from vislink.encoder.variants import parse_variant
 
     settings = settings or get_settings()
     coll = find_collection(session, name)
     existing = collection_variants(session, coll) if coll is not None else []
-    if coll is not None and existing:
-        recorded = existing[0].weights_name
-        if weights is not None and weights != recorded:
-            raise ConflictError(f"collection {name!r} was encoded with weights {recorded!r}, not {weights!r}; "
-                                "use another collection name to try other weights")
-        weights = recorded
-    weights = weights or settings.weights
-    wanted = list(variants) if variants else ([] if existing else list(DEFAULT_VARIANTS))
+    wanted = list(variants) if variants else ([] if existing else default_variants(settings))
     specs = [parse_variant(v) for v in wanted]  # unknown names fail before anything is written
     if coll is None:
         if not _valid_name(name):
@@ -72,20 +111,19 @@ def ensure_collection(session: Session, name: str, *, variants: list[str] | None
         coll = Collection(name=name, source_kind=source_kind, source_ref=source_ref)
         session.add(coll)
         session.flush()
+    elif weights is not None:
+        variant_weights(parse_variant("vgg16-pool5-sum"), existing, weights, settings, name)  # conflicts now
     have = {v.name for v in existing}
-    info = None
     for spec in specs:
         if spec.name in have:
             continue
         if spec.pca_dim is not None:
             log.info("variant %s needs a PCA fit: it is added after the base descriptors exist", spec.name)
             continue
-        if info is None:
-            info = installed_weights(weights, settings)
-            if existing and existing[0].weights_sha256 != info.sha256:
-                raise ConflictError(f"weights {weights!r} changed since collection {name!r} was encoded "
-                                    f"(sha256 {existing[0].weights_sha256[:12]} then, {info.sha256[:12]} now)")
-        session.add(variant_row(coll, spec, info.name, info.sha256))
+        info = variant_weights(spec, existing, weights, settings, name)
+        row = variant_row(coll, spec, info.name, info.sha256)
+        session.add(row)
+        existing.append(row)
         have.add(spec.name)
     session.flush()
     return coll

@@ -121,6 +121,7 @@ class VariantTarget:
     name: str
     qdrant_collection: str
     pca_path: str | None
+    weights_name: str  # the weights (or ONNX model) that compute it, as its row records them
 
 
 @dataclass
@@ -144,10 +145,14 @@ class IngestContext:
     coll_id: int
     coll_name: str
     variants: list[VariantTarget]
-    weights: str
     index: Any
     summary: IngestSummary
     fetcher: Any = None
+
+    @property
+    def weights(self) -> dict[str, str]:
+        """{variant: weights name}: what ``workers.encode_batch`` computes each variant with."""
+        return {v.name: v.weights_name for v in self.variants}
 
     def get_fetcher(self):
         if self.fetcher is None:
@@ -189,7 +194,7 @@ def load_targets(session: Session, coll_id: int, ids: Sequence[int] | None = Non
     q = select(DescriptorVariant).where(DescriptorVariant.collection_id == coll_id).order_by(DescriptorVariant.id)
     if ids is not None:
         q = q.where(DescriptorVariant.id.in_(list(ids)))
-    return [VariantTarget(v.id, v.name, v.qdrant_collection, v.pca_path) for v in session.scalars(q)]
+    return [VariantTarget(v.id, v.name, v.qdrant_collection, v.pca_path, v.weights_name) for v in session.scalars(q)]
 
 
 def _mark_failed(session: Session, img: Image, summary: IngestSummary, reason: str, detail: str = "") -> None:

@@ -137,16 +137,14 @@ def run_batch(collection: str, items: list[dict], run_id: int | None = None, sub
     )
     from vislink.ingest.sources.base import SourceItem
     from vislink.ingest.workers import encode_batch
-    from vislink.store import DescriptorVariant, get_collection, session_scope
+    from vislink.store import get_collection, session_scope
 
     settings = get_settings()
     with session_scope() as session:
         coll = get_collection(session, collection)
         variants = load_targets(session, coll.id)
-        weights = session.get(DescriptorVariant, variants[0].id).weights_name
         coll_id = coll.id
-    ctx = IngestContext(settings, coll_id, collection, variants, weights, shared_index(settings),
-                        IngestSummary(collection))
+    ctx = IngestContext(settings, coll_id, collection, variants, shared_index(settings), IngestSummary(collection))
     pca = {v.name: v.pca_path for v in variants if v.pca_path}
     source_items = [SourceItem(d["source_ref"], d.get("metadata") or {},
                                local_path=Path(d["local_path"]) if d.get("local_path") else None, url=d.get("url"))
@@ -156,7 +154,7 @@ def run_batch(collection: str, items: list[dict], run_id: int | None = None, sub
             works = prepare_items(ctx, session, chunk)
         if works:
             names = sorted({n for w in works for n in w.variants})
-            results = encode_batch([str(w.path) for w in works], names, weights=weights,
+            results = encode_batch([str(w.path) for w in works], names, weights=ctx.weights,
                                    pca_paths={n: p for n, p in pca.items() if n in names},
                                    max_pixels=settings.max_image_pixels)
             finish_batch(ctx, works, results)

@@ -17,10 +17,10 @@ from tqdm.auto import tqdm
 from vislink.config import Settings, get_settings
 from vislink.encoder.pca import PCAWhitening, load_pca
 from vislink.encoder.variants import parse_variant
-from vislink.errors import ConfigError, ConflictError, NotFound
+from vislink.errors import ConfigError, NotFound
 from vislink.index import Point, open_index
 from vislink.index.payload import image_payload
-from vislink.ingest.collections import ensure_index_collections, installed_weights, variant_row
+from vislink.ingest.collections import ensure_index_collections, variant_row, variant_weights
 from vislink.ingest.pipeline import (
     IngestContext,
     IngestSummary,
@@ -58,19 +58,16 @@ def add_variant(collection: str, variant: str, *, sample: int = 10_000, workers:
         coll = get_collection(session, collection)
         existing = collection_variants(session, coll)
         if not existing:
-            raise NotFound(f"collection {collection!r} has no variant to take the encoder weights from")
+            raise NotFound(f"collection {collection!r} has no images encoded yet: ingest some first")
         row = next((v for v in existing if v.name == spec.name), None)
         if row is None:
+            info = variant_weights(spec, existing, None, settings, collection)
             if spec.pca_dim is None:
-                info = installed_weights(existing[0].weights_name, settings)
-                if info.sha256 != existing[0].weights_sha256:
-                    raise ConflictError(f"weights {info.name!r} changed since collection {collection!r} was encoded")
-                row = variant_row(coll, spec, existing[0].weights_name, existing[0].weights_sha256)
+                row = variant_row(coll, spec, info.name, info.sha256)
             else:
-                pca_path, pca_sha = _fit_pca(session, coll, existing, spec, sample=sample, seed=seed,
-                                             settings=settings, progress=progress)
-                row = variant_row(coll, spec, existing[0].weights_name, existing[0].weights_sha256,
-                                   pca_path=str(pca_path), pca_sha=pca_sha)
+                pca_path, pca_sha = _fit_pca(session, coll, existing, spec, weights=info.name, sample=sample,
+                                             seed=seed, settings=settings, progress=progress)
+                row = variant_row(coll, spec, info.name, info.sha256, pca_path=str(pca_path), pca_sha=pca_sha)
             session.add(row)
             session.flush()
         variant_id, coll_id = row.id, coll.id
@@ -118,8 +115,8 @@ def _pca_from_base(coll_id: int, variant_id: int, base_id: int, index, *, progre
     return done
 
 
-def _fit_pca(session: Session, coll: Collection, existing: list[DescriptorVariant], spec, *, sample: int, seed: int,
-             settings: Settings, progress: bool) -> tuple[Path, str]:
+def _fit_pca(session: Session, coll: Collection, existing: list[DescriptorVariant], spec, *, weights: str,
+             sample: int, seed: int, settings: Settings, progress: bool) -> tuple[Path, str]:
     ids = list(session.scalars(select(Image.id).where(Image.collection_id == coll.id,
                                                       Image.status == ImageStatus.done).order_by(Image.id)))
     if len(ids) < spec.pca_dim:
@@ -132,7 +129,7 @@ def _fit_pca(session: Session, coll: Collection, existing: list[DescriptorVarian
         rows = open_index(settings).retrieve(base.qdrant_collection, chosen, with_vectors=True)
         X = np.stack([r[2] for r in rows]).astype(np.float32)
     else:
-        X = encode_images_by_id(session, chosen, spec.base, weights=existing[0].weights_name, progress=progress)
+        X = encode_images_by_id(session, chosen, spec.base, weights=weights, progress=progress)
     pca = PCAWhitening.fit(X, spec.pca_dim)
     folder = settings.models_dir / "pca" / coll.name
     folder.mkdir(parents=True, exist_ok=True)
@@ -154,15 +151,14 @@ def encode_stored(coll_id: int, variant_ids: Sequence[int], *, image_ids: Sequen
         coll = session.get(Collection, coll_id)
         name = coll.name
         todo = load_targets(session, coll_id, variant_ids)
-        weights = session.get(DescriptorVariant, todo[0].id).weights_name
         q = select(Image.id).where(Image.collection_id == coll_id, Image.status == ImageStatus.done)
         if image_ids is not None:
             q = q.where(Image.id.in_(list(image_ids)))
         ids = list(session.scalars(q.order_by(Image.id)))
     run_id = start_run(coll_id, source_kind, None, {"variants": [v.name for v in todo]})
-    ctx = IngestContext(settings, coll_id, name, todo, weights, open_index(settings), IngestSummary(name, run_id))
+    ctx = IngestContext(settings, coll_id, name, todo, open_index(settings), IngestSummary(name, run_id))
     return execute_run(ctx, batches(ids, batch_size), _prepare_stored, workers=workers, total=len(ids),
-                    progress=progress, desc=f"encode {name}")
+                       progress=progress, desc=f"encode {name}")
 
 
 def _prepare_stored(ctx, session: Session, image_ids: list[int]) -> list:

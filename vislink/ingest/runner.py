@@ -39,15 +39,15 @@ def ingest(collection: str, items: Iterable, *, variants: list[str] | None = Non
         coll = ensure_collection(session, collection, variants=variants, weights=weights, source_kind=source_kind,
                                  source_ref=source_ref, settings=settings)
         rows = collection_variants(session, coll)
-        coll_id, weights_name = coll.id, rows[0].weights_name
+        coll_id = coll.id
         index = index or open_index(settings)
         ensure_index_collections(index, rows)
         all_variants = load_targets(session, coll_id)
-    run_id = start_run(coll_id, source_kind, source_ref, {"variants": [v.name for v in all_variants],
-                                                          "weights": weights_name, "workers": workers},
-                       embedded=settings.effective_index_backend in ("qdrant-edge", "qdrant-local"))
-    ctx = IngestContext(settings, coll_id, collection, all_variants, weights_name, index,
-                        IngestSummary(collection, run_id), fetcher)
+    ctx = IngestContext(settings, coll_id, collection, all_variants, index, IngestSummary(collection), fetcher)
+    ctx.summary.run_id = start_run(coll_id, source_kind, source_ref,
+                                   {"variants": [v.name for v in all_variants], "weights": ctx.weights,
+                                    "workers": workers},
+                                   embedded=settings.effective_index_backend in ("qdrant-edge", "qdrant-local"))
     total = len(items) if hasattr(items, "__len__") else None
     summary = execute_run(ctx, batches(items, batch_size), prepare_items, workers=workers, total=total,
                           progress=progress, desc=f"ingest {collection}")

@@ -13,7 +13,7 @@ import os
 from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -31,10 +31,13 @@ class EncodeResult:
     detail: str = ""
 
 
-def encode_batch(paths: list[str], variants: list[str], *, weights: str, pca_paths: dict[str, str] | None = None,
-                 max_pixels: int | None = None, decode_threads: int = 2) -> list[EncodeResult]:
+def encode_batch(paths: list[str], variants: list[str], *, weights: str | Mapping[str, str] | None,
+                 pca_paths: dict[str, str] | None = None, max_pixels: int | None = None,
+                 decode_threads: int = 2) -> list[EncodeResult]:
     """Decode ``paths`` with the encoder's ``open_rgb`` (one thread per file, Pillow releases the GIL) and
-    encode the good ones in one forward pass for all variants. Bad files get their ``BadImage`` reason."""
+    encode the good ones, each backbone once for all its variants (``encode_variants``; ``weights``: the VGG16
+    weights name, or ``{variant: weights name}`` as the collection's variant rows record them). Bad files get
+    their ``BadImage`` reason."""
     from vislink.encoder.images import open_rgb
     from vislink.errors import BadImage
 
@@ -55,12 +58,11 @@ def encode_batch(paths: list[str], variants: list[str], *, weights: str, pca_pat
                else EncodeResult(None, width=d.width, height=d.height) for d in decoded]
     good = [i for i, d in enumerate(decoded) if not isinstance(d, BadImage)]
     if good:
-        from vislink.encoder import get_encoder  # torch: imported only when there is something to encode
+        from vislink.encoder import encode_variants  # torch / onnxruntime: only when there is work
         from vislink.encoder.pca import load_pca
 
-        encoder = get_encoder(weights)
         pca = {name: load_pca(path) for name, path in (pca_paths or {}).items()} or None
-        vectors = encoder.encode_images([decoded[i] for i in good], list(variants), pca=pca)
+        vectors = encode_variants([decoded[i] for i in good], list(variants), weights=weights, pca=pca)
         for row, i in enumerate(good):
             results[i].vectors = {name: np.asarray(v[row], dtype=np.float32) for name, v in vectors.items()}
     return results
@@ -92,7 +94,7 @@ def make_executor(workers: int) -> Executor:
                                initializer=_init_worker, initargs=(max(1, cores // workers), env))
 
 
-def submit(executor: Executor, paths: list[str], variants: list[str], *, weights: str,
+def submit(executor: Executor, paths: list[str], variants: list[str], *, weights: str | Mapping[str, str] | None,
            pca_paths: dict[str, str] | None, max_pixels: int | None) -> Future:
     # Threads in the parent already decode in parallel inside encode_batch; processes decode one file
     # at a time each, the parallelism being the processes themselves.

@@ -1,6 +1,7 @@
 """Search by image, for scripts, the CLI and the UI: one function, ``search(...)``.
 
-The encoder and the index are loaded once per process (``get_encoder`` and ``open_index`` cache them).
+The models and the index are loaded once per process (``encode_variants`` and ``open_index`` cache them); a
+query is encoded with the weights its variant's row records (VGG16 or an ONNX backbone such as SSCD).
 Queries run inside Qdrant with payload filters; results are joined with SQL for their metadata.
 """
 
@@ -58,19 +59,19 @@ def _to_pil(image: Any):
 
 
 def _encode(variant, images: list, *, mirrored: bool = False) -> np.ndarray:
-    from vislink.encoder import get_encoder
+    """The query images' descriptors for ``variant`` (a ``DescriptorVariant`` row), computed with the weights
+    its row records; ``mirrored`` appends the descriptors of their left-right mirrors."""
+    from vislink.encoder import encode_variants
 
-    encoder = get_encoder(variant.weights_name)
     pca = None
     if variant.pca_path:
         from vislink.encoder.pca import load_pca
 
         pca = {variant.name: load_pca(variant.pca_path)}
-    out = encoder.encode_images(images, [variant.name], pca=pca)[variant.name]
+    weights = {variant.name: variant.weights_name}
+    out = encode_variants(images, [variant.name], weights=weights, pca=pca)[variant.name]
     if mirrored:
-        from PIL import ImageOps
-
-        flipped = encoder.encode_images([ImageOps.mirror(im) for im in images], [variant.name], pca=pca)[variant.name]
+        flipped = encode_variants(images, [variant.name], weights=weights, pca=pca, mirrored=True)[variant.name]
         out = np.concatenate([out, flipped])
     return np.asarray(out, dtype=np.float32)
 
