@@ -155,3 +155,52 @@ def test_search_depends_only_on_config_store_index_and_encoder():
                 violations.append(f"{path.relative_to(ROOT)}:{lineno} imports {module}")
     assert (PACKAGE / "search" / "__init__.py").is_file(), "search is a sub-package"
     assert not violations, "the search stage imports an upper or sibling stage:\n" + "\n".join(violations)
+
+
+# -- the stage picture in docs/architecture.md, drawn from the imports -------------------------------------
+# Every stage may use the layer-0 utilities; drawing those arrows would hide the ones that matter.
+UTILITIES = {"config", "errors", "hashing", "formats"}
+GRAPH_START, GRAPH_END = "<!-- stage-graph:start -->", "<!-- stage-graph:end -->"
+
+
+def stage_imports() -> set[tuple[str, str]]:
+    """(importer, imported) stage pairs that some module of vislink/ really has."""
+    edges = set()
+    for path in _package_files():
+        own = _stage(_module_name(path))
+        for _, module, _name in _imports(path):
+            other = _stage(module)
+            if own and other and other != own and other not in UTILITIES:
+                edges.add((own, other))
+    return edges
+
+
+def stage_graph_markdown() -> str:
+    """A Mermaid flowchart (GitHub draws it): an arrow from each stage to each stage it imports."""
+    edges = sorted(stage_imports(), key=lambda e: (-LAYERS[e[0]], e[0], -LAYERS[e[1]], e[1]))
+    return "\n".join(["```mermaid", "flowchart TB", *(f"  {a} --> {b}" for a, b in edges), "```"])
+
+
+def _documented_graph(text: str) -> str | None:
+    if GRAPH_START not in text or GRAPH_END not in text:
+        return None
+    return text.split(GRAPH_START, 1)[1].split(GRAPH_END, 1)[0].strip()
+
+
+def test_the_stage_picture_matches_the_imports():
+    documented = _documented_graph(ARCHITECTURE.read_text())
+    assert documented == stage_graph_markdown(), (
+        "docs/architecture.md's stage picture is out of date: run `python tests/test_layering.py --write`")
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--write"]:
+        sys.exit("usage: python tests/test_layering.py --write   (redraws the stage picture in docs/architecture.md)")
+    text = ARCHITECTURE.read_text()
+    if _documented_graph(text) is None:
+        sys.exit(f"{ARCHITECTURE} lacks the {GRAPH_START} / {GRAPH_END} markers")
+    head, rest = text.split(GRAPH_START, 1)
+    ARCHITECTURE.write_text(f"{head}{GRAPH_START}\n{stage_graph_markdown()}\n{GRAPH_END}{rest.split(GRAPH_END, 1)[1]}")
+    print(f"wrote the stage picture into {ARCHITECTURE}")
