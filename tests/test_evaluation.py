@@ -60,7 +60,7 @@ def _setup(session, index, vectors=VECTORS, name="demo", variant="vgg16-pool5-su
     session.flush()
     ids = {k: img.id for k, img in images.items()}
     session.add_all([ImageDescriptor(image_id=i, variant_id=var.id) for i in ids.values()])
-    group = Group(collection_id=coll.id, name="g")
+    group = Group(collection_id=coll.id, title="g")
     session.add(group)
     session.flush()
     session.add_all([GroupMember(group_id=group.id, image_id=ids[k]) for k in (1, 2, 3)])
@@ -250,3 +250,27 @@ def test_evaluate_and_check_stores_reports_and_finds_a_drop(demo, vislink_env, t
         assert len(recent_runs(session, limit=2)) == 2
         assert recent_runs(session, variants=["vgg16-pool5-max"]) == []
         assert recent_runs(session, collection="other") == []
+
+
+def test_a_missing_split_names_both_ways_out_and_can_be_created(demo, vislink_env, tmp_path):
+    # Issue #13 item 15: the error names `--split none` and the command that creates the split, before any work;
+    # --create-split (or yes at the prompt in a terminal) creates it and goes on.
+    from typer.testing import CliRunner
+
+    from vislink.cli import app
+    from vislink.errors import MissingSplit
+    from vislink.evaluation.runner import require_split
+
+    with pytest.raises(MissingSplit) as caught:
+        require_split("demo", "fresh")
+    assert "`--split none`" in str(caught.value)
+    assert "`vislink groups split --collection demo --name fresh`" in str(caught.value)
+    runner = CliRunner()
+    args = ["evaluate", "--collection", "demo", "--split", "fresh", "--part", "train", "--out", str(tmp_path),
+            "--no-progress"]  # two components here: the test part of a new split is empty
+    refused = runner.invoke(app, args, input="n\n")
+    assert refused.exit_code == 1 and isinstance(refused.exception, MissingSplit)
+    created = runner.invoke(app, [*args, "--create-split"])
+    assert created.exit_code == 0, created.output
+    assert "created split 'fresh'" in created.output and "R[20]" in created.output
+    require_split("demo", "fresh")  # it is stored

@@ -14,6 +14,17 @@ class NotFound(VislinkError):
     """A named thing (collection, variant, image, weights, group) does not exist."""
 
 
+class MissingSplit(NotFound):
+    """A collection has no split of that name (evaluation needs one to choose its queries)."""
+
+    def __init__(self, collection: str, split: str, existing: list[str]):
+        self.collection, self.split, self.existing = collection, split, list(existing)
+        super().__init__(
+            f"collection {collection!r} has no split named {split!r} (splits: {', '.join(existing) or 'none'}): "
+            f"create it with `vislink groups split --collection {collection} --name {split}` (train / val / test "
+            "by connected component), or evaluate every linked image with `--split none`")
+
+
 class BadImage(VislinkError):
     """A file could not be used as an image. ``path`` names it, ``reason`` is a short machine key."""
 

@@ -61,6 +61,9 @@ def evaluate(
         None, "--variants", "--variant", help="Descriptor variants (repeat or comma-separate). Default: all of the "
         "collection's variants."),
     split: str = typer.Option("default", help="Split whose part gives the queries; 'none': every image with links."),
+    create_split: bool = typer.Option(False, "--create-split", help="Create the split when the collection has none "
+                                      "of that name (train / val / test 50/25/25 by connected component, seed 0); "
+                                      "in a terminal vislink offers it."),
     part: str = typer.Option("test", help="Which part of the split gives the queries (train, val, test)."),
     cutoffs: str = typer.Option("1,5,10,20,50,100,200", help="Recall cutoffs n of R@n."),
     out: Optional[Path] = typer.Option(None, help="Report folder (default: the data folder's reports/)."),
@@ -96,6 +99,8 @@ def evaluate(
         return _print(evaluate_and_check(collection, names, split=the_split, part=part, cutoffs=cuts, out=out,
                                          max_drop=max_drop, max_depth=max_depth, progress=progress), max_drop)
 
+    _check_split(collection, the_split, create_split)
+
     if schedule:
         from vislink.evaluation.schedule import parse_cron, run_schedule
 
@@ -106,6 +111,31 @@ def evaluate(
         code = job()
     if code:
         raise typer.Exit(code)
+
+
+def _check_split(collection: str, split: Optional[str], create: bool) -> None:
+    """Before any work: a missing split is created (--create-split, or yes at the prompt in a terminal) or
+    reported with the two ways out."""
+    import sys
+
+    from vislink.errors import MissingSplit
+    from vislink.evaluation.runner import require_split
+
+    try:
+        require_split(collection, split)
+    except MissingSplit as exc:
+        if not create and not (sys.stdin.isatty() and typer.confirm(
+                f"{collection} has no split {split!r}. Create it now (train / val / test by connected component)?",
+                default=False, err=True)):
+            raise
+        from vislink.graph import assign_split, get_collection, split_summary
+        from vislink.store import session_scope
+
+        with session_scope() as session:
+            made = assign_split(session, get_collection(session, collection).id, exc.split)
+            summary = split_summary(session, made.id)
+        typer.echo(f"created split {exc.split!r}: " + ", ".join(f"{part} {summary[part]['images']} images"
+                                                             for part in ("train", "val", "test")))
 
 
 def register(app: typer.Typer) -> None:

@@ -15,13 +15,14 @@ from typing import Sequence
 from sqlalchemy import select
 
 from vislink.config import get_settings
-from vislink.errors import NotFound, VislinkError
+from vislink.errors import MissingSplit, NotFound, VislinkError
 from vislink.evaluation.metrics import DEFAULT_CUTOFFS
 from vislink.evaluation.ranking import EvalQuery, rank_targets
 from vislink.evaluation.records import RunReport, code_version, store_run
 from vislink.store import get_collection, get_variant, session_scope
 from vislink.store import collection_variants as stored_variants
 from vislink.store.models import (
+    Collection,
     Image,
     ImageDescriptor,
     Split,
@@ -44,6 +45,17 @@ def collection_variants(collection: str, *, db_url: str | None = None) -> list[s
         return [v.name for v in stored_variants(session, get_collection(session, collection))]
 
 
+def require_split(collection: str, split: str | None, *, db_url: str | None = None) -> None:
+    """``MissingSplit`` unless ``collection`` has a split named ``split`` (None: no split needed)."""
+    if split is None:
+        return
+    with session_scope(_db_url(db_url)) as session:
+        coll = get_collection(session, collection)
+        names = list(session.scalars(select(Split.name).where(Split.collection_id == coll.id)))
+    if split not in names:
+        raise MissingSplit(collection, split, names)
+
+
 def build_queries(session, collection_id: int, variant_id: int, *, split: str | None = "default",
                   part: str = "test") -> tuple[list[EvalQuery], int]:
     """The queries of a collection and the number of its indexed images.
@@ -58,8 +70,7 @@ def build_queries(session, collection_id: int, variant_id: int, *, split: str | 
         split_row = session.scalar(select(Split).where(Split.collection_id == collection_id, Split.name == split))
         if split_row is None:
             names = session.scalars(select(Split.name).where(Split.collection_id == collection_id)).all()
-            raise NotFound(f"the collection has no split named {split!r} (splits: {', '.join(names) or 'none'}); "
-                           "assign one in the graph stage, or evaluate with no split (every linked image a query)")
+            raise MissingSplit(session.get(Collection, collection_id).name, split, names)
         try:
             part_value = SplitPart(part)
         except ValueError:
