@@ -1,9 +1,10 @@
 """A small demonstration collection: synthetic "paintings" with known visual links (a re-encoded copy and a
-mirrored copy of each composition), their metadata, and an annotator account.
+mirrored copy of each composition), their metadata (artist, title, date, technique, location, form, school,
+type, a page at a made-up source), and an annotator account.
 
 A test fixture, not part of the package: used by the UI tests (with random encoder weights), by the README
 screenshots, and to try the UI without data: ``python tests/demo_collection.py [FOLDER]`` fills the data
-folder of the current settings.
+folder of the current settings (``--help`` for the options).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ ARTISTS = ("GIOTTO di Bondone", "BRUEGEL, Pieter the Elder", "VERMEER, Johannes"
            "DÜRER, Albrecht")
 SCHOOLS = ("Italian", "Flemish", "Dutch", "Italian", "Flemish", "German")
 TYPES = ("religious", "genre", "genre", "mythological", "religious", "portrait")
+LOCATIONS = ("Cappella Scrovegni, Padua", "Kunsthistorisches Museum, Vienna", "Rijksmuseum, Amsterdam",
+             "Museo del Prado, Madrid", "Alte Pinakothek, Munich", "Albertina, Vienna")
+SOURCE = "https://example.org/demo/"  # a made-up source site (example.org is reserved for examples)
 PALETTES = (((186, 140, 70), (40, 60, 120)), ((90, 120, 60), (200, 180, 140)), ((30, 40, 70), (220, 200, 120)),
             ((150, 60, 40), (240, 220, 180)), ((70, 30, 30), (200, 120, 60)), ((120, 110, 90), (20, 20, 20)))
 
@@ -73,7 +77,9 @@ def make_images(folder: Path, n_compositions: int = 4, seed: int = 0) -> Demo:
             artist_index = ARTISTS.index(artist)
             rows.append({"file": name, "artist": artist, "title": f"Composition {k + 1}" + (
                 " (copy)" if "copy" in name else " (mirrored)" if "mirror" in name else ""),
-                "date": str(year), "school": SCHOOLS[artist_index], "form": form, "type": TYPES[artist_index]})
+                "date": str(year), "technique": "Engraving" if form == "graphics" else "Oil on panel",
+                "location": LOCATIONS[artist_index], "school": SCHOOLS[artist_index], "form": form,
+                "type": TYPES[artist_index], "page_url": f"{SOURCE}{name[:-4]}.html"})
         demo.copies[f"work{k:02d}_copy.jpg"] = f"work{k:02d}.jpg"
         demo.copies[f"work{k:02d}_mirror.jpg"] = f"work{k:02d}.jpg"
     with open(folder / "metadata.csv", "w", newline="", encoding="utf-8") as fh:
@@ -121,12 +127,25 @@ def image_ids(demo: Demo) -> dict[str, int]:
     return {ref: image_id for ref, image_id in rows}
 
 
-if __name__ == "__main__":  # python tests/demo_collection.py [FOLDER]
-    import sys
+def main(argv: list[str] | None = None) -> None:
+    import argparse
 
     from vislink.config import get_settings
 
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else get_settings().resolved_home / "demo-images"
-    made = populate(target, progress=True)
+    parser = argparse.ArgumentParser(
+        description="Make the demo collection's images and ingest them into the data folder of the current "
+                    "settings (VISLINK_HOME; VISLINK_WEIGHTS=random needs no weights), with an annotator account.")
+    parser.add_argument("folder", nargs="?", type=Path,
+                        help="where to write the images (default: demo-images in the data folder)")
+    parser.add_argument("--collection", default="demo", help="collection name (default: demo)")
+    parser.add_argument("--works", type=int, default=4,
+                        help="compositions, each with a copy and a mirrored copy (default: 4)")
+    args = parser.parse_args(argv)
+    target = args.folder or get_settings().resolved_home / "demo-images"
+    made = populate(target, collection=args.collection, n_compositions=args.works, progress=True)
     print(f"collection {made.collection!r}: {len(made.files)} images from {target}; "
           f"annotator {made.annotator[0]!r} / password {made.annotator[1]!r}")
+
+
+if __name__ == "__main__":  # python tests/demo_collection.py [FOLDER] [--collection C] [--works N]
+    main()

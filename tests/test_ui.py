@@ -269,7 +269,7 @@ def test_annotate_groups_notes_and_conflicts(ui_env):
     ok(at)
     assert ids["work01_mirror.jpg"] in data.group(group.id).member_ids
     at.text_area(key=f"ann_notes_{group.id}").input("the mirrored one is a print")
-    next(b for b in at.button if b.label == "Save name and notes").click().run()
+    next(b for b in at.button if b.label == "Save title and notes").click().run()
     ok(at)
     assert data.group(group.id).note == "the mirrored one is a print"
     # Somebody else edits the group after this page loaded it: removing now is a conflict, said as such.
@@ -337,7 +337,7 @@ def test_browse_collection_and_image_page(ui_env):
 
     _, made, ids = ui_env
     with session_scope() as session:
-        edits.create_group(session, [ids["work02.jpg"], ids["work02_copy.jpg"]], title="pair")
+        group_id = edits.create_group(session, [ids["work02.jpg"], ids["work02_copy.jpg"]], title="pair").id
         edits.set_link(session, ids["work02.jpg"], ids["work02_mirror.jpg"], "positive", "mirrored print")
     at = app()
     at.switch_page("views/browse.py").run()
@@ -350,36 +350,60 @@ def test_browse_collection_and_image_page(ui_env):
     ok(at)
     assert result_ids(at, "br_links") == [ids["work02_mirror.jpg"]]
     assert "mirrored print" in texts(at)
-    charts = at.get("graphviz_chart")
-    assert charts, "the group's graph is drawn"
-    dot = charts[0].proto.spec
-    assert f"{ids['work02_copy.jpg']} -- " in dot or f"-- {ids['work02_copy.jpg']}" in dot  # the group's edge
-    assert f'{ids["work02.jpg"]} -- {ids["work02_mirror.jpg"]} [style=solid, color="#333333", label="positive"' in dot
+    svg = support.graph_svg(at)  # the group as a hub with its two images, the explicit link between images
+    for name in ("work02.jpg", "work02_copy.jpg", "work02_mirror.jpg"):
+        assert f'data-image="{ids[name]}"' in svg
+    assert svg.count('class="hub"') == 1 and f">#{group_id} pair</text>" in svg.split('class="hub"')[1]
+    assert svg.count('class="edge member"') == 2
+    assert svg.count('class="edge positive"') == 1 and "<title>positive: mirrored print</title>" in svg
 
 
 def test_evaluation_dashboard(ui_env):
+    """Table 1 as `vislink evaluate` prints it: R[n] and mAP in %, its D and queries columns, and R[n] columns
+    chosen by the gallery's size (84 images: up to R[20]; R[50] and R[100] say nothing there)."""
+    from vislink.evaluation.records import load_run
+    from vislink.evaluation.reports import format_table
     from vislink.store import EvaluationQueryResult, EvaluationRun, session_scope
 
     with session_scope() as session:
         for k, (variant, r20) in enumerate((("vgg16-pool5-max", 0.4), ("vgg16-pool5-sum", 0.5),
                                             ("vgg16-pool5-max", 0.45))):
-            run = EvaluationRun(variant_name=variant, benchmark="demo", n_queries=6, n_gallery=9,
-                                metrics={"R@1": r20 / 4, "R@20": r20, "R@100": min(1.0, r20 * 2), "mAP": r20 / 2})
+            run = EvaluationRun(variant_name=variant, benchmark="demo", n_queries=1, n_gallery=84,
+                                params={"dimension": 512, "cutoffs": [1, 5, 10, 20, 50, 100]},
+                                metrics={"R@1": 0.25, "R@5": 0.3, "R@10": 0.35, "R@20": r20, "R@50": 0.9,
+                                         "R@100": 1.0, "mAP": r20 / 2})
             session.add(run)
             session.flush()
             session.add(EvaluationQueryResult(run_id=run.id, query_ref=f"q{k}", n_targets=2, weight=0.47,
                                               average_precision=0.5, target_ranks=[1, None]))
+        cli = format_table([load_run(session, run.id)], (1, 5, 10, 20)).splitlines()[-1].split()
     at = app()
     at.switch_page("views/evaluation.py").run()
     ok(at)
     table1 = at.dataframe[0].value.set_index("method")  # the paper's Table 1 layout, latest run per variant
-    assert table1.loc["vgg16-pool5-max", "R[20]"] == 0.45 and table1.loc["vgg16-pool5-sum", "R[100]"] == 1.0
-    assert "R[1]" not in table1.columns
+    assert list(table1.columns) == ["D", "R[1]", "R[5]", "R[10]", "R[20]", "mAP", "queries"]
+    row = table1.loc["vgg16-pool5-max"]
+    assert (row["R[1]"], row["R[20]"], row["mAP"], row["D"], row["queries"]) == (25.0, 45.0, 22.5, 512, 1)
+    assert cli == ["vgg16-pool5-max", "512", "25.0", "30.0", "35.0", "45.0", "22.5", "1"]  # the CLI's own numbers
+    shown = [f"{table1.loc[row.name, c]:.1f}" if c.startswith("R[") or c == "mAP" else str(table1.loc[row.name, c])
+             for c in table1.columns]
+    assert [row.name, *shown] == cli
     history = at.dataframe[1].value
-    assert len(history) == 3 and list(history.columns[:6]) == ["run", "variant", "R@1", "R@20", "R@100", "mAP"]
+    assert len(history) == 3 and list(history.columns[:5]) == ["run", "variant", "R@1", "R@5", "R@10"]
+    assert sorted(history["R@20"]) == [40.0, 45.0, 50.0]  # in % there too
     assert len(at.tabs) == 2  # one table per variant
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")  # the recall curves
     assert "1, -" in at.dataframe[-1].value.to_string()  # per-query target ranks, '-' past the cut-off
+
+
+def test_table1_columns_follow_the_gallery_size():
+    from vislink.ui.data import table1_cutoffs
+
+    stored = (1, 5, 10, 20, 50, 100, 200)
+    assert table1_cutoffs(stored, 9) == [1, 5]  # a tiny gallery: the two smallest still
+    assert table1_cutoffs(stored, 84) == [1, 5, 10, 20]
+    assert table1_cutoffs(stored, 1818) == list(stored)
+    assert table1_cutoffs((20, 50, 100, 200), 84) == [20, 50]
 
 
 def test_recall_curve_parsing():

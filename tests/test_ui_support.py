@@ -115,3 +115,23 @@ def result_ids(at, key="search") -> list[int]:
 
 def jpeg(path: Path) -> bytes:
     return path.read_bytes()
+
+
+def png_of(path: Path) -> bytes:
+    """The same picture in another file (PNG): not the stored bytes."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.open(path).convert("RGB").save(buf, "PNG")
+    return buf.getvalue()
+
+
+def graph_svg(at) -> str:
+    """The SVG the Browse page draws its link graph with (the vislink_graph component's data)."""
+    import json
+
+    drawn = [json.loads(c.proto.json)["svg"] for c in at.get("bidi_component") if c.proto.component_name == "vislink_graph"]
+    assert len(drawn) == 1, f"{len(drawn)} link graphs drawn"
+    return drawn[0]

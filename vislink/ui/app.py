@@ -11,7 +11,8 @@ from vislink.ui import auth, components, services
 
 VIEWS = Path(__file__).resolve().parent / "views"
 
-st.set_page_config(page_title="vislink", page_icon=":material/link:", layout="wide")
+# A local icon: a named or emoji one makes the browser fetch a picture from fonts.gstatic.com.
+st.set_page_config(page_title="vislink", page_icon=components.app_icon(), layout="wide")
 
 pages = [
     st.Page(VIEWS / "search.py", title="Search", icon=":material/image_search:", default=True),
@@ -21,6 +22,7 @@ pages = [
     st.Page(VIEWS / "evaluation.py", title="Evaluation", icon=":material/monitoring:"),
 ]
 navigation = st.navigation(pages)
+components.keep_settings(navigation.title)  # the other pages' settings survive this run
 with components.guard("vector index"):
     services.index()  # opened once per process (st.cache_resource); a locked or unreachable index says so here
 services.prewarm_in_background()

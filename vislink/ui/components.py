@@ -1,17 +1,20 @@
-"""Widgets shared by the pages: error display, collection and variant pickers, thumbnails, the result
-grid and the selection ("basket") that carries images from search to annotation."""
+"""Widgets shared by the pages: error display, the settings kept across pages, collection and variant pickers,
+thumbnails, metadata, the result grid and the selection ("basket") that carries images from search to
+annotation."""
 
 from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterator, Sequence
 
 import streamlit as st
 
 from vislink.config import get_settings
 from vislink.errors import BadImage, ConflictError, NotFound, VislinkError
+from vislink.graph.titles import display_artist
 from vislink.ui import data, thumbs
 
 log = logging.getLogger(__name__)
@@ -22,6 +25,43 @@ COMPARE_PAGE = "views/compare.py"
 ANNOTATE_PAGE = "views/annotate.py"
 BROWSE_PAGE = "views/browse.py"
 EVALUATION_PAGE = "views/evaluation.py"
+
+# The settings of each page (widget keys) that survive a visit to another page. Streamlit forgets a widget's
+# value once a run does not draw it; the Search page would come back with its mode and filters reset while its
+# results stayed. Buttons and file uploaders cannot be set from session state and are not listed (the Search
+# page keeps its uploaded query itself).
+KEPT: dict[str, tuple[str, ...]] = {
+    "Search": ("search_collection", "search_variant", "search_mode", "search_region", "search_find", "search_pick_id",
+               "search_pick", "search_pos", "search_neg", *(f"search_f_{f}" for f in data.FACETS),
+               "search_use_years", "search_years", "search_mirrored", "search_page_size", "search_per_row"),
+    "Compare": ("cmp_a", "cmp_b", "cmp_left", "cmp_mirror", "cmp_flicker", "cmp_alpha"),
+    "Annotate": ("ann_collection", "ann_group_find", "ann_group_pick"),
+    "Browse": ("br_collection", "br_text"),
+    "Evaluation": ("ev_runs", "ev_series", "ev_detail"),
+}
+
+
+def keep_settings(current_page: str) -> None:
+    """Keep the other pages' settings through this run (called by app.py before the page runs): a value
+    assigned through session state is not a widget's any more, so the end of the run does not drop it."""
+    for page, keys in KEPT.items():
+        if page == current_page:
+            continue  # drawn in this run: Streamlit keeps them itself
+        for key in keys:
+            if key in st.session_state:
+                st.session_state[key] = st.session_state[key]
+
+
+@lru_cache(maxsize=1)
+def app_icon():
+    """The tab's icon, drawn here: a named or emoji icon makes the browser fetch a picture from the internet."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((4, 14, 40, 50), outline=(228, 87, 46, 255), width=7)
+    draw.ellipse((24, 14, 60, 50), outline=(51, 51, 51, 255), width=7)
+    return img
 
 
 @contextmanager
@@ -65,16 +105,42 @@ def toggle_basket(image_id: int) -> None:
         items.append(image_id)
 
 
-def open_compare(a: int, b: int) -> None:
-    st.session_state["compare"] = (int(a), int(b))
-    # The Compare page's id inputs keep their own state: set them too, or a revisit shows the old pair.
-    st.session_state["cmp_a"], st.session_state["cmp_b"] = int(a), int(b)
+@dataclass(frozen=True)
+class Side:
+    """What the Compare page can show on its left: an image of the collection (``image_id``), or a search query
+    that is not in it (``image``: an upload, a region, an uploaded example)."""
+
+    label: str
+    image_id: int | None = None
+    image: bytes | None = None
+
+
+def open_compare(left: int | Side, right: int, sides: Sequence[Side] = ()) -> None:
+    """The Compare page with ``left`` and ``right``; ``sides``: the query's images offered as the left one."""
+    sides = list(sides) or ([left] if isinstance(left, Side) else [])
+    left = left if isinstance(left, Side) else Side(f"#{left}", image_id=int(left))
+    st.session_state["compare_sides"] = sides
+    st.session_state["compare"] = (left.image_id or 0, int(right))
+    # The Compare page's inputs keep their own state: set them too, or a revisit shows the old pair.
+    if sides:
+        st.session_state["cmp_left"] = left.label
+    else:
+        st.session_state.pop("cmp_left", None)
+    if left.image_id is not None:
+        st.session_state["cmp_a"] = int(left.image_id)
+    st.session_state["cmp_b"] = int(right)
     st.switch_page(COMPARE_PAGE)
 
 
 def open_image(image_id: int) -> None:
     st.session_state["browse_image"] = int(image_id)
+    st.query_params.pop("image", None)  # the address of the image page shown before, if any
     st.switch_page(BROWSE_PAGE)
+
+
+def group_name(group: data.GroupInfo) -> str:
+    """"Group #16 (Leonardo da Vinci, Mona Lisa)", or "Group #16" when untitled: for messages."""
+    return f"Group #{group.id}" + (f" ({group.title})" if group.title else "")
 
 
 # -- pickers -----------------------------------------------------------------------------------
@@ -87,9 +153,10 @@ def pick_collection(key: str, container=None) -> data.CollectionInfo | None:
                    "Annotate page.")
         return None
     names = [c.name for c in collections]
-    default = st.session_state.get("collection")
-    index = names.index(default) if default in names else 0
-    name = where.selectbox("Collection", names, index=index, key=key,
+    if st.session_state.get(key) not in names:
+        default = st.session_state.get("collection")
+        st.session_state[key] = default if default in names else names[0]
+    name = where.selectbox("Collection", names, key=key,
                            format_func=lambda n: f"{n} ({next(c.n_images for c in collections if c.name == n)} images)")
     st.session_state["collection"] = name
     return next(c for c in collections if c.name == name)
@@ -100,11 +167,13 @@ def pick_variant(info: data.CollectionInfo, key: str, container=None) -> str | N
     if not info.variants:
         where.warning(f"Collection {info.name} has no descriptor variant yet.")
         return None
+    if st.session_state.get(key) not in info.variants:
+        st.session_state.pop(key, None)
     return where.selectbox("Descriptor variant", info.variants, key=key,
                            help="Each variant is its own Qdrant collection (the paper's Table 1 rows).")
 
 
-# -- thumbnails --------------------------------------------------------------------------------
+# -- thumbnails and metadata -------------------------------------------------------------------
 
 def thumb_files(infos: Sequence[data.ImageInfo | None], size: int = thumbs.DEFAULT_SIZE) -> list:
     return thumbs.thumbnails([(i.file_path, i.sha256) if i else (None, None) for i in infos], size,
@@ -120,11 +189,33 @@ def show_image(info: data.ImageInfo | None, size: int = 512, container=None, cap
         where.image(str(path), caption=caption)
 
 
+META_LABELS = {"artist_dates": "artist's dates", "date_text": "date", "timeframe": "period"}
+
+
 def metadata_table(info: data.ImageInfo, container=None) -> None:
+    """What an art historian reads first (artist, title, date, technique, location, form, school, the source's
+    page); the technical fields (id, source reference, size, status) folded away under them."""
     where = container or st
-    rows = [("image id", str(info.id)), ("status", info.status)] + [(k.replace("_", " "), str(v))
-                                                                     for k, v in info.meta.items()]
-    where.markdown("  \n".join(f"**{k}** · {_md(v)}" for k, v in rows))
+    rows = []
+    for key, value in info.meta.items():
+        text = display_artist(value) if key == "artist" else str(value)
+        rows.append((META_LABELS.get(key, key), _md(text)))
+    if info.source_link:
+        rows.append(("source", f"[{_md(_host(info.source_link))}]({info.source_link.replace(')', '%29')})"))
+    where.markdown("  \n".join(f"**{k}** · {v}" for k, v in rows) or "*(no metadata)*")
+    tech = [("image id", str(info.id)), ("status", info.status)]
+    tech += [(k.replace("_", " "), str(v)) for k, v in info.technical.items()]
+    if info.sha256:
+        tech.append(("sha256", info.sha256))
+    with where.expander("Technical details"):
+        st.markdown("  \n".join(f"**{k}** · {_md(v)}" for k, v in tech))
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    return (parsed.netloc + parsed.path)[:60] or url[:60]
 
 
 def _md(text: str) -> str:
@@ -142,38 +233,66 @@ class Cell:
     score: float | None
     info: data.ImageInfo
     status: str = ""
+    hint: str = ""  # how high the score is for this variant ("top 1%", data.ScoreScale.hint)
+    mark: str = ""  # what the page knows of it besides ("this is the query: the same file")
 
 
-def grid(cells: Sequence[Cell], *, key: str, columns: int = 5, query_id: int | None = None,
+PER_ROW = (4, 5, 6, 8, 10)
+# The menu of a card shows when the pointer is over the card (it stays reachable by keyboard: only faded).
+_HOVER_CSS = """<style>
+div[class*="st-key-{key}_card_"] div[data-testid="stPopover"] {{ opacity: 0.15; transition: opacity 0.15s; }}
+div[class*="st-key-{key}_card_"]:hover div[data-testid="stPopover"],
+div[class*="st-key-{key}_card_"] div[data-testid="stPopover"]:focus-within {{ opacity: 1; }}
+</style>"""
+
+
+def grid(cells: Sequence[Cell], *, key: str, columns: int = 6, compare: Sequence[Side] | None = None,
          selectable: bool = True) -> None:
-    """Thumbnails with rank, score, artist, title, date and link status; select, compare, open."""
+    """A dense grid: thumbnail, rank and score (with its hint), one short caption and the link status; *select*
+    under it, and the rest (details, compare with the query, open) in the card's menu (⋯), shown on hover.
+    ``compare``: the query's sides (``Side``), when there is a query to compare with."""
     if not cells:
         st.info("No results.")
         return
+    st.html(_HOVER_CSS.format(key=key))
     paths = thumb_files([c.info for c in cells], thumbs.DEFAULT_SIZE)
     selected = basket()
     for start in range(0, len(cells), columns):
-        cols = st.columns(columns)
+        cols = st.columns(columns, gap="small")
         for col, cell, path in zip(cols, cells[start:start + columns], paths[start:start + columns]):
-            with col.container(border=True):
-                if path is not None:
-                    st.image(str(path))
-                else:
-                    st.caption("(no picture)")
-                score = f" · {cell.score:.3f}" if cell.score is not None else ""
-                st.markdown(f"**#{cell.rank}**{score}")
-                info = cell.info
-                st.caption(f"{info.artist or 'unknown artist'}  \n*{info.title or 'untitled'}*  \n"
-                           f"{info.date_text or ''} · id {info.id}")
+            _card(col, cell, path, key=key, compare=compare, selectable=selectable, selected=selected)
+
+
+def _card(col, cell: Cell, path, *, key: str, compare, selectable: bool, selected: list[int]) -> None:
+    info = cell.info
+    with col.container(border=True, key=f"{key}_card_{info.id}", gap="small"):
+        if path is not None:
+            st.image(str(path), width="stretch")
+        else:
+            st.caption("(no picture)")
+        score = f" · {cell.score:.3f}" if cell.score is not None else ""
+        st.markdown(f"**#{cell.rank}**{score}" + (f" · {cell.hint}" if cell.hint else ""))
+        lines = [_md(info.short_caption)]
+        if cell.mark:
+            lines.append(f":orange[:material/info: {_md(cell.mark)}]")
+        if cell.status:
+            lines.append(f":material/link: {_md(cell.status)}")
+        st.caption("  \n".join(lines))
+        row = st.container(horizontal=True, vertical_alignment="center", gap="small")
+        with row:
+            if selectable:
+                sel_key = f"{key}_sel_{info.id}"
+                st.session_state[sel_key] = info.id in selected
+                st.checkbox("select", key=sel_key, on_change=toggle_basket, args=(info.id,))
+            with st.popover("⋯", help="details, compare, open", key=f"{key}_menu_{info.id}"):
+                st.markdown(f"**{_md(display_artist(info.artist) or 'unknown artist')}**  \n"
+                            f"*{_md(info.title or 'untitled')}*" + (f"  \n{_md(info.date_text)}" if info.date_text
+                                                                    else "") + f"  \nimage #{info.id}")
                 if cell.status:
-                    st.caption(f":material/link: {cell.status}")
-                if selectable:
-                    sel_key = f"{key}_sel_{info.id}"
-                    st.session_state[sel_key] = info.id in selected
-                    st.checkbox("select", key=sel_key, on_change=toggle_basket, args=(info.id,))
-                if query_id is not None and st.button("compare", key=f"{key}_cmp_{info.id}", width="stretch",
-                                                      icon=":material/compare:"):
-                    open_compare(query_id, info.id)
+                    st.caption(cell.status)
+                if compare and st.button("compare with the query", key=f"{key}_cmp_{info.id}", width="stretch",
+                                         icon=":material/compare:"):
+                    open_compare(compare[0], info.id, compare)
                 if st.button("open", key=f"{key}_open_{info.id}", width="stretch", icon=":material/open_in_new:"):
                     open_image(info.id)
 

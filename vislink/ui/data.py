@@ -9,29 +9,38 @@ images itself, with plain SQL, so that a page of 20 results costs one query per 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 from sqlalchemy import func, or_, select
 
 from vislink.errors import NotFound
 from vislink.evaluation.records import RunInfo, recent_runs
 from vislink.graph import queries
 from vislink.graph.queries import GroupInfo, LinkInfo
+from vislink.graph.titles import display_artist
 from vislink.store import (
     Collection,
     DescriptorVariant,
     EvaluationQueryResult,
+    EvaluationRun,
     Image,
     ImageStatus,
     get_collection,
+    get_variant,
     session_scope,
 )
 
-# Metadata shown for an image, in this order.
+# Metadata an art historian reads first, in this order (the image page, Compare, a result's details).
 META_FIELDS = ("artist", "artist_dates", "title", "date_text", "technique", "location", "form", "type", "school",
-               "timeframe", "source_ref", "width", "height")
+               "timeframe")
+# Where the image comes from and what the machine knows of it: shown folded away.
+TECHNICAL_FIELDS = ("source_ref", "width", "height")
+# extra keys that hold the web page of the work at its source, best first (WGA page, IIIF manifest, a URL column).
+SOURCE_LINK_KEYS = ("wga_page_url", "page_url", "iiif_manifest", "url", "source_url")
 # Payload fields the search page can filter on (all have payload indexes, so Qdrant applies them).
 FACETS = ("artist", "school", "form", "type")
 
@@ -55,18 +64,42 @@ class ImageInfo:
     artist: str | None = None
     title: str | None = None
     date_text: str | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)  # META_FIELDS that have a value, in that order
+    technical: dict[str, Any] = field(default_factory=dict)  # TECHNICAL_FIELDS with a value
+    source_link: str | None = None  # the work's page at its source (http/https), when known
 
     @property
     def label(self) -> str:
         return f"#{self.id} {self.artist or 'unknown artist'}: {self.title or 'untitled'}"
+
+    @property
+    def short_caption(self) -> str:
+        """One short line for a thumbnail: artist (softened capitals), title, date, each cut to fit."""
+        artist = _cut(display_artist(self.artist) or "unknown artist", 28)
+        parts = [artist, _cut(self.title or "untitled", 40)] + ([self.date_text] if self.date_text else [])
+        return " · ".join(parts)
+
+
+def _cut(text: str, n: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[:n - 1].rstrip() + "…"
+
+
+def _source_link(img: Image) -> str | None:
+    extra = img.extra or {}
+    for value in [*(extra.get(k) for k in SOURCE_LINK_KEYS), img.source_ref]:
+        if isinstance(value, str) and value.startswith(("http://", "https://")):
+            return value
+    return None
 
 
 def _image_info(img: Image) -> ImageInfo:
     return ImageInfo(id=img.id, collection_id=img.collection_id, sha256=img.sha256, file_path=img.file_path,
                      status=img.status.value if hasattr(img.status, "value") else str(img.status),
                      artist=img.artist, title=img.title, date_text=img.date_text,
-                     meta={k: getattr(img, k) for k in META_FIELDS if getattr(img, k) not in (None, "")})
+                     meta={k: getattr(img, k) for k in META_FIELDS if getattr(img, k) not in (None, "")},
+                     technical={k: getattr(img, k) for k in TECHNICAL_FIELDS if getattr(img, k) not in (None, "")},
+                     source_link=_source_link(img))
 
 
 # -- collections -------------------------------------------------------------------------------
@@ -133,6 +166,13 @@ def images_by_ids(ids: Iterable[int]) -> dict[int, ImageInfo]:
         return {img.id: _image_info(img) for img in s.scalars(select(Image).where(Image.id.in_(ids)))}
 
 
+def images_with_sha256(collection_id: int, sha256: str) -> list[ImageInfo]:
+    """Images of a collection stored from exactly these bytes (an upload that is already there)."""
+    with session_scope() as s:
+        return [_image_info(img) for img in s.scalars(select(Image).where(
+            Image.collection_id == collection_id, Image.sha256 == sha256).order_by(Image.id))]
+
+
 def image(image_id: int) -> ImageInfo:
     found = images_by_ids([image_id])
     if image_id not in found:
@@ -183,15 +223,76 @@ def group(group_id: int) -> GroupInfo:
         return queries.group_info(s, group_id)
 
 
-def list_groups(collection_id: int | None = None, limit: int = 500) -> list[GroupInfo]:
+def list_groups(collection_id: int | None = None, limit: int = 500, text: str = "") -> list[GroupInfo]:
+    """Groups, newest first; ``text`` finds them by title or number."""
     with session_scope() as s:
-        return queries.list_groups(s, collection_id, limit)
+        return queries.list_groups(s, collection_id, limit, text=text)
 
 
 def link_status(query_id: int | None, result_ids: Sequence[int]) -> dict[int, str]:
     """A short text per result about its link or group relation to the query (``vislink.graph.link_status``)."""
     with session_scope() as s:
         return queries.link_status(s, query_id, result_ids)
+
+
+# -- what a score means -------------------------------------------------------------------------
+
+def index_collection(collection: str, variant: str | None) -> tuple[str, str]:
+    """``(variant name, Qdrant collection)`` of a collection's variant (None: its default one)."""
+    with session_scope() as s:
+        var = get_variant(s, get_collection(s, collection), variant)
+        return var.name, var.qdrant_collection
+
+
+@dataclass(frozen=True)
+class ScoreScale:
+    """The similarities of pairs of a collection's own images (a sample), to say how high a score is *for this
+    variant*: max-pool and sum-pool scores live on different scales, and a random pair of paintings already
+    scores 0.6 with some. ``pairs`` is sorted ascending."""
+
+    variant: str
+    n_images: int
+    pairs: tuple[float, ...]
+
+    @classmethod
+    def from_vectors(cls, variant: str, vectors: np.ndarray) -> ScoreScale:
+        """Every pair of these (l2-normalised) descriptors."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        n = len(vectors)
+        if n < 2:
+            return cls(variant, n, ())
+        sims = vectors @ vectors.T
+        upper = sims[np.triu_indices(n, k=1)]
+        return cls(variant, n, tuple(float(x) for x in np.sort(upper)))
+
+    def top_fraction(self, score: float) -> float | None:
+        """The fraction of pairs that score at least ``score`` (None without a sample)."""
+        if not self.pairs:
+            return None
+        return (len(self.pairs) - bisect_left(self.pairs, float(score) - 1e-9)) / len(self.pairs)
+
+    def hint(self, score: float | None) -> str:
+        """"top 0.5%": how rare a score this high is among the collection's pairs ("" without a sample)."""
+        if score is None or len(self.pairs) < 10:
+            return ""
+        fraction = self.top_fraction(score)
+        if fraction == 0:
+            return f"above all {len(self.pairs)} pairs"
+        pct = 100 * fraction
+        return f"top {pct:.1f}%" if pct < 10 else f"top {pct:.0f}%"
+
+    def quantile(self, q: float) -> float | None:
+        if not self.pairs:
+            return None
+        return self.pairs[min(len(self.pairs) - 1, int(q * len(self.pairs)))]
+
+    def legend(self) -> str:
+        """One sentence for the results' header."""
+        if len(self.pairs) < 10:
+            return f"Scores are cosine similarities ({self.variant})."
+        return (f"Scores are cosine similarities ({self.variant}); among {len(self.pairs):,} pairs of "
+                f"{self.n_images} of this collection's images, 1% score above {self.quantile(0.99):.3f} and half "
+                f"above {self.quantile(0.5):.3f}: \"top 1%\" under a result is how rare its score is here.")
 
 
 # -- evaluation --------------------------------------------------------------------------------
@@ -209,6 +310,48 @@ def evaluation_query_results(run_id: int, limit: int = 2000) -> list[dict[str, A
                  "AP": None if r.average_precision is None else round(r.average_precision, 4),
                  "target ranks": ", ".join("-" if x is None else str(x) for x in (r.target_ranks or []))}
                 for r in rows]
+
+
+def run_dimensions(run_ids: Iterable[int]) -> dict[int, int | None]:
+    """run id -> descriptor dimension D (stored with the run's parameters), for Table 1."""
+    ids = sorted({int(i) for i in run_ids})
+    if not ids:
+        return {}
+    with session_scope() as s:
+        return {rid: (params or {}).get("dimension") for rid, params in
+                s.execute(select(EvaluationRun.id, EvaluationRun.params).where(EvaluationRun.id.in_(ids)))}
+
+
+def table1_cutoffs(available: Iterable[int], n_gallery: int) -> list[int]:
+    """The R[n] columns of Table 1 for a gallery of ``n_gallery`` images: the stored cut-offs up to a quarter of
+    the gallery (past that every method finds nearly everything: R[20] of 9 images says nothing), and at least
+    the two smallest."""
+    stored = sorted({int(n) for n in available})
+    shown = [n for n in stored if n <= max(1, n_gallery) / 4]
+    return shown if len(shown) >= 2 else stored[:2]
+
+
+def table1(runs: Sequence[RunInfo], dimensions: dict[int, int | None] | None = None
+           ) -> tuple[list[str], list[list[Any]]]:
+    """The paper's Table 1 as ``vislink evaluate`` prints it: method, D, R[n]... and mAP in percent (one
+    decimal), queries; the R[n] columns chosen by the size of the galleries (``table1_cutoffs``)."""
+    dimensions = dimensions or {}
+    available = {n for run in runs for n in recall_curves(run.metrics).get("R", {})}
+    gallery = min((run.n_gallery for run in runs if run.n_gallery), default=0)
+    cutoffs = table1_cutoffs(available, gallery)
+    header = ["method", "D", *(f"R[{n}]" for n in cutoffs), "mAP", "queries"]
+    rows = []
+    for run in runs:
+        curve = recall_curves(run.metrics).get("R", {})
+        value = run.metrics.get("mAP")
+        rows.append([run.variant_name, dimensions.get(run.id),
+                     *(_percent(curve.get(n)) for n in cutoffs),
+                     _percent(value if isinstance(value, (int, float)) else None), run.n_queries])
+    return header, rows
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else round(100 * float(value), 1)
 
 
 # R@20 (weighted, the paper's), recall@20 (unweighted; vislink.evaluation.metrics.summarize), also R[20].

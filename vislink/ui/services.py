@@ -173,6 +173,35 @@ def search_page(query: Query, *, collection: str, variant: str | None, flt: dict
     return out
 
 
+SCALE_SAMPLE = 400  # images whose pairs make a variant's score scale (79,800 pairs)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _score_scale(qdrant_collection: str, variant: str, n_points: int, key: tuple):
+    import numpy as np
+
+    from vislink.ui.data import ScoreScale
+
+    vectors, offset = [], None
+    while len(vectors) < SCALE_SAMPLE:
+        page, offset = index().scroll(qdrant_collection, limit=min(256, SCALE_SAMPLE - len(vectors)), offset=offset,
+                                      with_vectors=True)
+        vectors += [v for _, _, v in page if v is not None]
+        if offset is None or not page:
+            break
+    return ScoreScale.from_vectors(variant, np.stack(vectors) if vectors else np.zeros((0, 1), np.float32))
+
+
+def score_scale(collection: str, variant: str | None):
+    """The similarities of pairs of the collection's own images for this variant (``data.ScoreScale``): what
+    a high score is here. Made once per variant and size of the collection, from the first ``SCALE_SAMPLE``
+    points of the index."""
+    from vislink.ui.data import index_collection
+
+    name, qdrant_collection = index_collection(collection, variant)
+    return _score_scale(qdrant_collection, name, index().count(qdrant_collection), _settings_key())
+
+
 _prefetcher = None
 
 
@@ -291,6 +320,13 @@ def set_group_note(group_id: int, title: str | None, note: str | None, annotator
           expected_version=expected_version)
 
 
+def merge_groups(target_id: int, source_ids: Sequence[int], annotator_id: int,
+                 expected_versions: dict[int, int]) -> None:
+    """Move the sources' images into the target and delete the sources (one undoable edit)."""
+    _edit("merge_groups", int(target_id), [int(s) for s in source_ids], annotator_id=annotator_id,
+          expected_versions={int(k): int(v) for k, v in expected_versions.items()})
+
+
 def delete_group(group_id: int, annotator_id: int, expected_version: int) -> None:
     _edit("delete_group", group_id, annotator_id=annotator_id, expected_version=expected_version)
 
@@ -312,23 +348,10 @@ def undo_last(annotator_id: int) -> str:
         return f"undid {result.action} ({result.n_events} change(s))"
 
 
-def component_graph(image_id: int, max_nodes: int = 60):
-    """The connected component of an image in the link graph (``vislink.graph.build_graph``), or None."""
-    import networkx as nx
-
-    from vislink.graph.build import build_graph
-    from vislink.store import Image, session_scope
+def graph_view(image_id: int, max_images: int = 60):
+    """An image's part of the link graph, laid out (``vislink.graph.view.neighbourhood_view``), or None."""
+    from vislink.graph.view import neighbourhood_view
+    from vislink.store import session_scope
 
     with session_scope() as session:
-        img = session.get(Image, int(image_id))
-        if img is None:
-            return None
-        graph = build_graph(session, img.collection_id, include_proposals=True)
-    if image_id not in graph:
-        return None
-    nodes = nx.node_connected_component(graph, image_id)
-    if len(nodes) > max_nodes:
-        # The nearest part of a giant component is what the page can draw legibly.
-        nodes = set(nx.single_source_shortest_path_length(graph, image_id, cutoff=2)) | {image_id}
-        nodes = set(sorted(nodes, key=lambda n: (n != image_id, n))[:max_nodes])
-    return graph.subgraph(nodes).copy()
+        return neighbourhood_view(session, int(image_id), max_images=max_images)

@@ -1,15 +1,25 @@
-"""Annotate: groups (make one from the selection, add and remove members, name and notes), typed pairs,
-uploads of new images into a collection, and undo. Every edit goes through ``vislink.graph`` with the
-version the page loaded, so a concurrent edit shows a conflict message instead of being overwritten."""
+"""Annotate: groups (make one from the selection, find one by title, add and remove members, merge, title and
+notes), typed pairs, uploads of new images into a collection, and undo. Every edit goes through
+``vislink.graph`` with the version the page loaded, so a concurrent edit shows a conflict message instead of
+being overwritten."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from vislink.errors import VislinkError
 from vislink.ui import auth, data, services
 from vislink.ui import components as ui
 
 st.title("Annotate")
+
+
+NEXT_GROUP = "ann_group_next"  # the group to show after an edit (set before the picker exists in the next run)
+
+
+def _show_group_next(group_id: int | None) -> None:
+    """Show this group in the editor after the rerun, with an empty "Add image ids"."""
+    st.session_state[NEXT_GROUP] = group_id
 
 
 def _selection(annotator) -> None:
@@ -19,72 +29,118 @@ def _selection(annotator) -> None:
         st.caption("Select images on the Search or Browse pages; they gather here.")
         return
     infos = data.images_by_ids(chosen)
-    ui.grid([ui.Cell(i + 1, None, infos[x]) for i, x in enumerate(chosen) if x in infos], key="ann_sel", columns=6)
+    ui.grid([ui.Cell(i + 1, None, infos[x]) for i, x in enumerate(chosen) if x in infos], key="ann_sel", columns=8)
     c1, c2 = st.columns(2)
     if c1.button("Clear selection", key="ann_clear"):
         chosen.clear()
         st.rerun()
     if annotator is not None:
         with c2.form("ann_new_group", border=False):
-            name = st.text_input("New group's name (optional)", key="ann_new_name")
+            title = st.text_input("New group's title", key="ann_new_name",
+                                  placeholder="default: the images' common artist and title")
             note = st.text_area("Note", key="ann_new_note", height=68)
             if st.form_submit_button("Create a group from the selection"):
                 with ui.guard("grouping"):
-                    group_id = services.create_group(chosen, annotator.id, name, note)
+                    group_id = services.create_group(chosen, annotator.id, title, note)
                     n = len(chosen)
                     chosen.clear()
-                    st.session_state["ann_group"] = group_id
-                    ui.flash(f"Group #{group_id} created with {n} images.")
+                    _show_group_next(group_id)
+                    ui.flash(f"{ui.group_name(data.group(group_id))} created with {n} images.")
 
 
 def _pick_group(info: data.CollectionInfo) -> data.GroupInfo | None:
-    groups = data.list_groups(info.id)
+    if NEXT_GROUP in st.session_state:  # after an edit: that group, and the search that hid it cleared
+        wanted = st.session_state.pop(NEXT_GROUP)
+        st.session_state.pop("ann_group_find", None)
+        for key in [k for k in st.session_state if str(k).startswith(("ann_add_", "ann_name_", "ann_notes_"))]:
+            del st.session_state[key]  # "Add image ids" starts from the selection again, title and notes as saved
+        if wanted is not None:
+            st.session_state["ann_group_pick"] = wanted
+    find = st.text_input("Find a group", key="ann_group_find", placeholder="a title, or #12")
+    groups = data.list_groups(info.id, text=find)
     if not groups:
-        st.caption("No group in this collection yet.")
+        st.caption("No group matches." if find.strip() else "No group in this collection yet.")
         return None
-    ids = [g.id for g in groups]
-    wanted = st.session_state.get("ann_group")
-    group_id = st.selectbox("Group", ids, index=ids.index(wanted) if wanted in ids else 0, key="ann_group_pick",
-                            format_func=lambda g: next(f"{x.label} ({len(x.member_ids)} images)"
-                                                       for x in groups if x.id == g))
-    st.session_state["ann_group"] = group_id
+    by_id = {g.id: g for g in groups}
+    if st.session_state.get("ann_group_pick") not in by_id:
+        st.session_state["ann_group_pick"] = groups[0].id
+    group_id = st.selectbox("Group", list(by_id), key="ann_group_pick",
+                            format_func=lambda g: f"{by_id[g].label} ({len(by_id[g].member_ids)} images)",
+                            help="Type to filter by title; newest first.")
     return data.group(group_id)
 
 
-def _group_editor(group: data.GroupInfo, annotator) -> None:
+def _group_editor(group: data.GroupInfo, info: data.CollectionInfo, annotator) -> None:
     # Every rerun reloads the group, so the version the user *saw* is the one kept from the last render:
     # an edit made elsewhere in between is then a conflict, not silently built upon.
     seen_key = f"ann_seen_version_{group.id}"
     seen = st.session_state.get(seen_key, group.version)
     st.session_state[seen_key] = group.version
-    st.caption(f"version {group.version}" + (f" · {group.note}" if group.note else ""))
+    st.markdown(f"#### {ui.group_name(group)}")
+    st.caption(f"{len(group.member_ids)} images · version {group.version}" + (f" · {group.note}" if group.note else ""))
     infos = data.images_by_ids(group.member_ids)
     cells = [ui.Cell(i + 1, None, infos[m]) for i, m in enumerate(group.member_ids) if m in infos]
-    ui.grid(cells, key=f"ann_g{group.id}", columns=6)
+    ui.grid(cells, key=f"ann_g{group.id}", columns=8)
     if annotator is None:
         return
-    with ui.guard("editing the group"):
-        cols = st.columns(3)
-        remove = cols[0].selectbox("Remove a member", group.member_ids, key=f"ann_rm_pick_{group.id}")
-        if cols[0].button("Remove", key=f"ann_rm_{group.id}") and remove is not None:
+    # Each action in its own guard: a refused edit says why and leaves the rest of the editor (merge, title) there.
+    cols = st.columns(3)
+    remove = cols[0].selectbox("Remove a member", group.member_ids, key=f"ann_rm_pick_{group.id}")
+    if cols[0].button("Remove", key=f"ann_rm_{group.id}") and remove is not None:
+        with ui.guard("removing"):
             services.remove_member(group.id, remove, annotator.id, seen)
             ui.flash(f"Image {remove} removed from group #{group.id}.")
-        extra = [i for i in ui.basket() if i not in group.member_ids]
-        add_text = cols[1].text_input("Add image ids", value=" ".join(map(str, extra)), key=f"ann_add_{group.id}")
-        if cols[1].button("Add", key=f"ann_add_btn_{group.id}"):
-            ids = [int(x) for x in add_text.replace(",", " ").split()]
+    add_key = f"ann_add_{group.id}"
+    if add_key not in st.session_state:  # the selection's images, as a suggestion (in state, not value=)
+        st.session_state[add_key] = " ".join(str(i) for i in ui.basket() if i not in group.member_ids)
+    add_text = cols[1].text_input("Add image ids", key=add_key)
+    if cols[1].button("Add", key=f"ann_add_btn_{group.id}"):
+        with ui.guard("adding"):
+            ids = _ids(add_text)
             services.add_members(group.id, ids, annotator.id, seen)
             ui.basket().clear()
+            _show_group_next(group.id)
             ui.flash(f"Added {len(ids)} image(s) to group #{group.id}.")
-        if cols[2].button("Delete the group", key=f"ann_del_{group.id}"):
+    if cols[2].button("Delete the group", key=f"ann_del_{group.id}"):
+        with ui.guard("deleting"):
             services.delete_group(group.id, annotator.id, seen)
+            _show_group_next(None)
             ui.flash(f"Group #{group.id} deleted.")
-        with st.form(f"ann_note_{group.id}", border=False):
-            name = st.text_input("Title", value=group.title or "", key=f"ann_name_{group.id}")
-            note = st.text_area("Notes", value=group.note or "", key=f"ann_notes_{group.id}")
-            if st.form_submit_button("Save name and notes"):
-                services.set_group_note(group.id, name, note, annotator.id, seen)
+    _merge(group, info, annotator, seen)
+    with st.form(f"ann_note_{group.id}", border=False):
+        title = st.text_input("Title", value=group.title or "", key=f"ann_name_{group.id}",
+                              help="Shown wherever the group is named. Empty: the images' common artist and title.")
+        note = st.text_area("Notes", value=group.note or "", key=f"ann_notes_{group.id}")
+        if st.form_submit_button("Save title and notes"):
+            with ui.guard("saving"):
+                services.set_group_note(group.id, title, note, annotator.id, seen)
+                _show_group_next(group.id)
                 ui.flash(f"Group #{group.id} saved.")
+
+
+def _ids(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.replace(",", " ").split()]
+    except ValueError:
+        raise VislinkError(f"image ids are whole numbers separated by commas or spaces, not {text!r}") from None
+
+
+def _merge(group: data.GroupInfo, info: data.CollectionInfo, annotator, seen: int) -> None:
+    """Merge other groups into this one: what the "already in group N" message asks for."""
+    others = {g.id: g for g in data.list_groups(info.id) if g.id != group.id}
+    if not others:
+        return
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    chosen = left.multiselect(f"Merge into {ui.group_name(group)}", list(others), key=f"ann_merge_{group.id}",
+                              format_func=lambda g: f"{others[g].label} ({len(others[g].member_ids)} images)",
+                              help="Their images move into this group, which keeps its title; they are deleted. "
+                                   "Undo brings them back.")
+    if right.button("Merge", key=f"ann_merge_btn_{group.id}", disabled=not chosen):
+        with ui.guard("merging"):
+            versions = {group.id: seen, **{g: others[g].version for g in chosen}}
+            services.merge_groups(group.id, chosen, annotator.id, versions)
+            _show_group_next(group.id)
+            ui.flash(f"Merged {', '.join(others[g].label for g in chosen)} into {ui.group_name(group)}.")
 
 
 def _pair(annotator) -> None:
@@ -128,7 +184,7 @@ def main() -> None:
     with ui.guard():
         group = _pick_group(info)
         if group is not None:
-            _group_editor(group, annotator)
+            _group_editor(group, info, annotator)
     if annotator is None:
         return
     st.divider()

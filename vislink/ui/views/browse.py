@@ -1,36 +1,52 @@
 """Browse: the collections, the images of one (paged thumbnails), and an image's page with its metadata,
-its links, its group and a picture of its part of the link graph."""
+its links, its group and a drawing of its part of the link graph (click a thumbnail to open it)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from vislink.ui import data, services
+from vislink.ui import data, graphview, services
 from vislink.ui import components as ui
 
 st.title("Browse")
 
 PAGE_SIZE = 30
-EDGE_STYLE = {"positive": "solid", "duplicate": "bold", "proposal": "dotted", "group": "solid", "negative": "dashed"}
+GRAPH_THUMB = 128  # the link graph's thumbnails
 
 
-def _dot(graph, focus: int, labels: dict[int, str]) -> str:
-    """The graph in Graphviz's DOT language (drawn in the browser by st.graphviz_chart)."""
-    lines = ["graph G {", '  graph [overlap=false, splines=true, bgcolor="transparent"];',
-             '  node [shape=box, style="rounded,filled", fillcolor="#f4f1ea", fontsize=10];']
-    for node in graph.nodes:
-        text = labels.get(node, f"#{node}").replace('"', "'")
-        fill = ', fillcolor="#e4572e", fontcolor="white"' if node == focus else ""
-        lines.append(f'  {node} [label="{text}"{fill}];')
-    for a, b, attrs in graph.edges(data=True):
-        kind = str(attrs.get("type", "positive")).split(".")[-1]
-        if attrs.get("link"):  # an explicit link: drawn dark and labelled with its type
-            lines.append(f'  {a} -- {b} [style={EDGE_STYLE.get(kind, "solid")}, color="#333333", '
-                         f'label="{kind}", fontsize=9];')
-        else:  # an edge of a group's clique
-            lines.append(f'  {a} -- {b} [color="#9a9a9a", tooltip="group {attrs.get("group", "")}"];')
-    lines.append("}")
-    return "\n".join(lines)
+def _open_here(image_id: int) -> None:
+    """Another image's page, with its own address (``?image=``)."""
+    st.session_state["browse_image"] = int(image_id)
+    st.query_params["image"] = str(int(image_id))
+    st.rerun()
+
+
+def _search_with(img: data.ImageInfo) -> None:
+    """The Search page, searching with this image at once (in its collection)."""
+    st.session_state["search_mode"] = "An image of the collection"
+    st.session_state["search_pick_id"] = img.id
+    st.session_state["search_region"] = False
+    names = {c.id: c.name for c in data.list_collections()}
+    if img.collection_id in names:
+        st.session_state["search_collection"] = names[img.collection_id]
+    st.session_state["search_pending"] = True
+    st.switch_page(ui.SEARCH_PAGE)
+
+
+def _graph(img: data.ImageInfo) -> None:
+    view = services.graph_view(img.id)
+    if view is None:
+        return
+    st.subheader("Its part of the link graph")
+    infos = data.images_by_ids(n.image_id for n in view.nodes if n.kind == "image")
+    ids = sorted(infos)
+    files = ui.thumb_files([infos[i] for i in ids], GRAPH_THUMB)
+    clicked = graphview.draw(view, {i: graphview.data_uri(f) for i, f in zip(ids, files)}, key="br_graph")
+    st.caption("A group is a hub with its images around it; lines between images are explicit links (thick: "
+               "duplicate, dotted: a proposal, dashed red: not linked). Click an image to open it."
+               + (" Only the nearest part of a large component is drawn." if view.truncated else ""))
+    if clicked is not None and clicked != img.id:
+        _open_here(clicked)
 
 
 def _image_page(image_id: int) -> None:
@@ -42,9 +58,7 @@ def _image_page(image_id: int) -> None:
         ui.metadata_table(img)
         c1, c2, c3 = st.columns(3)
         if c1.button("Search with it", key="br_search"):
-            st.session_state["search_mode"] = "An image of the collection"
-            st.session_state["search_pick_id"] = img.id
-            st.switch_page(ui.SEARCH_PAGE)
+            _search_with(img)
         if c2.button("select", key="br_select", disabled=img.id in ui.basket()):
             ui.basket().append(img.id)
             st.rerun()
@@ -53,29 +67,23 @@ def _image_page(image_id: int) -> None:
             st.session_state["br_jump"] = 0
             st.query_params.pop("image", None)
             st.rerun()
+    this = [ui.Side(img.label, image_id=img.id)]
     links = data.links_of(img.id)
     st.subheader(f"Links ({len(links)})")
     if links:
         others = data.images_by_ids(l.other_id for l in links)
         ui.grid([ui.Cell(i + 1, None, others[l.other_id], f"{l.type}" + (f": {l.note}" if l.note else ""))
-                 for i, l in enumerate(links) if l.other_id in others], key="br_links", columns=6, query_id=img.id)
+                 for i, l in enumerate(links) if l.other_id in others], key="br_links", columns=8, compare=this)
     groups = data.groups_of([img.id]).get(img.id, [])
     for group_id in groups:
         group = data.group(group_id)
-        st.subheader(f"Group #{group.id}" + (f" {group.title}" if group.title else "")
-                     + f" ({len(group.member_ids)} images)")
+        st.subheader(f"{ui.group_name(group)}: {len(group.member_ids)} images")
         if group.note:
             st.caption(group.note)
         members = data.images_by_ids(group.member_ids)
         ui.grid([ui.Cell(i + 1, None, members[m]) for i, m in enumerate(group.member_ids)
-                 if m in members and m != img.id], key=f"br_group{group.id}", columns=6, query_id=img.id)
-    graph = services.component_graph(img.id)
-    if graph is not None and graph.number_of_nodes() > 1:
-        st.subheader("Its part of the link graph")
-        infos = data.images_by_ids(graph.nodes)
-        labels = {n: f"#{n} {(infos[n].artist or '')[:24]}" for n in graph.nodes if n in infos}
-        st.graphviz_chart(_dot(graph, img.id, labels))
-        st.caption("grey: same group · dark, labelled: an explicit link (dotted: a proposal)")
+                 if m in members and m != img.id], key=f"br_group{group.id}", columns=8, compare=this)
+    _graph(img)
 
 
 def _collections() -> data.CollectionInfo | None:
@@ -108,7 +116,7 @@ def main() -> None:
         images = data.find_images(info.id, text, limit=PAGE_SIZE, offset=page * PAGE_SIZE)
         status = data.link_status(None, [i.id for i in images])
         ui.grid([ui.Cell(page * PAGE_SIZE + k + 1, None, im, status.get(im.id, "")) for k, im in enumerate(images)],
-                key="br_grid", columns=6)
+                key="br_grid", columns=8)
 
 
 main()

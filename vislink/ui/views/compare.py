@@ -1,5 +1,6 @@
 """Compare two images: side by side, overlaid (blend slider, or a flicker between them), their metadata,
-and buttons that link them (positive, negative, duplicate) through the graph module."""
+and buttons that link them (positive, negative, duplicate) through the graph module. The left one can be the
+search query itself when it is not in the collection (an upload, a region, an uploaded example)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,18 @@ from vislink.ui import components as ui
 st.title("Compare")
 
 SIZE = 512  # the largest thumbnail: enough to judge a copy, never the full scan
+OTHER = "an image of the collection (by id)"
 
 
 def _open(info: data.ImageInfo) -> PILImage.Image | None:
     path = ui.thumb_files([info], SIZE)[0]
     return PILImage.open(path).convert("RGB") if path else None
+
+
+def _from_bytes(raw: bytes) -> PILImage.Image:
+    img = PILImage.open(io.BytesIO(raw)).convert("RGB")
+    img.thumbnail((SIZE, SIZE))
+    return img
 
 
 def _overlay(a: PILImage.Image, b: PILImage.Image, alpha: float, flicker: bool) -> bytes | PILImage.Image:
@@ -37,7 +45,7 @@ def _link_buttons(a: data.ImageInfo, b: data.ImageInfo) -> None:
     groups = data.groups_of([a.id, b.id])
     same = set(groups.get(a.id, ())) & set(groups.get(b.id, ()))
     st.markdown(f"**Link:** {current.type if current else 'none'}"
-                + (f" · both in group #{min(same)}" if same else ""))
+                + (f" · both in {data.group(min(same)).label}" if same else ""))
     annotator = auth.require()
     if annotator is None:
         return
@@ -54,6 +62,22 @@ def _link_buttons(a: data.ImageInfo, b: data.ImageInfo) -> None:
             ui.flash(f"Link between {a.id} and {b.id} removed.")
 
 
+def _left_side(column) -> ui.Side | None:
+    """The search query's image(s) offered as the left one (an upload, a region, examples), or None: an id."""
+    sides: list[ui.Side] = st.session_state.get("compare_sides") or []
+    if not sides:
+        return None
+    labels = [s.label for s in sides] + [OTHER]
+    if st.session_state.get("cmp_left") not in labels:
+        st.session_state["cmp_left"] = labels[0]
+    choice = column.selectbox("Left image", labels, key="cmp_left",
+                              help="The search query, one of its examples, or any image of the collection by id.")
+    side = None if choice == OTHER else sides[labels.index(choice)]
+    if side is not None and side.image_id is not None:
+        st.session_state["cmp_a"] = int(side.image_id)  # before the id input exists in this run
+    return side
+
+
 def main() -> None:
     ui.show_flash()
     pair = st.session_state.get("compare") or (0, 0)
@@ -61,40 +85,57 @@ def main() -> None:
     st.session_state.setdefault("cmp_a", int(pair[0]))
     st.session_state.setdefault("cmp_b", int(pair[1]))
     c1, c2 = st.columns(2)
-    a_id = c1.number_input("Left image id", min_value=0, step=1, key="cmp_a")
+    side = _left_side(c1)
+    query_image = side.image if side is not None and side.image_id is None else None
+    a_id = 0
+    if query_image is None:
+        a_id = c1.number_input("Left image id", min_value=0, step=1, key="cmp_a")
     b_id = c2.number_input("Right image id", min_value=0, step=1, key="cmp_b")
-    if not a_id or not b_id:
+    if not (a_id or query_image) or not b_id:
         st.info("Choose two images (or press *compare* on a search result).")
         return
     with ui.guard():
-        a, b = data.image(int(a_id)), data.image(int(b_id))
-        st.session_state["compare"] = (a.id, b.id)
+        a = data.image(int(a_id)) if query_image is None else None
+        b = data.image(int(b_id))
+        st.session_state["compare"] = (a.id if a else 0, b.id)
         controls = st.columns(3)
         mirror = controls[0].checkbox("Mirror the right image", key="cmp_mirror",
                                       help="Copies are often mirrored (prints reverse the design).")
         flicker = controls[1].toggle("Flicker", key="cmp_flicker",
                                      help="Alternate the two images instead of blending them.")
         alpha = controls[2].slider("Blend (left → right)", 0.0, 1.0, 0.5, 0.05, key="cmp_alpha", disabled=flicker)
-        img_a, img_b = _open(a), _open(b)
+        img_a = _open(a) if a is not None else _from_bytes(query_image)
+        img_b = _open(b)
         if img_b is not None and mirror:
             img_b = ImageOps.mirror(img_b)
         # Left, overlay, right in one row: the eye goes from each to the superposition.
         cols = st.columns(3)
-        for col, info, img in ((cols[0], a, img_a), (cols[2], b, img_b)):
+        left_label = a.label if a is not None else f"the query: {side.label}"
+        for col, label, img in ((cols[0], left_label, img_a), (cols[2], b.label, img_b)):
             if img is not None:
-                col.image(img, caption=info.label, width="stretch")
+                col.image(img, caption=label, width="stretch")
             else:
                 col.caption("(no picture)")
         if img_a is not None and img_b is not None:
             cols[1].image(_overlay(img_a, img_b, alpha, flicker), width="stretch",
                           caption="flicker" if flicker else f"overlay, {alpha:.0%} right")
         meta = st.columns(2)
-        for col, info in ((meta[0], a), (meta[1], b)):
-            with col:
-                ui.metadata_table(info)
-                if st.button("open", key=f"cmp_open_{info.id}_{col is meta[0]}"):
-                    ui.open_image(info.id)
-        _link_buttons(a, b)
+        with meta[0]:
+            if a is not None:
+                ui.metadata_table(a)
+                if st.button("open", key=f"cmp_open_{a.id}_True"):
+                    ui.open_image(a.id)
+            else:
+                st.markdown(f"**{side.label}**: the search query, not an image of the collection.")
+        with meta[1]:
+            ui.metadata_table(b)
+            if st.button("open", key=f"cmp_open_{b.id}_False"):
+                ui.open_image(b.id)
+        if a is not None:
+            _link_buttons(a, b)
+        else:
+            st.info("Links join two images of the collection: to link the query, upload it into the collection "
+                    "(Annotate page), then compare it from there.", icon=":material/link_off:")
 
 
 main()

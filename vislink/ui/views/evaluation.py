@@ -34,7 +34,9 @@ def _metric_order(key: str) -> tuple:
 def _row(run: data.RunInfo) -> dict:
     row = {"run": run.id, "variant": run.variant_name}
     metrics = flatten(run.metrics)
-    row.update({k: round(metrics[k], 4) for k in sorted(metrics, key=_metric_order)})
+    # Recalls and mAP in %, as the CLI prints them; any other number as stored.
+    row.update({k: round(100 * metrics[k], 1) if _metric_order(k)[0] < 3 else round(metrics[k], 4)
+                for k in sorted(metrics, key=_metric_order)})
     row.update({"benchmark": run.benchmark or "", "collection": run.collection or "", "queries": run.n_queries,
                 "gallery": run.n_gallery, "started": run.started_at, "split": run.split_name or "",
                 "weights": (run.weights_sha256 or "")[:12], "code": run.code_version or ""})
@@ -42,13 +44,10 @@ def _row(run: data.RunInfo) -> dict:
 
 
 def _table1(latest: list[data.RunInfo]) -> pd.DataFrame:
-    """The paper's Table 1 layout: method and R[n] at the usual cut-offs, the latest run of each variant."""
-    rows = []
-    for run in latest:
-        curve = recall_curves(run.metrics).get("R", {})
-        rows.append({"method": run.variant_name, **{f"R[{n}]": round(curve[n], 3) for n in sorted(curve)
-                                                    if n >= 20}, "mAP": run.metrics.get("mAP")})
-    return pd.DataFrame(rows)
+    """The paper's Table 1 as ``vislink evaluate`` prints it (method, D, R[n] and mAP in %, queries), the
+    latest run of each variant, with the cut-offs that mean something for the size of the gallery."""
+    header, rows = data.table1(latest, data.run_dimensions(r.id for r in latest))
+    return pd.DataFrame(rows, columns=header)
 
 
 def main() -> None:
@@ -61,8 +60,12 @@ def main() -> None:
     for run in runs:
         by_variant[run.variant_name].append(run)
     st.subheader("Latest run of each variant")
-    st.dataframe(_table1([rs[0] for rs in by_variant.values()]), hide_index=True)
-    st.subheader(f"History ({len(runs)} runs)")
+    newest = [rs[0] for rs in by_variant.values()]
+    st.dataframe(_table1(newest), hide_index=True)
+    st.caption("Weighted recall R[n] (the paper's) and mAP in %, as `vislink evaluate` prints them; columns up to "
+               f"a quarter of the gallery ({min((r.n_gallery for r in newest if r.n_gallery), default=0)} images), "
+               "where recall still tells methods apart.")
+    st.subheader(f"History ({len(runs)} runs, metrics in %)")
     st.dataframe(pd.DataFrame([_row(r) for r in runs]), hide_index=True)
 
     st.subheader("Per variant")
@@ -84,9 +87,10 @@ def main() -> None:
         series = st.selectbox("Metric family", series_names, key="ev_series",
                               format_func=lambda s: {"R": "R[n], weighted (the paper's)",
                                                      "recall": "recall@n, unweighted"}.get(s, s))
-        frame = pd.DataFrame({labels[rid]: pd.Series(c.get(series, {})) for rid, c in curves.items()}).sort_index()
+        frame = pd.DataFrame({labels[rid]: 100 * pd.Series(c.get(series, {}), dtype=float)
+                              for rid, c in curves.items()}).sort_index()
         frame.index.name = "rank n"
-        st.line_chart(frame, x_label="rank n", y_label="recall R[n]")
+        st.line_chart(frame, x_label="rank n", y_label="recall (%)")
 
     st.subheader("Per query (ranks of every target)")
     run_id = st.selectbox("Run", [r.id for r in runs], key="ev_detail", format_func=labels.get)

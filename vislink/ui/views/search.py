@@ -1,8 +1,13 @@
 """Search page: by an uploaded image, an image of the collection, a region of either, or several
-positive / negative examples; metadata filters applied inside Qdrant; mirrored copies; paged results."""
+positive / negative examples; metadata filters applied inside Qdrant; mirrored copies; paged results.
+
+The results shown are always those of the query and the settings on screen: settings (filters, mirrored,
+variant, page size) apply to the results at once, and when the query on screen is no longer the one searched
+the results give way to a note until *Search* is pressed."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import time
 
@@ -17,6 +22,10 @@ st.title("Search")
 QUERY = "search_query"
 CACHE = "search_cache"
 PAGE = "search_page"
+PENDING = "search_pending"  # set by "Search with it" on an image page: search at once
+KEPT_UPLOAD = "search_upload_kept"  # (name, bytes) of the last uploaded query: a file uploader forgets it
+RESTORED = "search_upload_restored"  # the kept upload stands in for the empty uploader
+SAME_AS_QUERY = 0.9995  # a score this high is the query's own picture
 
 
 def _png(img) -> bytes:
@@ -49,6 +58,27 @@ def _ids(text: str) -> tuple[int, ...]:
         raise VislinkError(f"image ids must be whole numbers separated by commas or spaces, got {text!r}") from None
 
 
+def _uploaded() -> tuple[str, bytes] | None:
+    """The uploaded query: the uploader's file, or the one kept from before a visit to another page."""
+    returned = "search_upload" not in st.session_state  # its state went with the visit to another page
+    upload = st.file_uploader("Query image", type=["jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp", "gif"],
+                              key="search_upload")
+    if upload is not None:
+        st.session_state[KEPT_UPLOAD] = (upload.name, upload.getvalue())
+        st.session_state[RESTORED] = False
+        return st.session_state[KEPT_UPLOAD]
+    kept = st.session_state.get(KEPT_UPLOAD)
+    if kept and (returned or st.session_state.get(RESTORED)):
+        st.session_state[RESTORED] = True
+        note, button = st.columns([3, 1])
+        note.caption(f"Query: **{kept[0]}**, uploaded before. Upload another image to replace it.")
+        if not button.button("Forget it", key="search_forget_upload"):
+            return kept
+    st.session_state.pop(KEPT_UPLOAD, None)
+    st.session_state[RESTORED] = False
+    return None
+
+
 def _query_input(info: data.CollectionInfo, side) -> services.Query | None:
     """The query widgets; previews go to ``side`` (the column next to them)."""
     mode = st.radio("Query", ["Upload an image", "An image of the collection", "Several examples"],
@@ -58,17 +88,18 @@ def _query_input(info: data.CollectionInfo, side) -> services.Query | None:
         region = st.toggle("Search a region (crop)", key="search_region",
                            help="Crop a detail: the paper's links are often a figure copied, not the whole work.")
     if mode == "Upload an image":
-        upload = st.file_uploader("Query image", type=["jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp", "gif"],
-                                  key="search_upload")
-        if upload is None:
+        uploaded = _uploaded()
+        if uploaded is None:
             return None
-        raw = upload.getvalue()
-        img = services.read_upload(upload.name, raw)
+        name, raw = uploaded
+        img = services.read_upload(name, raw)
         if region:
             img = _crop(img, "search_crop_upload")
-        _preview(img, upload.name + (" (region)" if region else ""), side)
+        label = name + (" (region)" if region else "")
+        _preview(img, label, side)
         # The validated upload is searched as it came (no re-encoding); a region as a PNG of the crop.
-        return services.Query(image=_png(img) if region else raw, label=upload.name + (" (region)" if region else ""))
+        return services.Query(image=_png(img) if region else raw, label=label,
+                              extra={"uploaded": not region})
     if mode == "An image of the collection":
         left, right = st.columns([3, 1])
         text = left.text_input("Find by artist or title", key="search_find")
@@ -107,19 +138,20 @@ def _query_input(info: data.CollectionInfo, side) -> services.Query | None:
     neg_text = st.text_input("Negative example ids", key="search_neg")
     uploads = st.file_uploader("Positive example images (uploads)", accept_multiple_files=True,
                                type=["jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp"], key="search_pos_uploads")
-    images = []
+    images, names = [], []
     for upload in uploads or []:
         services.read_upload(upload.name, upload.getvalue())  # size limit and content check
         images.append(upload.getvalue())
-    images = tuple(images)
+        names.append(upload.name)
     positive, negative = _ids(pos_text), _ids(neg_text)
     if not positive and not images:
         return None
-    return services.Query(positive=positive, negative=negative, positive_images=images,
-                          label=f"{len(positive) + len(images)} positive, {len(negative)} negative example(s)")
+    return services.Query(positive=positive, negative=negative, positive_images=tuple(images),
+                          label=f"{len(positive) + len(images)} positive, {len(negative)} negative example(s)",
+                          extra={"upload_names": tuple(names)})
 
 
-def _filters(info: data.CollectionInfo) -> tuple[dict | None, bool, int]:
+def _filters(info: data.CollectionInfo) -> tuple[dict | None, bool, int, int]:
     side = st.sidebar
     side.markdown("**Filters** (applied inside Qdrant)")
     values = {}
@@ -129,15 +161,42 @@ def _filters(info: data.CollectionInfo) -> tuple[dict | None, bool, int]:
     years = None
     bounds = data.year_bounds(info.id)
     if bounds and bounds[0] < bounds[1] and side.checkbox("Filter by years", key="search_use_years"):
-        years = side.slider("Years", bounds[0], bounds[1], bounds, key="search_years")
+        st.session_state.setdefault("search_years", bounds)  # in session state, not value=: kept across pages
+        years = side.slider("Years", bounds[0], bounds[1], key="search_years")
     mirrored = side.checkbox("Mirrored too", key="search_mirrored",
                              help="Search with the image and its mirror, keep each result's best similarity.")
     page_size = side.selectbox("Results per page", [20, 50, 100], key="search_page_size")
+    st.session_state.setdefault("search_per_row", 6)
+    per_row = side.select_slider("Results per row", ui.PER_ROW, key="search_per_row")
     flt = data.build_filter(values["artist"], values["school"], values["form"], values["type"], years)
-    return flt, mirrored, page_size
+    return flt, mirrored, page_size, per_row
 
 
-def _selection_actions(query: services.Query) -> None:
+def _twin(query: services.Query, info: data.CollectionInfo) -> data.ImageInfo | None:
+    """The image of the collection stored from exactly the uploaded bytes, if any."""
+    if query.image is None or not query.extra.get("uploaded"):
+        return None
+    found = data.images_with_sha256(info.id, hashlib.sha256(query.image).hexdigest())
+    return found[0] if found else None
+
+
+def _sides(query: services.Query, twin: data.ImageInfo | None) -> list[ui.Side]:
+    """What the Compare page may put on the left for this query: its image(s), by id when in the collection."""
+    if query.image_id is not None:
+        return [ui.Side(query.label, image_id=query.image_id)]
+    sides = []
+    if twin is not None:
+        sides.append(ui.Side(f"{query.label} = #{twin.id}", image_id=twin.id))
+    if query.image is not None:
+        sides.append(ui.Side(query.label, image=query.image))
+    sides += [ui.Side(f"example #{i}", image_id=i) for i in query.positive]
+    names = query.extra.get("upload_names") or ()
+    sides += [ui.Side(f"example {names[k] if k < len(names) else k + 1}", image=b)
+              for k, b in enumerate(query.positive_images)]
+    return sides
+
+
+def _selection_actions(query: services.Query, query_id: int | None) -> None:
     chosen = ui.basket()
     with st.expander(f"Selection: {len(chosen)} image(s)", expanded=bool(chosen)):
         if not chosen:
@@ -149,19 +208,19 @@ def _selection_actions(query: services.Query) -> None:
             chosen.clear()
             st.rerun()
         annotator = auth.current()
-        with_query = [query.image_id] if query.image_id is not None and query.image_id not in chosen else []
+        with_query = [query_id] if query_id is not None and query_id not in chosen else []
         if c2.button("Create a group" + (" with the query" if with_query else ""), key="search_make_group",
                      disabled=annotator is None, help=None if annotator else "sign in to annotate"):
             with ui.guard("grouping"):
                 group_id = services.create_group(with_query + chosen, annotator.id)
                 n = len(with_query + chosen)
                 chosen.clear()
-                ui.flash(f"Group #{group_id} created with {n} images.")
+                ui.flash(f"{ui.group_name(data.group(group_id))} created with {n} images.")
         if c3.button("Open on the Annotate page", key="search_to_annotate"):
             st.switch_page(ui.ANNOTATE_PAGE)
 
 
-def _prefetch_next(query, info, variant, flt, mirrored, page, page_size) -> None:
+def _prefetch_next(query, info, page, page_size) -> None:
     """Thumbnails of the next two pages, made in the background from the block already fetched."""
     cache = st.session_state.get(CACHE, {})
     start = (page + 1) * page_size
@@ -174,6 +233,41 @@ def _prefetch_next(query, info, variant, flt, mirrored, page, page_size) -> None
         services.prefetch_thumbnails([(i.file_path, i.sha256) for i in infos.values()], ui.thumbs.DEFAULT_SIZE)
 
 
+def _results(query: services.Query, info: data.CollectionInfo, variant: str, flt, mirrored: bool, page_size: int,
+             per_row: int) -> None:
+    twin = _twin(query, info)
+    query_id = query.image_id if query.image_id is not None else (twin.id if twin else None)
+    st.subheader(f"Results for {query.label}")
+    if twin is not None:
+        st.info(f"This image is in the collection: #{twin.id} ({twin.label.split(' ', 1)[1]}). It comes back as "
+                "its own first result; links and groups below are shown against it.", icon=":material/info:")
+    cache = st.session_state.setdefault(CACHE, {})
+    page = st.session_state.get(PAGE, 0)
+    started = time.perf_counter()
+    results = services.search_page(query, collection=info.name, variant=variant, flt=flt, mirrored=mirrored,
+                                   page=page, page_size=page_size, cache=cache)
+    infos = data.images_by_ids(r.image_id for r in results)
+    status = data.link_status(query_id, [r.image_id for r in results])
+    scale = services.score_scale(info.name, variant)
+    cells = []
+    for r in results:
+        if r.image_id not in infos:
+            continue
+        mark = ""
+        if twin is not None and r.image_id == twin.id:
+            mark = "this is the query (the same file)"
+        elif twin is None and query.image is not None and r.score is not None and r.score >= SAME_AS_QUERY:
+            mark = "the query's own picture, it seems (score 1.000)"
+        cells.append(ui.Cell(r.rank, r.score, infos[r.image_id], status.get(r.image_id, ""), scale.hint(r.score),
+                             mark))
+    st.caption(scale.legend())
+    ui.pager(None, page_size, PAGE, more=len(results) == page_size)
+    ui.grid(cells, key="search", columns=per_row, compare=_sides(query, twin))
+    st.caption(f"{len(cells)} results on this page, prepared in {(time.perf_counter() - started) * 1000:.0f} ms")
+    _prefetch_next(query, info, page, page_size)
+    _selection_actions(query, query_id)
+
+
 def main() -> None:
     ui.show_flash()
     info = ui.pick_collection("search_collection", st.sidebar)
@@ -182,37 +276,30 @@ def main() -> None:
     variant = ui.pick_variant(info, "search_variant", st.sidebar)
     if variant is None:
         return
-    flt, mirrored, page_size = _filters(info)
+    flt, mirrored, page_size, per_row = _filters(info)
     query = None
     left, right = st.columns([2, 1])
     with left:
         with ui.guard("query"):
             query = _query_input(info, right)
         go = st.button("Search", type="primary", key="search_go", disabled=query is None)
+    if st.session_state.pop(PENDING, False) and query is not None:
+        go = True
     if go:
         st.session_state[QUERY] = query
         st.session_state[PAGE] = 0
         st.session_state[CACHE] = {}
-    query = st.session_state.get(QUERY)
-    if query is None:
+    searched = st.session_state.get(QUERY)
+    if searched is None:
         return
     st.divider()
-    st.subheader(f"Results for {query.label}")
-    cache = st.session_state.setdefault(CACHE, {})
-    page = st.session_state.get(PAGE, 0)
+    if query is None or query.key() != searched.key():
+        # Never the results of one query under another: they wait for the Search button.
+        st.info(f"The query changed since the last search ({searched.label}): press **Search** for its results.",
+                icon=":material/search:")
+        return
     with ui.guard("search"):
-        started = time.perf_counter()
-        results = services.search_page(query, collection=info.name, variant=variant, flt=flt, mirrored=mirrored,
-                                       page=page, page_size=page_size, cache=cache)
-        infos = data.images_by_ids(r.image_id for r in results)
-        status = data.link_status(query.image_id, [r.image_id for r in results])
-        cells = [ui.Cell(r.rank, r.score, infos[r.image_id], status.get(r.image_id, ""))
-                 for r in results if r.image_id in infos]
-        ui.pager(None, page_size, PAGE, more=len(results) == page_size)
-        ui.grid(cells, key="search", query_id=query.image_id)
-        st.caption(f"{len(cells)} results on this page, prepared in {(time.perf_counter() - started) * 1000:.0f} ms")
-        _prefetch_next(query, info, variant, flt, mirrored, page, page_size)
-        _selection_actions(query)
+        _results(searched, info, variant, flt, mirrored, page_size, per_row)
 
 
 main()
