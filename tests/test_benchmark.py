@@ -87,6 +87,37 @@ def test_groups_benchmark_against_a_numpy_referee(grouped_folder, vislink_env, t
         assert session.query(EvaluationQueryResult).count() == 10
 
 
+def test_groups_benchmark_fits_a_pca_variant_on_its_own_images(grouped_folder, vislink_env, tmp_path):
+    # Issue #13 item 13: a -pcaN variant is fitted on the benchmark's images (and says so), not refused with a
+    # Python API hint; its vectors are the whitening of the base descriptors.
+    from vislink.cli import app
+    from vislink.encoder import PCAWhitening, get_encoder, open_rgb
+    from vislink.evaluation.groups import read_manifest
+
+    out = tmp_path / "reports"
+    result = CliRunner().invoke(app, ["benchmark", "groups", str(grouped_folder), "--weights", "random-0",
+                                      "--variants", "vgg16-pool5-sum,vgg16-pool5-sum-pca4", "--out", str(out),
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "vgg16-pool5-sum-pca4: PCA whitening fitted on the 10 vgg16-pool5-sum descriptors" in result.output
+    data = json.loads(next(out.glob("*.json")).read_text())
+    run = next(r for r in data["runs"] if r["variant"] == "vgg16-pool5-sum-pca4")
+    assert run["dimension"] == 4 and run["n_queries"] == 5
+    gallery = read_manifest(grouped_folder)
+    base = get_encoder("random-0").encode_images([open_rgb(i.path) for i in gallery.items],
+                                                 ["vgg16-pool5-sum"])["vgg16-pool5-sum"]
+    whitened = PCAWhitening.fit(base, 4).transform(base)
+    refs = [item.ref for item in gallery.items]
+    for q in run["queries"]:
+        i = refs.index(q["query"])
+        ranking = list(np.argsort(-(whitened @ whitened[i]), kind="stable"))
+        expected = target_ranks(ranking, [refs.index(t["target"]) for t in q["targets"]], query=i)
+        assert sorted(t["rank"] for t in q["targets"]) == sorted(expected), q["query"]
+    too_many = CliRunner().invoke(app, ["benchmark", "groups", str(grouped_folder), "--weights", "random-0",
+                                        "--variants", "vgg16-pool5-sum-pca64", "--out", str(out), "--no-progress"])
+    assert too_many.exit_code == 1 and "needs at least 64 images, the benchmark has 10" in str(too_many.exception)
+
+
 def test_manifest_errors_name_the_file(grouped_folder, tmp_path):
     from vislink.errors import ConfigError, NotFound
     from vislink.evaluation.groups import read_manifest

@@ -36,6 +36,8 @@ def _run(gallery, *, variants: str, weights: Optional[str], cutoffs: tuple[int, 
     for note in gallery.notes:
         typer.echo(note)
     encoded = encode_gallery(gallery, _variants(variants), weights=weights, cache=cache, progress=progress)
+    for note in encoded.notes:
+        typer.echo(note)
     for i, bad in sorted(encoded.failures.items()):
         typer.secho(f"skipped {gallery.items[i].ref}: {bad.reason}" + (f" ({bad.detail})" if bad.detail else ""),
                     fg=typer.colors.YELLOW, err=True)

@@ -98,6 +98,7 @@ class Encoded:
     failures: dict[int, BadImage]
     weights_name: str
     weights_sha256: str | None
+    notes: list[str] = field(default_factory=list)  # how derived variants were made (PCA fits): printed by the CLI
 
 
 def encode_gallery(gallery: Gallery, variants: Sequence[str], *, weights: str | None = None,
@@ -111,7 +112,15 @@ def encode_gallery(gallery: Gallery, variants: Sequence[str], *, weights: str | 
     from vislink.encoder.variants import parse_variant
 
     settings = get_settings()
-    variants = [parse_variant(v).name for v in variants]  # unknown names fail before any work
+    specs = [parse_variant(v) for v in variants]  # unknown names fail before any work
+    whitened = [s for s in specs if s.pca_dim is not None]
+    if whitened:
+        # A PCA variant is fitted on the gallery's own base descriptors, as add-variant fits a collection's.
+        bases = list(dict.fromkeys([s.name for s in specs if s.pca_dim is None] + [s.base for s in whitened]))
+        encoded = encode_gallery(gallery, bases, weights=weights, batch_size=batch_size, workers=workers,
+                                 cache=cache, progress=progress)
+        return whiten_gallery(gallery, encoded, [s.name for s in specs])
+    variants = [s.name for s in specs]
     # The installed weights' recorded sha256 keys the cache: when every vector is cached, no network is
     # ever loaded (a re-run with other distractors or a stored report takes seconds).
     infos = describe_variant_weights(variants, weights, settings)
@@ -152,6 +161,31 @@ def encode_gallery(gallery: Gallery, variants: Sequence[str], *, weights: str | 
     names = list(dict.fromkeys(infos[v].name for v in variants))
     digests = {infos[v].sha256 for v in variants}
     return Encoded(vectors, usable, failures, "+".join(names), digests.pop() if len(digests) == 1 else None)
+
+
+def whiten_gallery(gallery: Gallery, encoded: Encoded, variants: Sequence[str]) -> Encoded:
+    """``encoded`` (which holds the base variants) with each ``-pcaN`` variant of ``variants`` fitted on the
+    gallery's usable base descriptors (the search space: whitening learns the collection it searches) and
+    applied to them; each fit is noted in the result's ``notes``."""
+    from vislink.encoder.pca import PCAWhitening
+    from vislink.encoder.variants import parse_variant
+
+    vectors, notes = {}, list(encoded.notes)
+    for name in variants:
+        spec = parse_variant(name)
+        if spec.pca_dim is None:
+            vectors[name] = encoded.vectors[name]
+            continue
+        base = encoded.vectors[spec.base]
+        if len(base) < spec.pca_dim:
+            raise VislinkError(f"{name}: PCA to {spec.pca_dim} dimensions needs at least {spec.pca_dim} images, the "
+                               f"benchmark has {len(base)}: choose -pca{min(len(base), spec.base_dim) // 2 or 1} "
+                               "or fewer dimensions")
+        pca = PCAWhitening.fit(base, spec.pca_dim, variant=spec.base)
+        vectors[name] = pca.transform(base).astype(np.float32)
+        notes.append(f"{name}: PCA whitening fitted on the {len(base)} {spec.base} descriptors of this "
+                             "benchmark's images (its search space), then applied to them")
+    return Encoded(vectors, encoded.usable, encoded.failures, encoded.weights_name, encoded.weights_sha256, notes)
 
 
 def evaluate_gallery(gallery: Gallery, encoded: Encoded, *, cutoffs: Sequence[int] = DEFAULT_CUTOFFS,
