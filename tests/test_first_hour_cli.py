@@ -84,3 +84,38 @@ def test_weights_that_cannot_be_installed_stop_the_ingest_before_any_work(vislin
     assert "could not be installed now" in str(result.exception) and "vislink weights install" in str(result.exception)
     with session_scope() as session:
         assert session.query(Image).count() == 0  # nothing registered
+
+
+def test_groups_import_reads_the_file_group_manifests_benchmark_groups_reads(vislink_env, tmp_path, monkeypatch,
+                                                                            image_dir):
+    # Issue #13 item 14: files relative to the CSV, matched to the collection's images by content even when the
+    # collection was ingested from another folder (other source refs).
+    import shutil
+
+    from vislink.cli import app
+    from vislink.config import reset_settings
+    from vislink.graph import group_members
+    from vislink.store import get_collection, session_scope
+
+    monkeypatch.setenv("VISLINK_WEIGHTS", "random")
+    reset_settings()
+    files = sorted(p.name for p in image_dir.iterdir() if p.is_file())
+    assert len(files) >= 4
+    bench = tmp_path / "bench" / "imgs"
+    shutil.copytree(image_dir, bench)
+    manifest = tmp_path / "bench" / "manifest.csv"
+    manifest.write_text("file,group\n" + f"imgs/{files[0]},A\nimgs/{files[1]},A\nimgs/{files[2]},B\n"
+                        f"imgs/{files[3]},B\nimgs/{files[-1]},\n" + "imgs/not-here.jpg,B\n")
+    runner = CliRunner()
+    ingested = runner.invoke(app, ["ingest", "folder", str(image_dir), "--collection", "m", "--variant",
+                                   "vgg16-pool5-sum", "--no-progress"])
+    assert ingested.exit_code == 0, ingested.output
+    imported = runner.invoke(app, ["groups", "import", str(manifest), "--collection", "m"])
+    assert imported.exit_code == 0, imported.output
+    assert "not-here.jpg" in imported.output  # the one listed file that is not there is reported
+    with session_scope() as session:
+        members = group_members(session, get_collection(session, "m").id)
+        from vislink.store import Image
+
+        names = sorted(sorted(session.get(Image, i).source_ref for i in ids) for ids in members.values())
+    assert names == [sorted(files[0:2]), sorted(files[2:4])]

@@ -40,7 +40,7 @@ from vislink.formats.replica import is_replica_links_csv
 from vislink.graph.annotators import get_or_create
 from vislink.graph.audit import Change
 from vislink.graph.edits import add_member, create_group, parse_link_type, set_links
-from vislink.graph.refs import ImageResolver
+from vislink.graph.refs import SHA256_REF, ImageResolver
 from vislink.store.models import Annotator, Group, GroupMember, Image, Link, LinkType
 
 FORMATS = ("json", "csv", "graphml", "gexf")
@@ -251,6 +251,17 @@ def _read_csv(path: Path) -> GraphData:
                                    "annotator": _blank(row.get("annotator"))})
             else:
                 raise VislinkError(f"{path}:{line}: unknown kind {kind!r} (member or link)")
+    elif ref_column is None and {"file", "group"} <= set(columns):
+        # A `file,group` manifest (what `vislink benchmark groups` reads): files relative to the CSV, matched to the
+        # collection's images by content (sha256) wherever they came from, else by their path.
+        for line, row in enumerate(rows, start=2):
+            key, name = _blank(row.get("group")), _blank(row.get("file"))
+            if key is None or name is None:
+                continue  # a distractor row
+            group = groups.setdefault(key, {"key": key, "title": None, "note": None, "created_by": None,
+                                            "members": []})
+            group["members"].append(_manifest_ref(path.parent, name.strip()))
+            group["title"] = group["title"] or _blank(row.get("title"))
     elif ref_column and "group" in columns:
         for line, row in enumerate(rows, start=2):
             key, ref = _blank(row.get("group")), _blank(row.get(ref_column))
@@ -262,12 +273,21 @@ def _read_csv(path: Path) -> GraphData:
             group["title"] = group["title"] or _blank(row.get("title"))
     else:
         raise VislinkError(f"{path}: cannot tell what this CSV holds from its columns {columns}; expected "
-                           f"{','.join(CSV_COLUMNS)}, or a groups CSV (ref and group), or a pairs CSV "
-                           "(ref_a, ref_b[, type, note])")
+                           f"{','.join(CSV_COLUMNS)}, or a groups CSV (ref and group), or a file,group manifest, "
+                           "or a pairs CSV (ref_a, ref_b[, type, note])")
     data.groups = list(groups.values())
     data.annotators = [{"name": n} for n in sorted({g["created_by"] for g in data.groups if g["created_by"]}
                                                   | {l["annotator"] for l in data.links if l["annotator"]})]
     return data
+
+
+def _manifest_ref(folder: Path, name: str) -> str:
+    """A manifest file as an image ref: ``sha256:<hex>`` of its content when the file is there (it matches the
+    image whatever its source_ref), else its path as written (matched as a source_ref or a WGA path)."""
+    from vislink.hashing import sha256_file
+
+    file = (folder / name).resolve()
+    return f"{SHA256_REF}{sha256_file(file)}" if file.is_file() else name
 
 
 def _read_json(path: Path) -> GraphData:

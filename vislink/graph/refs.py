@@ -1,5 +1,5 @@
 """Finding collections and images by the names people use: a collection name, an image id, its
-``source_ref`` or its WGA path (``a/aachen/allegory.jpg``)."""
+``source_ref``, its WGA path (``a/aachen/allegory.jpg``) or its content (``sha256:<hex>``)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from vislink.store.lookup import get_collection  # noqa: F401 - re-exported by v
 from vislink.store.models import Image
 
 REF_KINDS = ("auto", "id", "source_ref", "wga_path")
+SHA256_REF = "sha256:"  # a ref by content: sha256:<hex> of the file's bytes
 
 
 def wga_path_of(image: Image) -> str | None:
@@ -38,12 +39,20 @@ class ImageResolver:
         self.by_id: dict[int, Image] = {}
         self.by_source: dict[str, int] = {}
         self.by_wga: dict[str, int] = {}
+        self.by_sha: dict[str, int] = {}
+        copies: list[tuple[str, int]] = []
         for image in session.scalars(select(Image).where(Image.collection_id == collection_id)):
             self.by_id[image.id] = image
             self.by_source[image.source_ref] = image.id
             path = wga_path_of(image)
             if path:
                 self.by_wga.setdefault(path, image.id)
+            if image.sha256:
+                self.by_sha.setdefault(image.sha256, image.id)
+            elif (image.extra or {}).get("sha256") and image.duplicate_of_id:
+                copies.append((image.extra["sha256"], image.duplicate_of_id))  # a copy stands for its original
+        for sha, original in copies:
+            self.by_sha.setdefault(sha, original)
 
     def get(self, ref) -> int | None:
         """The image id for ``ref``, or None when the collection has no such image."""
@@ -52,6 +61,8 @@ class ImageResolver:
         text = str(ref).strip()
         if not text:
             return None
+        if text.startswith(SHA256_REF):
+            return self.by_sha.get(text[len(SHA256_REF):].lower())
         if self.kind in ("auto", "source_ref") and text in self.by_source:
             return self.by_source[text]
         if self.kind in ("auto", "wga_path"):
