@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from vislink.encoder.backbones import BackboneBase, bucket_key  # noqa: F401  (bucket_key: old import path)
+from vislink.encoder.backbones import BackboneBase
 from vislink.encoder.pooling import l2n, pool5_descriptors
 from vislink.encoder.variants import VGG16, VariantSpec
 from vislink.encoder.weights import PREPROCESSING, WeightsInfo, load_weights
