@@ -145,3 +145,32 @@ def test_the_default_variants_setting_names_them(env, monkeypatch):
     monkeypatch.setenv("VISLINK_DEFAULT_VARIANTS", f"vgg16-pool5-max, {TINY}")
     reset_settings()
     assert collections.default_variants() == ["vgg16-pool5-max", TINY]
+
+
+def test_the_encode_command_mixes_backbones(env, tmp_path):
+    from typer.testing import CliRunner
+
+    from vislink.cli import app
+
+    paths = _paintings(tmp_path / "imgs", 2)
+    result = CliRunner().invoke(app, ["encode", *map(str, paths), "-V", "vgg16-pool5-sum", "-V", TINY,
+                                      "--weights", "random", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert f"{TINY}: weights {TINY} sha256=" in result.output and "vgg16-pool5-sum: weights random" in result.output
+    assert f"dim={TINY_DIM} norm=1.0000" in result.output and "dim=512 norm=1.0000" in result.output
+
+
+def test_a_mixed_benchmark_records_each_variants_weights(env, tmp_path):
+    from vislink.encoder.weights import describe_weights
+    from vislink.evaluation.gallery import encode_gallery, evaluate_gallery
+    from vislink.evaluation.groups import read_manifest
+
+    paths = _paintings(tmp_path / "imgs", 4)
+    manifest = tmp_path / "imgs" / "manifest.csv"
+    manifest.write_text("file,group\n" + "".join(f"{p.name},{'g' if i < 2 else ''}\n" for i, p in enumerate(paths)))
+    gallery = read_manifest(manifest)
+    encoded = encode_gallery(gallery, ["vgg16-pool5-sum", TINY, f"{TINY}-pca2"], cache=False, progress=False)
+    reports = {r.variant: r for r in evaluate_gallery(gallery, encoded)}
+    assert reports["vgg16-pool5-sum"].weights_name == "random"
+    assert reports[TINY].weights_name == TINY and reports[TINY].weights_sha256 == describe_weights(TINY).sha256
+    assert reports[f"{TINY}-pca2"].weights_name == TINY

@@ -18,17 +18,18 @@ def encode(
     save: Path = typer.Option(None, "--save", help="Write the descriptors to this .npz file (one array per variant)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Encode FILES with the VGG16 encoder and print each descriptor's size and first values
-    (bad files are reported with their reason, and skipped)."""
+    """Encode FILES for any mix of variants (VGG16 and ONNX backbones such as SSCD) and print each descriptor's
+    size and first values (bad files are reported with their reason, and skipped)."""
     import numpy as np
 
-    from vislink.encoder import get_encoder
+    from vislink.encoder import VariantSet
 
-    encoder = get_encoder(weights, device)
-    typer.echo(f"weights: {encoder.weights_info.name} sha256={encoder.weights_info.sha256}"
-               + ("  [RANDOM: tests only]" if encoder.weights_info.is_random else ""))
+    variants = VariantSet(variant, weights=weights, device=device)
+    for name, info in variants.weights.items():
+        typer.echo(f"{name}: weights {info.name} sha256={info.sha256}"
+                   + ("  [RANDOM: tests only]" if info.is_random else ""))
     rows: dict[int, dict] = {}
-    for index, result in encoder.encode_files(files, variant, progress=progress):
+    for index, result in variants.encode_files(files, progress=progress):
         if isinstance(result, Exception):
             typer.secho(f"{files[index]}: skipped: {result.reason} {result.detail}", fg=typer.colors.YELLOW, err=True)
         else:

@@ -65,7 +65,7 @@ class Settings(BaseSettings):
         default="auto", alias="VISLINK_DEVICE", description="Torch device for the encoder: auto, cpu, cuda, cuda:1."
     )
     threads: int | None = Field(
-        default=None, alias="VISLINK_THREADS", description="Torch CPU threads (default: torch's own choice)."
+        default=None, alias="VISLINK_THREADS", description="CPU threads of the encoders, torch and onnxruntime (default: their own choice, one per core)."
     )
     weights: str = Field(
         default="vgg16-caffe-conv",

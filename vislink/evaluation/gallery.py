@@ -99,6 +99,14 @@ class Encoded:
     weights_name: str
     weights_sha256: str | None
     notes: list[str] = field(default_factory=list)  # how derived variants were made (PCA fits): printed by the CLI
+    variant_weights: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # variant -> (name, sha256)
+
+    def weights_of(self, variant: str) -> tuple[str, str | None]:
+        """The weights that computed ``variant`` (its base's for a PCA variant)."""
+        from vislink.encoder.variants import parse_variant
+
+        return self.variant_weights.get(variant) or self.variant_weights.get(
+            parse_variant(variant).base, (self.weights_name, self.weights_sha256))
 
 
 def encode_gallery(gallery: Gallery, variants: Sequence[str], *, weights: str | None = None,
@@ -160,7 +168,8 @@ def encode_gallery(gallery: Gallery, variants: Sequence[str], *, weights: str | 
                for v in variants}
     names = list(dict.fromkeys(infos[v].name for v in variants))
     digests = {infos[v].sha256 for v in variants}
-    return Encoded(vectors, usable, failures, "+".join(names), digests.pop() if len(digests) == 1 else None)
+    return Encoded(vectors, usable, failures, "+".join(names), digests.pop() if len(digests) == 1 else None,
+                   variant_weights={v: (infos[v].name, infos[v].sha256) for v in variants})
 
 
 def whiten_gallery(gallery: Gallery, encoded: Encoded, variants: Sequence[str]) -> Encoded:
@@ -185,7 +194,8 @@ def whiten_gallery(gallery: Gallery, encoded: Encoded, variants: Sequence[str]) 
         vectors[name] = pca.transform(base).astype(np.float32)
         notes.append(f"{name}: PCA whitening fitted on the {len(base)} {spec.base} descriptors of this "
                              "benchmark's images (its search space), then applied to them")
-    return Encoded(vectors, encoded.usable, encoded.failures, encoded.weights_name, encoded.weights_sha256, notes)
+    return Encoded(vectors, encoded.usable, encoded.failures, encoded.weights_name, encoded.weights_sha256, notes,
+                   encoded.variant_weights)
 
 
 def evaluate_gallery(gallery: Gallery, encoded: Encoded, *, cutoffs: Sequence[int] = DEFAULT_CUTOFFS,
@@ -208,9 +218,10 @@ def evaluate_gallery(gallery: Gallery, encoded: Encoded, *, cutoffs: Sequence[in
         results = rank_targets(index, variant, queries, depth=max(cutoffs), batch_size=batch_size)
         for r in results:
             r.target_refs = [gallery.items[t].ref for t in r.query.targets]
+        weights_name, weights_sha256 = encoded.weights_of(variant)
         reports.append(RunReport(
             variant=variant, results=results, n_gallery=len(encoded.usable), dimension=int(matrix.shape[1]),
-            benchmark=gallery.name, weights_name=encoded.weights_name, weights_sha256=encoded.weights_sha256,
+            benchmark=gallery.name, weights_name=weights_name, weights_sha256=weights_sha256,
             cutoffs=cutoffs, code_version=code_version(), started_at=started, finished_at=utcnow(),
             params={**(params or {}), "n_groups": len({gallery.items[q.query_id].group for q in queries}),
                     "n_failed": len(encoded.failures), "index_backend": "memory"},
