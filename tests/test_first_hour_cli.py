@@ -119,3 +119,26 @@ def test_groups_import_reads_the_file_group_manifests_benchmark_groups_reads(vis
 
         names = sorted(sorted(session.get(Image, i).source_ref for i in ids) for ids in members.values())
     assert names == [sorted(files[0:2]), sorted(files[2:4])]
+
+
+@pytest.mark.postgres
+def test_benchmark_groups_checks_the_store_before_encoding(pg_url, tmp_path, monkeypatch):
+    # Issue #13 item 12: a server database behind fails at once, naming `vislink db upgrade`, with nothing encoded.
+    import numpy as np
+    from PIL import Image as PILImage
+
+    from vislink.cli import app
+    from vislink.config import reset_settings
+    from vislink.errors import StoreUnavailable
+
+    monkeypatch.setenv("VISLINK_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("VISLINK_DB_URL", pg_url)
+    reset_settings()
+    for i in range(2):
+        PILImage.fromarray(np.full((20, 20, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
+    (tmp_path / "m.csv").write_text("file,group\n0.png,a\n1.png,a\n")
+    result = CliRunner().invoke(app, ["benchmark", "groups", str(tmp_path / "m.csv"), "--weights", "random",
+                                      "--no-progress"])
+    assert isinstance(result.exception, StoreUnavailable) and "vislink db upgrade" in str(result.exception)
+    assert not (tmp_path / "home" / "cache" / "benchmark-vectors").exists()  # nothing was encoded
+    reset_settings()

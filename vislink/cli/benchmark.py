@@ -33,6 +33,10 @@ def _run(gallery, *, variants: str, weights: Optional[str], cutoffs: tuple[int, 
     from vislink.evaluation.reports import format_ranks, format_table, write_reports
 
     settings = get_settings()
+    if store:  # a store that cannot take the runs says so now, not after minutes of encoding
+        from vislink.store.db import ensure_schema
+
+        ensure_schema(settings.database_url)
     for note in gallery.notes:
         typer.echo(note)
     encoded = encode_gallery(gallery, _variants(variants), weights=weights, cache=cache, progress=progress)
