@@ -41,6 +41,11 @@ def _ingest(collection: str, stream, *, source_kind: str, source_ref: str, varia
     if left_out is not None and stream.skipped:
         counts = ", ".join(f"{n} {reason}" for reason, n in left_out().most_common())
         typer.echo(f"source: {len(items)} items, {len(stream.skipped)} left out ({counts})", err=True)
+        for left in stream.skipped[:10]:
+            typer.echo(f"  left out {left.source_ref}: {left.reason}" + (f" ({left.detail})" if left.detail else ""),
+                       err=True)
+        if len(stream.skipped) > 10:
+            typer.echo(f"  ... and {len(stream.skipped) - 10} more", err=True)
     if queue:
         from vislink.ingest.queue import enqueue
 

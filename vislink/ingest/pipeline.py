@@ -280,7 +280,11 @@ def prepare_items(ctx: IngestContext, session: Session, items: list) -> list[Wor
             if isinstance(path, OSError):
                 _mark_failed(session, img, summary, "unreadable", f"{type(path).__name__}: {path}")
                 continue
-            sha = sha256_file(path)
+            try:
+                sha = sha256_file(path)
+            except OSError as exc:  # permission denied, a file gone or unreadable since it was listed
+                _mark_failed(session, img, summary, "unreadable", f"{type(exc).__name__}: {exc.strerror or exc}")
+                continue
             if img.sha256 != sha:
                 original = chunk_shas.get(sha)
                 other = None if original else session.scalar(select(Image).where(

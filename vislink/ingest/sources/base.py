@@ -74,7 +74,8 @@ class SourceItem:
 @dataclass(frozen=True)
 class SkippedItem:
     """A row or entry a source could not turn into an item. ``reason`` is a short key: ``missing-image``,
-    ``missing-file``, ``bad-url``, ``duplicate``, ``no-image``, ``fetch-failed``."""
+    ``missing-file``, ``bad-url``, ``duplicate``, ``no-image``, ``fetch-failed``, ``not-an-image``, ``broken-link``,
+    ``bad-name``."""
 
     source_ref: str
     reason: str

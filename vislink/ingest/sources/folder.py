@@ -10,6 +10,9 @@ from pathlib import Path
 from vislink.ingest.sources.base import ItemStream, SourceError, SourceItem, find_column, metadata_from_row, read_csv
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".gif", ".bmp", ".webp"})
+# Image formats vislink cannot decode: listed as "not-an-image" so that a user sees why they were left out.
+OTHER_IMAGE_EXTENSIONS = frozenset({".svg", ".heic", ".heif", ".avif", ".psd", ".pdf", ".raw", ".cr2", ".nef",
+                                    ".dng", ".jp2", ".jxl"})
 PATH_COLUMNS = ("file", "path", "filename", "relative_path")
 
 
@@ -21,7 +24,9 @@ def folder_items(root: Path | str, metadata_csv: Path | str | None = None, *,
     ``metadata_csv``: a CSV (any of , ; tab; UTF-8 or Latin-1) with a ``file`` or ``path`` column holding
     those relative paths; its other columns become Image fields when their names match (``artist``, ``title``,
     ``date``...), the rest go into ``extra``. CSV rows naming no image under ``root`` are reported in the
-    stream's ``skipped`` (reason ``missing-file``), not fatal."""
+    stream's ``skipped`` (reason ``missing-file``), not fatal; so are files in formats vislink cannot decode
+    (``not-an-image``: svg, heic...), broken or looping symbolic links (``broken-link``) and names that are not
+    valid text in the file system's encoding (``bad-name``): one odd file never stops the folder."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise SourceError(f"{root}: not a folder")
@@ -31,7 +36,7 @@ def folder_items(root: Path | str, metadata_csv: Path | str | None = None, *,
 
     def produce(stream: ItemStream) -> Iterator[SourceItem]:
         seen: set[str] = set()
-        for path in _walk(root, exts, follow_symlinks):
+        for path in _walk(root, exts, follow_symlinks, stream):
             rel = _key(path.relative_to(root).as_posix())
             seen.add(rel)
             row = rows.get(rel)
@@ -71,13 +76,38 @@ def _key(rel: str) -> str:
     return "/".join(parts)
 
 
-def _walk(root: Path, exts: set[str], follow_symlinks: bool) -> Iterator[Path]:
+def _walk(root: Path, exts: set[str], follow_symlinks: bool, stream: ItemStream) -> Iterator[Path]:
     for dirpath, dirnames, filenames in os.walk(root, followlinks=follow_symlinks):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if name.startswith("."):  # ._x.jpg resource forks, editor droppings
                 continue
-            if os.path.splitext(name)[1].lower() in exts:
-                path = Path(dirpath, name)
-                if path.is_file():
-                    yield path
+            path = Path(dirpath, name)
+            ext = os.path.splitext(name)[1].lower()
+            if ext not in exts:
+                if ext in OTHER_IMAGE_EXTENSIONS:
+                    stream.skip(_shown(root, path), "not-an-image", f"{ext} files cannot be decoded")
+                continue
+            if not _valid_text(name):
+                stream.skip(_shown(root, path), "bad-name", "the file name is not valid text (rename the file)")
+                continue
+            if path.is_symlink() and not path.exists():  # dangling, or a loop (exists() is then False too)
+                stream.skip(_shown(root, path), "broken-link", f"a symbolic link to {os.readlink(path)!r}")
+                continue
+            if path.is_file():
+                yield path
+
+
+def _valid_text(name: str) -> bool:
+    # os.walk hands undecodable bytes over as surrogates: such a name cannot be stored or shown as text.
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _shown(root: Path, path: Path) -> str:
+    """A relative path that can always be printed and stored (undecodable bytes as \\xNN)."""
+    rel = os.fsencode(path.relative_to(root).as_posix())
+    return rel.decode("utf-8", errors="backslashreplace")
