@@ -221,3 +221,31 @@ def test_size_parameter_rules():
     # maxHeight defaults to maxWidth (Image API 3.0, 5.3)
     assert svc("s", version=3, level=1, width=1000, height=3000, max_width=800).size_parameter(4000) == ",795"
     assert svc("s", version=2, level=1).image_url() == "s/full/full/0/default.jpg"
+
+
+def test_references_inside_documents_never_read_local_files(http_server, fetcher, tmp_path):
+    # Issue #16 item 2: a collection served over HTTP whose members are local paths (or file:// URLs) made vislink
+    # read this machine's files. Now they are listed as not followed, and a manifest's image must be http(s).
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"@type": "sc:Manifest", "label": "SECRET", "sequences": []}')
+    http_server.add_json("/evil/collection.json", {
+        "@context": "http://iiif.io/api/presentation/2/context.json", "@type": "sc:Collection",
+        "@id": http_server.url("/evil/collection.json"),
+        "manifests": [{"@id": str(secret), "@type": "sc:Manifest"},
+                      {"@id": f"file://{secret}", "@type": "sc:Manifest"},
+                      {"@id": "/etc/passwd", "@type": "sc:Manifest"}]})
+    http_server.add_json("/evil/manifest.json", {
+        "@context": "http://iiif.io/api/presentation/2/context.json", "@type": "sc:Manifest",
+        "@id": http_server.url("/evil/manifest.json"), "label": "x",
+        "sequences": [{"canvases": [{"@id": "c1", "images": [{"resource": {"@id": f"file://{secret}"}}]}]}]})
+    stream = iiif_items(http_server.url("/evil/collection.json"), fetcher=fetcher)
+    assert list(stream) == []
+    assert [s.reason for s in stream.skipped] == ["not-followed"] * 3
+    assert all("http(s)" in s.detail for s in stream.skipped)
+    manifest = iiif_items(http_server.url("/evil/manifest.json"), fetcher=fetcher)
+    assert list(manifest) == [] and [s.reason for s in manifest.skipped] == ["bad-url"]
+    # The same holds for a local collection the user named: only that one file is read.
+    local = tmp_path / "local.json"
+    local.write_text('{"@type": "sc:Collection", "manifests": [{"@id": "%s", "@type": "sc:Manifest"}]}' % secret)
+    mine = iiif_items(local)
+    assert list(mine) == [] and [s.reason for s in mine.skipped] == ["not-followed"]

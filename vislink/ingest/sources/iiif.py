@@ -86,13 +86,17 @@ def iiif_items(url_or_path: str | Path, all_canvases: bool = False, fetcher=None
     of a collection that cannot be loaded, or a canvas without an image, is reported in ``skipped``."""
     walker = _Walker(fetcher, max_size, language, all_canvases, max_depth)
     ref = str(url_or_path)
-    top = walker.load(ref)
+    top = walker.load(ref, named_by_user=True)
 
     def produce(stream: ItemStream) -> Iterator[SourceItem]:
         walker.seen.clear()
         yield from walker.walk(top, ref, stream, depth=0, parent=None)
 
     return ItemStream(produce, f"IIIF {ref}")
+
+
+class NotFollowed(SourceError):
+    """A reference inside a IIIF document that vislink does not follow (not http(s))."""
 
 
 class _Walker:
@@ -109,9 +113,15 @@ class _Walker:
             self._fetcher = Fetcher()
         return self._fetcher
 
-    def load(self, ref: str) -> dict:
+    def load(self, ref: str, *, named_by_user: bool = False) -> dict:
+        """The JSON document at ``ref``. Only the document the user named may be a local file: a reference found
+        inside a document (fetched or local) is followed only when it is http(s), so that a document served by
+        someone else can never make vislink read this machine's files."""
         if re.match(r"https?://", ref):
             doc = self.fetcher.fetch_json(ref)
+        elif not named_by_user:
+            raise NotFollowed(f"{ref or '(no id)'}: a reference inside a IIIF document must be an http(s) URL; "
+                              "local files are read only when named on the command line")
         else:
             path = Path(ref[len("file://"):] if ref.startswith("file://") else ref).expanduser()
             try:
@@ -143,6 +153,9 @@ class _Walker:
             try:
                 # A member may be embedded whole, or only referenced by id (then it is fetched).
                 full = member if _is_complete(member) else self.load(member_id or "")
+            except NotFollowed as exc:
+                stream.skip(member_id or "?", "not-followed", str(exc))
+                continue
             except (FetchError, SourceError) as exc:
                 stream.skip(member_id or "?", "fetch-failed", str(exc))
                 continue
@@ -172,6 +185,9 @@ class _Walker:
                 url = service.image_url(self.max_size)
             if not url:
                 stream.skip(canvas_id, "no-image", "the image has no id")
+                continue
+            if not re.match(r"https?://", url):  # a document never points vislink at a local file
+                stream.skip(canvas_id, "bad-url", f"image {url!r} is not an http(s) URL")
                 continue
             metadata = {k: v for k, v in common.items() if k != "extra"}
             extra = dict(common["extra"])
