@@ -233,3 +233,95 @@ def test_cli_encode_prints_descriptors_and_skips_bad_files(vislink_env, image_di
     assert "not-an-image" in result.output
     with np.load(out) as data:
         assert data["vgg16_pool5_max"].shape == (2, 512)
+
+
+# -- variants pinned to their weights: vgg16-pool5-sum@ft:run ------------------------------------------------
+
+def test_pinned_variant_names_round_trip_with_pca_before_the_pin():
+    spec = parse_variant("vgg16-pool5-sum@ft:wga-ss1")
+    assert (spec.name, spec.weights, spec.unpinned, spec.base, spec.dim) == \
+        ("vgg16-pool5-sum@ft:wga-ss1", "ft:wga-ss1", "vgg16-pool5-sum", "vgg16-pool5-sum@ft:wga-ss1", 512)
+    assert parse_variant(spec.name) == spec
+    pca = parse_variant("vgg16-pool5-sp2x2-sum-pca256@ft:x")
+    assert (pca.pca_dim, pca.dim, pca.base_dim, pca.pooling, pca.weights, pca.base) == \
+        (256, 256, 2048, "sp2x2-sum", "ft:x", "vgg16-pool5-sp2x2-sum@ft:x")
+    assert parse_variant("vgg16-pool5-max@vgg16-caffe-conv").weights == "vgg16-caffe-conv"
+    assert parse_variant("vgg16-pool5-max").weights is None
+    for bad, message in (("vgg16-pool5-sum@ft:Upper", "lowercase"), ("vgg16-pool5-sum@ft:", "lowercase"),
+                         ("vgg16-pool5-sum@/tmp/w.pt", "by name"), ("vgg16-pool5-sum@nope", "unknown weights"),
+                         ("vgg16-pool5-sum@ft:a@b", "lowercase"), ("vgg16-pool4-sum@ft:x", "unknown descriptor"),
+                         ("vgg16-pool5-sum-pca4096@ft:x", "larger")):
+        with pytest.raises(NotFound, match=message):
+            parse_variant(bad)
+
+
+def test_onnx_variants_cannot_be_pinned():
+    from vislink.encoder.onnx_models import list_onnx_models
+
+    name = list_onnx_models()[0].name
+    with pytest.raises(NotFound, match="cannot be pinned"):
+        parse_variant(f"{name}@ft:x")
+
+
+def test_default_weights_of_a_pinned_variant_are_its_pin():
+    from vislink.encoder.dispatch import default_weights_for
+
+    assert default_weights_for("vgg16-pool5-sum@ft:x", "vgg16-caffe-conv") == "ft:x"
+    assert default_weights_for("vgg16-pool5-sum", "vgg16-caffe-conv") == "vgg16-caffe-conv"
+    assert default_weights_for("vgg16-pool5-sum@ft:x", {"vgg16-pool5-sum@ft:x": "ft:x"}) == "ft:x"
+    with pytest.raises(ConfigError, match="pinned"):
+        default_weights_for("vgg16-pool5-sum@ft:x", {"vgg16-pool5-sum@ft:x": "random"})
+    with pytest.raises(ConfigError, match="pinned"):
+        variant_record("vgg16-pool5-sum@random-3", Encoder("random", "cpu").weights_info)
+
+
+def test_pinned_and_unpinned_variants_encode_side_by_side():
+    from vislink.encoder import encode_variants
+
+    images = [_image(0, 80, 60), _image(1, 50, 90)]
+    out = encode_variants(images, ["vgg16-pool5-sum", "vgg16-pool5-sum@random-7", "vgg16-pool5-max@random-7"],
+                          weights="random")
+    assert np.allclose(out["vgg16-pool5-sum"], Encoder("random", "cpu").encode_images(images, ["vgg16-pool5-sum"])
+                       ["vgg16-pool5-sum"], atol=ATOL)
+    other = Encoder("random-7", "cpu").encode_images(images, ["vgg16-pool5-sum", "vgg16-pool5-max"])
+    assert np.allclose(out["vgg16-pool5-sum@random-7"], other["vgg16-pool5-sum"], atol=ATOL)
+    assert np.allclose(out["vgg16-pool5-max@random-7"], other["vgg16-pool5-max"], atol=ATOL)
+    assert not np.allclose(out["vgg16-pool5-sum"], out["vgg16-pool5-sum@random-7"], atol=1e-3)
+
+
+def test_qdrant_names_of_pinned_variants_are_safe_and_distinct():
+    from vislink.index.payload import qdrant_collection_name
+
+    names = {v: qdrant_collection_name("wga", v) for v in (
+        "vgg16-pool5-sum", "vgg16-pool5-sum@ft:a", "vgg16-pool5-sum@ft:a-b", "vgg16-pool5-sum@ft:b",
+        "vgg16-pool5-sum@random-3", "vgg16-pool5-sum-pca8@ft:a", "vgg16-pool5-sp2x2-sum@ft:a")}
+    assert names["vgg16-pool5-sum"] == "vislink_wga_vgg16-pool5-sum"  # unpinned names unchanged
+    assert names["vgg16-pool5-sum@ft:a"] == "vislink_wga_vgg16-pool5-sum_ft_a"
+    assert len(set(names.values())) == len(names)
+    import re
+
+    assert all(re.fullmatch(r"[a-z0-9_-]+", n) for n in names.values())
+
+
+def test_finetuned_weights_are_saved_hash_checked_and_loaded(vislink_env):
+    from vislink.encoder.weights import (describe_weights, list_finetuned, load_weights, random_state_dict,
+                                         read_finetuned_meta, save_finetuned)
+    from vislink.errors import ConflictError
+
+    assert not describe_weights("ft:mine").installed
+    with pytest.raises(WeightsUnavailable, match="vislink finetune --name mine"):
+        load_weights("ft:mine")
+    state, _ = random_state_dict(5)
+    features = {k: v for k, v in state.items() if k.startswith("features.")}
+    info = save_finetuned("mine", features, preprocessing="caffe-bgr",
+                          meta={"base_weights": {"name": "random-5", "sha256": "x" * 64}, "config": {"lr": 1e-5}})
+    assert info.installed and info.name == "ft:mine" and info.preprocessing == "caffe-bgr" and not info.has_fc6
+    assert list_finetuned() == ["ft:mine"] and read_finetuned_meta("mine")["config"] == {"lr": 1e-5}
+    loaded, again = load_weights("ft:mine")
+    assert again.sha256 == info.sha256 and torch.equal(loaded["features.28.weight"], features["features.28.weight"])
+    with pytest.raises(ConflictError, match="exist already"):
+        save_finetuned("mine", features, preprocessing="caffe-bgr", meta={})
+    with open(info.path, "ab") as fh:  # a changed file is refused
+        fh.write(b"x")
+    with pytest.raises(WeightsUnavailable, match="differs from the recorded"):
+        load_weights("ft:mine")

@@ -1,7 +1,7 @@
 """`vislink benchmark ...`: the paper's protocol on a folder of grouped images (`groups`) or on the Replica
-links between Web Gallery of Art images (`replica-wga`). Encodes with vislink's own encoder, evaluates in
-memory (exact search), prints Table 1 and the rank of every target (Table 2), stores the runs, writes
-reports."""
+links between Web Gallery of Art images (`replica-wga`), and the copy-detection protocol of link-like
+transformations on any folder or collection (`transforms`). Encodes with vislink's own encoder, evaluates
+with exact search, prints the tables, stores the runs, writes reports."""
 
 from __future__ import annotations
 
@@ -140,6 +140,76 @@ def replica_wga(
          params={"links": str(links), "images": str(images), "catalog": str(catalog) if catalog else None,
                  "source": source.description, "distractors": distractors, "distractor_source": distractor_source,
                  "seed": seed})
+
+
+@benchmark_app.command("transforms")
+def transforms(
+    source: Optional[Path] = typer.Argument(None, help="A folder of images (every file under it) or a file,group "
+                                            "manifest CSV. Or give --collection instead."),
+    collection: Optional[str] = typer.Option(None, "--collection", "-c", help="A collection: its own index is the "
+                                             "gallery, queries are encoded with each variant's recorded weights."),
+    variants: Optional[str] = typer.Option(None, help="Descriptor variants, comma-separated (e.g. "
+                                           "vgg16-pool5-sum,vgg16-pool5-sum@ft:RUN). Default: vgg16-pool5-sum for "
+                                           "a folder, every variant of a collection."),
+    weights: Optional[str] = typer.Option(None, help="Encoder weights of the unpinned VGG16 variants (folder only; "
+                                          "default: VISLINK_WEIGHTS)."),
+    transformations: str = typer.Option("all", "--transforms", help="Transformations, comma-separated, or 'all' "
+                                        "(detail, mirror, grayscale, engraving, colour, resize, photo)."),
+    strength: float = typer.Option(0.5, help="Strength of every transformation, 0 (barely changed) to 1."),
+    sample: Optional[int] = typer.Option(None, help="Transform a seeded sample of this many images (the gallery "
+                                         "stays whole). Default: every image."),
+    seed: int = typer.Option(0, help="Seed of the sample and of the transformations."),
+    cutoffs: str = typer.Option("1,5,10,20", help="Recall cutoffs n of R@n to compute and store."),
+    out: Optional[Path] = typer.Option(None, help="Report folder (default: the data folder's reports/)."),
+    store: bool = typer.Option(True, "--store/--no-store", help="Store the runs in the SQL database."),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse vectors computed by earlier runs."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """How robust descriptor variants are to link-like transformations: each image transformed by each
+    transformation is a query among the untransformed images, its original the one target. Prints top-1,
+    R[5] and mAP per transformation, stores one run per variant, writes reports."""
+    from vislink.config import get_settings
+    from vislink.errors import ConfigError
+    from vislink.evaluation.metrics import parse_cutoffs
+    from vislink.evaluation.reports import format_transforms_table, write_transform_reports
+    from vislink.evaluation.transforms import benchmark_collection, benchmark_gallery, folder_gallery
+
+    if (source is None) == (collection is None):
+        raise ConfigError("give a folder or manifest, or --collection (one of them)")
+    names = None if transformations.strip().lower() == "all" else _variants(transformations)
+    cuts = parse_cutoffs(cutoffs)
+    settings = get_settings()
+    if collection is not None:
+        if weights is not None:
+            raise ConfigError("--weights applies to a folder: a collection's variants use their recorded weights")
+        from vislink.index import close_all
+
+        try:
+            reports = benchmark_collection(collection, _variants(variants) if variants else None, transforms=names,
+                                           strength=strength, sample=sample, seed=seed, cutoffs=cuts, cache=cache,
+                                           progress=progress, store=store)
+        finally:
+            close_all()
+        label = f"transforms:{collection}"
+    else:
+        from vislink.evaluation.gallery import store_reports
+
+        gallery = folder_gallery(source)
+        for note in gallery.notes:
+            typer.echo(note)
+        reports = benchmark_gallery(gallery, _variants(variants or DEFAULT_VARIANTS), weights=weights,
+                                    transforms=names, strength=strength, sample=sample, seed=seed, cutoffs=cuts,
+                                    cache=cache, progress=progress)
+        if store:
+            store_reports(reports, settings.database_url)
+        label = gallery.name
+    r0 = reports[0]
+    typer.echo(f"{label}: {r0.params['n_images']} images x {len(r0.params['transforms'])} transformations "
+               f"(strength {strength}) searched among {r0.n_gallery} untransformed images (exact); in %")
+    typer.echo(format_transforms_table(reports))
+    paths = write_transform_reports(reports, out or settings.reports_dir, title=f"Benchmark {label}", cutoffs=cuts)
+    stored = f"runs stored: {', '.join(str(r.run_id) for r in reports)}; " if store else ""
+    typer.echo(f"{stored}reports: {paths['markdown']}, {paths['json']}, {paths['plot']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -18,7 +18,8 @@ describe_variant_weights(variants)          # {variant: WeightsInfo(name, sha256
 
 - ``weights``: ``None`` (VGG16 variants use VISLINK_WEIGHTS), a name (the VGG16 weights), or a mapping
   ``{variant: weights name}`` as stored in ``DescriptorVariant.weights_name`` (so one call serves a
-  collection whose variants were made with different weights). ONNX variants always use their own model; a
+  collection whose variants were made with different weights). A pinned variant (``vgg16-pool5-sum@ft:run``)
+  always uses its pinned weights: base and fine-tuned variants mix in one call. ONNX variants always use their own model; a
   weights name given for one must be that model's name (``ConfigError`` otherwise).
 - ``pca``: ``{variant: PCAWhitening}`` for the ``-pcaN`` variants (``load_pca(path)``).
 - Each backbone runs once per batch for all its variants (VGG16: one forward pass for every pool5
@@ -62,10 +63,16 @@ def _settings(settings):
 
 
 def default_weights_for(variant: str, weights: Weights = None, settings=None) -> str:
-    """The weights name that computes ``variant``: an ONNX variant's own model name; for VGG16 variants
-    ``weights`` (a name, or ``weights[variant]`` for a mapping) or else VISLINK_WEIGHTS."""
+    """The weights name that computes ``variant``: an ONNX variant's own model name; a pinned variant's
+    weights (``vgg16-pool5-sum@ft:run`` -> ``ft:run``, whatever ``weights`` says for the unpinned ones; a
+    mapping naming other weights for it raises ``ConfigError``); for other VGG16 variants ``weights`` (a name,
+    or ``weights[variant]`` for a mapping) or else VISLINK_WEIGHTS."""
     spec = parse_variant(variant)
     given = weights.get(spec.name) if isinstance(weights, Mapping) else weights
+    if spec.weights is not None:
+        if given and given != spec.weights and isinstance(weights, Mapping):
+            raise ConfigError(f"variant {spec.name} is pinned to weights {spec.weights!r}, not {given!r}")
+        return spec.weights
     if spec.backbone != VGG16:
         if given and given != spec.backbone and isinstance(weights, Mapping):
             raise ConfigError(f"variant {spec.name} is computed by the ONNX model {spec.backbone!r}, "

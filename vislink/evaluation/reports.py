@@ -183,3 +183,54 @@ def write_reports(reports: Sequence[RunReport], out_dir: Path, *, title: str, cu
         raise ConfigError(f"cannot write reports into {out_dir}: {exc.strerror or exc}") from exc
     plot_recall(reports, paths["plot"], title=title)
     return paths
+
+
+# -- the transformations benchmark (vislink.evaluation.transforms) -------------------------------------------
+
+TRANSFORM_COLUMNS = ("top1", "R@5", "mAP")
+
+
+def transform_rows(reports: Sequence[RunReport], columns: Sequence[str] = TRANSFORM_COLUMNS
+                   ) -> tuple[list[str], list[list[str]]]:
+    """One row per (variant, transformation), then the variant's row over every transformation ("all")."""
+    header = ["method", "transformation"] + ["top-1" if c == "top1" else c.replace("@", "[") + "]" if "@" in c
+                                             else c for c in columns] + ["queries"]
+    rows = []
+    for r in reports:
+        names = list(r.params.get("transforms") or [k for k, v in r.metrics.items() if isinstance(v, dict)])
+        per = len(r.results) // len(names) if names else 0
+        for name in names:
+            block = r.metrics.get(name) or {}
+            rows.append([r.variant, name] + [_pct(block.get(c)) for c in columns] + [str(per)])
+        rows.append([r.variant, "all"] + [_pct(r.metrics.get(c)) for c in columns] + [str(r.n_queries)])
+    return header, rows
+
+
+def format_transforms_table(reports: Sequence[RunReport], columns: Sequence[str] = TRANSFORM_COLUMNS) -> str:
+    """The transformations benchmark as aligned text (percent): top-1, R[5], mAP per transformation."""
+    header, rows = transform_rows(reports, columns)
+    widths = [max(len(x) for x in col) for col in zip(header, *rows)]
+
+    def line(cells):
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(row) for row in rows])
+
+
+def markdown_transforms_table(reports: Sequence[RunReport], columns: Sequence[str] = TRANSFORM_COLUMNS) -> str:
+    header, rows = transform_rows(reports, columns)
+    out = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
+    return "\n".join(out + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def write_transform_reports(reports: Sequence[RunReport], out_dir: Path, *, title: str,
+                            cutoffs: Sequence[int] = (1, 5, 10, 20)) -> dict[str, Path]:
+    """``write_reports`` for the transformations benchmark, the per-transformation table at the top of the
+    Markdown report."""
+    paths = write_reports(reports, out_dir, title=title, cutoffs=cutoffs)
+    text = paths["markdown"].read_text(encoding="utf-8")
+    head, _, rest = text.partition("\n")
+    section = ("\n\n## Per transformation (top-1: the original ranked first; in %)\n\n"
+               + markdown_transforms_table(reports) + "\n")
+    paths["markdown"].write_text(head + section + rest, encoding="utf-8")
+    return paths

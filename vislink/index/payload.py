@@ -20,7 +20,8 @@ PAYLOAD_INDEXES: dict[str, str] = {
 
 def qdrant_collection_name(collection: str, variant: str) -> str:
     """The Qdrant collection holding one descriptor variant of one vislink collection."""
-    slug = re.sub(r"[^a-z0-9_-]+", "-", f"{collection}_{variant}".lower()).strip("-")
+    # A pinned variant's '@' and ':' (vgg16-pool5-sum@ft:run) become '_', which no other variant name holds.
+    slug = re.sub(r"[^a-z0-9_-]+", "-", f"{collection}_{re.sub('[@:]', '_', variant)}".lower()).strip("-")
     return f"vislink_{slug}"
 
 
