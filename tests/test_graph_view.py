@@ -10,7 +10,7 @@ from itertools import combinations
 import pytest
 
 from vislink.graph import create_group, neighbourhood_view, set_link
-from vislink.graph.view import NODE_SIZE, ring_radius
+from vislink.graph.view import HUB_HEIGHT, HUB_WIDTH, NODE_SIZE, ring_radius
 from vislink.store.models import Collection, Image
 
 
@@ -40,7 +40,8 @@ def test_a_group_is_a_hub_and_links_join_images(db_session, images):
     set_link(db_session, images[4], images[5], "positive", "same cartoon")  # inside, with a note: drawn
     view = neighbourhood_view(db_session, images[0])
     hubs = [n for n in view.nodes if n.kind == "group"]
-    assert [(h.group_id, h.size, h.label) for h in hubs] == [(group.id, 20, f"#{group.id} Leonardo da Vinci, Mona Lisa")]
+    assert [(h.group_id, h.size, h.label) for h in hubs] == [
+        (group.id, 20, f"#{group.id} Leonardo da Vinci, Mona Lisa")]
     members = [e for e in view.edges if e.kind == "member"]
     assert len(members) == 20 and all(e.b == f"g{group.id}" for e in members)  # not the clique's 190 edges
     explicit = {(e.a, e.b, e.kind, e.note) for e in view.edges if e.kind != "member"}
@@ -62,6 +63,7 @@ def test_a_ring_of_twenty_keeps_its_thumbnails_apart_and_the_focus_on_top(db_ses
     assert nodes[images[7]].y == pytest.approx(hub.y - ring_radius(20))  # the focus at the top of its ring
     for a, b in combinations(nodes.values(), 2):
         assert math.dist((a.x, a.y), (b.x, b.y)) >= NODE_SIZE, (a, b)
+    _clear_of_hubs(view)
     assert all(0 <= n.x - NODE_SIZE / 2 and n.x + NODE_SIZE / 2 <= view.width + 1e-6 for n in nodes.values())
     assert all(0 <= n.y - NODE_SIZE / 2 and n.y + NODE_SIZE / 2 <= view.height + 1e-6 for n in nodes.values())
 
@@ -77,6 +79,17 @@ def test_clusters_do_not_overlap(db_session, images):
     for a, b in combinations(nodes.values(), 2):
         assert math.dist((a.x, a.y), (b.x, b.y)) >= NODE_SIZE, (a, b)
     assert {n.group_id for n in view.nodes if n.kind == "group"} == {first.id, second.id}
+    _clear_of_hubs(view)
+
+
+def _clear_of_hubs(view):
+    """No thumbnail box overlaps a hub's box (a small group's ring is wide enough for its hub's title)."""
+    half = NODE_SIZE / 2
+    for hub in (n for n in view.nodes if n.kind == "group"):
+        for node in _image_nodes(view).values():
+            apart_x = abs(node.x - hub.x) >= half + HUB_WIDTH / 2
+            apart_y = abs(node.y - hub.y) >= half + HUB_HEIGHT / 2
+            assert apart_x or apart_y, (hub, node)
 
 
 def test_alone_or_too_large(db_session, images):

@@ -132,6 +132,7 @@ def graph_svg(at) -> str:
     """The SVG the Browse page draws its link graph with (the vislink_graph component's data)."""
     import json
 
-    drawn = [json.loads(c.proto.json)["svg"] for c in at.get("bidi_component") if c.proto.component_name == "vislink_graph"]
+    drawn = [json.loads(c.proto.json)["svg"] for c in at.get("bidi_component")
+             if c.proto.component_name == "vislink_graph"]
     assert len(drawn) == 1, f"{len(drawn)} link graphs drawn"
     return drawn[0]

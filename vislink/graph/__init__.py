@@ -49,13 +49,14 @@ from vislink.graph.titles import default_title, display_artist, group_label, tit
 from vislink.graph.view import GraphView, ViewEdge, ViewNode, neighbourhood_view
 
 __all__ = [
-    "GraphStats", "GraphView", "GroupInfo", "ImageResolver", "ImportReport", "LinkInfo", "Neighbour", "ReplicaReport",
-    "UndoResult", "add_member", "assign_split", "build_graph", "connected_components", "create_annotator",
-    "create_group", "default_title", "delete_group", "display_artist", "export_graph", "format_stats", "get_annotator", "get_collection",
-    "get_or_create", "get_split", "graph_stats", "group_info", "group_label", "group_members", "group_memberships", "group_of", "group_titles",
-    "image_links", "import_graph", "import_replica", "import_split", "is_replica_file", "link_info", "link_status",
-    "list_annotators", "list_groups", "load_group", "members_of", "merge_groups", "negative_pairs", "neighbourhood_view", "neighbours",
-    "path_edges", "plot_group_sizes", "proposals", "remove_link", "remove_member", "set_link", "shortest_path",
-    "split_group", "split_parts", "split_summary", "title_from", "undo_last", "update_group", "verify_password", "ViewEdge", "ViewNode",
-    "wga_path_of",
+    "GraphStats", "GraphView", "GroupInfo", "ImageResolver", "ImportReport", "LinkInfo", "Neighbour",
+    "ReplicaReport", "UndoResult", "ViewEdge", "ViewNode", "add_member", "assign_split", "build_graph",
+    "connected_components", "create_annotator", "create_group", "default_title", "delete_group", "display_artist",
+    "export_graph", "format_stats", "get_annotator", "get_collection", "get_or_create", "get_split",
+    "graph_stats", "group_info", "group_label", "group_members", "group_memberships", "group_of", "group_titles",
+    "image_links", "import_graph", "import_replica", "import_split", "is_replica_file", "link_info",
+    "link_status", "list_annotators", "list_groups", "load_group", "members_of", "merge_groups", "negative_pairs",
+    "neighbourhood_view", "neighbours", "path_edges", "plot_group_sizes", "proposals", "remove_link",
+    "remove_member", "set_link", "shortest_path", "split_group", "split_parts", "split_summary", "title_from",
+    "undo_last", "update_group", "verify_password", "wga_path_of",
 ]

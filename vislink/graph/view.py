@@ -27,6 +27,7 @@ NODE_SIZE = 96  # a thumbnail's box, in layout units (pixels when drawn 1:1)
 CAPTION = 34  # room under a thumbnail for two lines of caption
 GAP = 28  # between neighbouring thumbnails on a ring
 MARGIN = 40  # between clusters
+HUB_WIDTH, HUB_HEIGHT = 190, 46  # a group's hub: its title and size
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,8 @@ def ring_radius(n_members: int) -> float:
     if n_members <= 1:
         return 0.0
     chord = NODE_SIZE + GAP  # the distance between two neighbours' centres, at least
-    return max(NODE_SIZE * 1.1, chord / (2 * math.sin(math.pi / n_members)))
+    clear_of_hub = math.hypot(HUB_WIDTH / 2, HUB_HEIGHT / 2) + NODE_SIZE / 2 * math.sqrt(2) + GAP / 2
+    return max(clear_of_hub, chord / (2 * math.sin(math.pi / n_members)))
 
 
 def _nodes_to_draw(graph: nx.Graph, focus: int, max_images: int) -> tuple[set[int], bool]:
@@ -138,7 +140,9 @@ def neighbourhood_view(session: Session, image_id: int, *, max_images: int = 60)
         x += box_w + MARGIN
         row_height = max(row_height, box_h)
         max_width = max(max_width, x - MARGIN)
-    view.width, view.height = max_width, y + row_height
+    # The drawing's extent is what was placed (a ring of three leaves the bottom of its circle empty).
+    view.width = max([max_width] + [n.x + (HUB_WIDTH / 2 if n.kind == "group" else half) for n in view.nodes])
+    view.height = max(n.y + (HUB_HEIGHT / 2 if n.kind == "group" else half + CAPTION) for n in view.nodes)
 
     for link in links:
         kind = LinkType(link.type).value

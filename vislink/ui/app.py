@@ -22,7 +22,6 @@ pages = [
     st.Page(VIEWS / "evaluation.py", title="Evaluation", icon=":material/monitoring:"),
 ]
 navigation = st.navigation(pages)
-components.keep_settings(navigation.title)  # the other pages' settings survive this run
 with components.guard("vector index"):
     services.index()  # opened once per process (st.cache_resource); a locked or unreachable index says so here
 services.prewarm_in_background()

@@ -26,30 +26,10 @@ ANNOTATE_PAGE = "views/annotate.py"
 BROWSE_PAGE = "views/browse.py"
 EVALUATION_PAGE = "views/evaluation.py"
 
-# The settings of each page (widget keys) that survive a visit to another page. Streamlit forgets a widget's
-# value once a run does not draw it; the Search page would come back with its mode and filters reset while its
-# results stayed. Buttons and file uploaders cannot be set from session state and are not listed (the Search
-# page keeps its uploaded query itself).
-KEPT: dict[str, tuple[str, ...]] = {
-    "Search": ("search_collection", "search_variant", "search_mode", "search_region", "search_find", "search_pick_id",
-               "search_pick", "search_pos", "search_neg", *(f"search_f_{f}" for f in data.FACETS),
-               "search_use_years", "search_years", "search_mirrored", "search_page_size", "search_per_row"),
-    "Compare": ("cmp_a", "cmp_b", "cmp_left", "cmp_mirror", "cmp_flicker", "cmp_alpha"),
-    "Annotate": ("ann_collection", "ann_group_find", "ann_group_pick"),
-    "Browse": ("br_collection", "br_text"),
-    "Evaluation": ("ev_runs", "ev_series", "ev_detail"),
-}
-
-
-def keep_settings(current_page: str) -> None:
-    """Keep the other pages' settings through this run (called by app.py before the page runs): a value
-    assigned through session state is not a widget's any more, so the end of the run does not drop it."""
-    for page, keys in KEPT.items():
-        if page == current_page:
-            continue  # drawn in this run: Streamlit keeps them itself
-        for key in keys:
-            if key in st.session_state:
-                st.session_state[key] = st.session_state[key]
+# The settings of every page (filters, modes, picked ids...) are widgets with ``persist_state="session"``: they
+# survive a visit to another page. Without it Streamlit forgets a widget's value once a run does not draw it, and
+# the Search page came back with its mode and filters reset while its results stayed. Buttons and file uploaders
+# cannot persist; the Search page keeps its uploaded query itself.
 
 
 @lru_cache(maxsize=1)
@@ -156,7 +136,7 @@ def pick_collection(key: str, container=None) -> data.CollectionInfo | None:
     if st.session_state.get(key) not in names:
         default = st.session_state.get("collection")
         st.session_state[key] = default if default in names else names[0]
-    name = where.selectbox("Collection", names, key=key,
+    name = where.selectbox("Collection", names, key=key, persist_state="session",
                            format_func=lambda n: f"{n} ({next(c.n_images for c in collections if c.name == n)} images)")
     st.session_state["collection"] = name
     return next(c for c in collections if c.name == name)
@@ -169,7 +149,7 @@ def pick_variant(info: data.CollectionInfo, key: str, container=None) -> str | N
         return None
     if st.session_state.get(key) not in info.variants:
         st.session_state.pop(key, None)
-    return where.selectbox("Descriptor variant", info.variants, key=key,
+    return where.selectbox("Descriptor variant", info.variants, key=key, persist_state="session",
                            help="Each variant is its own Qdrant collection (the paper's Table 1 rows).")
 
 
@@ -238,6 +218,12 @@ class Cell:
 
 
 PER_ROW = (4, 5, 6, 8, 10)
+
+
+def per_row() -> int:
+    """Cards per row of every grid: the user's choice on the Search page (6 until then)."""
+    value = st.session_state.get("search_per_row", 6)
+    return value if value in PER_ROW else 6
 # The menu of a card shows when the pointer is over the card (it stays reachable by keyboard: only faded).
 _HOVER_CSS = """<style>
 div[class*="st-key-{key}_card_"] div[data-testid="stPopover"] {{ opacity: 0.15; transition: opacity 0.15s; }}
@@ -271,7 +257,7 @@ def _card(col, cell: Cell, path, *, key: str, compare, selectable: bool, selecte
         else:
             st.caption("(no picture)")
         score = f" · {cell.score:.3f}" if cell.score is not None else ""
-        st.markdown(f"**#{cell.rank}**{score}" + (f" · {cell.hint}" if cell.hint else ""))
+        st.markdown(f"**#{cell.rank}**{score}" + (f" · :small[:gray[{cell.hint}]]" if cell.hint else ""))
         lines = [_md(info.short_caption)]
         if cell.mark:
             lines.append(f":orange[:material/info: {_md(cell.mark)}]")
@@ -284,7 +270,7 @@ def _card(col, cell: Cell, path, *, key: str, compare, selectable: bool, selecte
                 sel_key = f"{key}_sel_{info.id}"
                 st.session_state[sel_key] = info.id in selected
                 st.checkbox("select", key=sel_key, on_change=toggle_basket, args=(info.id,))
-            with st.popover("⋯", help="details, compare, open", key=f"{key}_menu_{info.id}"):
+            with st.popover("⋯", type="tertiary", help="details, compare, open", key=f"{key}_menu_{info.id}"):
                 st.markdown(f"**{_md(display_artist(info.artist) or 'unknown artist')}**  \n"
                             f"*{_md(info.title or 'untitled')}*" + (f"  \n{_md(info.date_text)}" if info.date_text
                                                                     else "") + f"  \nimage #{info.id}")

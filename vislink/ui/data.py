@@ -70,7 +70,7 @@ class ImageInfo:
 
     @property
     def label(self) -> str:
-        return f"#{self.id} {self.artist or 'unknown artist'}: {self.title or 'untitled'}"
+        return f"#{self.id} {display_artist(self.artist) or 'unknown artist'}: {self.title or 'untitled'}"
 
     @property
     def short_caption(self) -> str:

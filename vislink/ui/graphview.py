@@ -13,10 +13,9 @@ from typing import Mapping
 
 import streamlit as st
 
-from vislink.graph.view import CAPTION, NODE_SIZE, GraphView
+from vislink.graph.view import CAPTION, HUB_HEIGHT as HUB_H, HUB_WIDTH as HUB_W, NODE_SIZE, GraphView
 
 PAD = 24
-HUB_W, HUB_H = 190, 46
 EDGE_STYLE = {  # stroke, width, dash
     "member": ("#b9b1a2", 1.5, ""),
     "positive": ("#333333", 2.5, ""),
@@ -38,7 +37,7 @@ export default function (component) {
 }
 """
 _CSS = """
-.vl-graph svg { width: 100%; height: auto; max-height: 85vh; font-family: sans-serif; }
+.vl-graph svg { max-width: 100%; height: auto; font-family: sans-serif; }
 .vl-graph [data-image] { cursor: pointer; }
 .vl-graph [data-image]:hover rect.frame, .vl-graph [data-image]:focus rect.frame { stroke: #e4572e; stroke-width: 3; }
 """
@@ -63,8 +62,8 @@ def svg(view: GraphView, pictures: Mapping[int, str | None]) -> str:
     """The SVG of a laid-out view; ``pictures``: image id -> a data URI of its thumbnail (or None)."""
     where = {n.key: n for n in view.nodes}
     w, h = view.width + 2 * PAD, view.height + 2 * PAD
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{-PAD} {-PAD} {w:.0f} {h:.0f}" role="img" '
-           f'aria-label="link graph of image {view.focus}">']
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{-PAD} {-PAD} {w:.0f} {h:.0f}" width="{w:.0f}" '
+           f'role="img" aria-label="link graph of image {view.focus}">']  # drawn 1:1, narrowed to fit
     for edge in view.edges:
         a, b = where.get(edge.a), where.get(edge.b)
         if a is None or b is None:

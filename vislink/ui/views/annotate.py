@@ -29,7 +29,8 @@ def _selection(annotator) -> None:
         st.caption("Select images on the Search or Browse pages; they gather here.")
         return
     infos = data.images_by_ids(chosen)
-    ui.grid([ui.Cell(i + 1, None, infos[x]) for i, x in enumerate(chosen) if x in infos], key="ann_sel", columns=8)
+    ui.grid([ui.Cell(i + 1, None, infos[x]) for i, x in enumerate(chosen) if x in infos], key="ann_sel",
+            columns=ui.per_row())
     c1, c2 = st.columns(2)
     if c1.button("Clear selection", key="ann_clear"):
         chosen.clear()
@@ -56,7 +57,7 @@ def _pick_group(info: data.CollectionInfo) -> data.GroupInfo | None:
             del st.session_state[key]  # "Add image ids" starts from the selection again, title and notes as saved
         if wanted is not None:
             st.session_state["ann_group_pick"] = wanted
-    find = st.text_input("Find a group", key="ann_group_find", placeholder="a title, or #12")
+    find = st.text_input("Find a group", key="ann_group_find", persist_state="session", placeholder="a title, or #12")
     groups = data.list_groups(info.id, text=find)
     if not groups:
         st.caption("No group matches." if find.strip() else "No group in this collection yet.")
@@ -64,7 +65,7 @@ def _pick_group(info: data.CollectionInfo) -> data.GroupInfo | None:
     by_id = {g.id: g for g in groups}
     if st.session_state.get("ann_group_pick") not in by_id:
         st.session_state["ann_group_pick"] = groups[0].id
-    group_id = st.selectbox("Group", list(by_id), key="ann_group_pick",
+    group_id = st.selectbox("Group", list(by_id), key="ann_group_pick", persist_state="session",
                             format_func=lambda g: f"{by_id[g].label} ({len(by_id[g].member_ids)} images)",
                             help="Type to filter by title; newest first.")
     return data.group(group_id)
@@ -80,7 +81,7 @@ def _group_editor(group: data.GroupInfo, info: data.CollectionInfo, annotator) -
     st.caption(f"{len(group.member_ids)} images · version {group.version}" + (f" · {group.note}" if group.note else ""))
     infos = data.images_by_ids(group.member_ids)
     cells = [ui.Cell(i + 1, None, infos[m]) for i, m in enumerate(group.member_ids) if m in infos]
-    ui.grid(cells, key=f"ann_g{group.id}", columns=8)
+    ui.grid(cells, key=f"ann_g{group.id}", columns=ui.per_row())
     if annotator is None:
         return
     # Each action in its own guard: a refused edit says why and leaves the rest of the editor (merge, title) there.

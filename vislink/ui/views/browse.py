@@ -73,7 +73,8 @@ def _image_page(image_id: int) -> None:
     if links:
         others = data.images_by_ids(l.other_id for l in links)
         ui.grid([ui.Cell(i + 1, None, others[l.other_id], f"{l.type}" + (f": {l.note}" if l.note else ""))
-                 for i, l in enumerate(links) if l.other_id in others], key="br_links", columns=8, compare=this)
+                 for i, l in enumerate(links) if l.other_id in others], key="br_links", columns=ui.per_row(),
+                compare=this)
     groups = data.groups_of([img.id]).get(img.id, [])
     for group_id in groups:
         group = data.group(group_id)
@@ -82,7 +83,8 @@ def _image_page(image_id: int) -> None:
             st.caption(group.note)
         members = data.images_by_ids(group.member_ids)
         ui.grid([ui.Cell(i + 1, None, members[m]) for i, m in enumerate(group.member_ids)
-                 if m in members and m != img.id], key=f"br_group{group.id}", columns=8, compare=this)
+                 if m in members and m != img.id], key=f"br_group{group.id}", columns=ui.per_row(),
+                compare=this)
     _graph(img)
 
 
@@ -107,7 +109,7 @@ def main() -> None:
         if info is None:
             return
         left, right = st.columns([3, 1])
-        text = left.text_input("Artist or title contains", key="br_text")
+        text = left.text_input("Artist or title contains", key="br_text", persist_state="session")
         jump = right.number_input("Open image id", min_value=0, step=1, key="br_jump")
         if jump:
             ui.open_image(int(jump))
@@ -116,7 +118,7 @@ def main() -> None:
         images = data.find_images(info.id, text, limit=PAGE_SIZE, offset=page * PAGE_SIZE)
         status = data.link_status(None, [i.id for i in images])
         ui.grid([ui.Cell(page * PAGE_SIZE + k + 1, None, im, status.get(im.id, "")) for k, im in enumerate(images)],
-                key="br_grid", columns=8)
+                key="br_grid", columns=ui.per_row())
 
 
 main()

@@ -70,7 +70,7 @@ def _left_side(column) -> ui.Side | None:
     labels = [s.label for s in sides] + [OTHER]
     if st.session_state.get("cmp_left") not in labels:
         st.session_state["cmp_left"] = labels[0]
-    choice = column.selectbox("Left image", labels, key="cmp_left",
+    choice = column.selectbox("Left image", labels, key="cmp_left", persist_state="session",
                               help="The search query, one of its examples, or any image of the collection by id.")
     side = None if choice == OTHER else sides[labels.index(choice)]
     if side is not None and side.image_id is not None:
@@ -89,8 +89,8 @@ def main() -> None:
     query_image = side.image if side is not None and side.image_id is None else None
     a_id = 0
     if query_image is None:
-        a_id = c1.number_input("Left image id", min_value=0, step=1, key="cmp_a")
-    b_id = c2.number_input("Right image id", min_value=0, step=1, key="cmp_b")
+        a_id = c1.number_input("Left image id", min_value=0, step=1, key="cmp_a", persist_state="session")
+    b_id = c2.number_input("Right image id", min_value=0, step=1, key="cmp_b", persist_state="session")
     if not (a_id or query_image) or not b_id:
         st.info("Choose two images (or press *compare* on a search result).")
         return
@@ -99,11 +99,12 @@ def main() -> None:
         b = data.image(int(b_id))
         st.session_state["compare"] = (a.id if a else 0, b.id)
         controls = st.columns(3)
-        mirror = controls[0].checkbox("Mirror the right image", key="cmp_mirror",
+        mirror = controls[0].checkbox("Mirror the right image", key="cmp_mirror", persist_state="session",
                                       help="Copies are often mirrored (prints reverse the design).")
-        flicker = controls[1].toggle("Flicker", key="cmp_flicker",
+        flicker = controls[1].toggle("Flicker", key="cmp_flicker", persist_state="session",
                                      help="Alternate the two images instead of blending them.")
-        alpha = controls[2].slider("Blend (left → right)", 0.0, 1.0, 0.5, 0.05, key="cmp_alpha", disabled=flicker)
+        alpha = controls[2].slider("Blend (left → right)", 0.0, 1.0, 0.5, 0.05, key="cmp_alpha", persist_state="session",
+                                   disabled=flicker)
         img_a = _open(a) if a is not None else _from_bytes(query_image)
         img_b = _open(b)
         if img_b is not None and mirror:

@@ -78,13 +78,14 @@ def main() -> None:
     latest = {v: rs[0].id for v, rs in by_variant.items()}  # runs come newest first
     labels = {r.id: _label(r) for r in runs}
     chosen = st.multiselect("Runs", [r.id for r in runs], default=list(latest.values()), key="ev_runs",
+                            persist_state="session",
                             format_func=labels.get)
     curves = {rid: recall_curves(next(r.metrics for r in runs if r.id == rid)) for rid in chosen}
     series_names = sorted({s for c in curves.values() for s in c}, key=lambda s: (s != "R", s))
     if not series_names:
         st.caption("The chosen runs store no recall-at-rank metrics (keys like R@20).")
     else:
-        series = st.selectbox("Metric family", series_names, key="ev_series",
+        series = st.selectbox("Metric family", series_names, key="ev_series", persist_state="session",
                               format_func=lambda s: {"R": "R[n], weighted (the paper's)",
                                                      "recall": "recall@n, unweighted"}.get(s, s))
         frame = pd.DataFrame({labels[rid]: 100 * pd.Series(c.get(series, {}), dtype=float)
@@ -93,7 +94,7 @@ def main() -> None:
         st.line_chart(frame, x_label="rank n", y_label="recall (%)")
 
     st.subheader("Per query (ranks of every target)")
-    run_id = st.selectbox("Run", [r.id for r in runs], key="ev_detail", format_func=labels.get)
+    run_id = st.selectbox("Run", [r.id for r in runs], key="ev_detail", persist_state="session", format_func=labels.get)
     with ui.guard():
         rows = data.evaluation_query_results(int(run_id))
         if rows:

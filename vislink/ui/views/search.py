@@ -82,10 +82,10 @@ def _uploaded() -> tuple[str, bytes] | None:
 def _query_input(info: data.CollectionInfo, side) -> services.Query | None:
     """The query widgets; previews go to ``side`` (the column next to them)."""
     mode = st.radio("Query", ["Upload an image", "An image of the collection", "Several examples"],
-                    horizontal=True, key="search_mode")
+                    horizontal=True, key="search_mode", persist_state="session")
     region = False
     if mode != "Several examples":
-        region = st.toggle("Search a region (crop)", key="search_region",
+        region = st.toggle("Search a region (crop)", key="search_region", persist_state="session",
                            help="Crop a detail: the paper's links are often a figure copied, not the whole work.")
     if mode == "Upload an image":
         uploaded = _uploaded()
@@ -102,14 +102,14 @@ def _query_input(info: data.CollectionInfo, side) -> services.Query | None:
                               extra={"uploaded": not region})
     if mode == "An image of the collection":
         left, right = st.columns([3, 1])
-        text = left.text_input("Find by artist or title", key="search_find")
+        text = left.text_input("Find by artist or title", key="search_find", persist_state="session")
         st.session_state.setdefault("search_pick_id", 0)  # set by "Search with it" on an image page
-        typed = right.number_input("or image id", min_value=0, step=1, key="search_pick_id")
+        typed = right.number_input("or image id", min_value=0, step=1, key="search_pick_id", persist_state="session")
         matches = data.find_images(info.id, text, limit=50)
         if typed:
             image_id = int(typed)
         elif matches:
-            image_id = st.selectbox("Image", [m.id for m in matches], key="search_pick",
+            image_id = st.selectbox("Image", [m.id for m in matches], key="search_pick", persist_state="session",
                                     format_func=lambda i: next(m.label for m in matches if m.id == i))
         else:
             st.info("No image matches.")
@@ -134,8 +134,8 @@ def _query_input(info: data.CollectionInfo, side) -> services.Query | None:
     clicked = button.button("Use the selection", key="search_use_selection", disabled=not chosen)
     if clicked or "search_pos" not in st.session_state:
         st.session_state["search_pos"] = " ".join(map(str, chosen))
-    pos_text = st.text_input("Positive example ids", key="search_pos")
-    neg_text = st.text_input("Negative example ids", key="search_neg")
+    pos_text = st.text_input("Positive example ids", key="search_pos", persist_state="session")
+    neg_text = st.text_input("Negative example ids", key="search_neg", persist_state="session")
     uploads = st.file_uploader("Positive example images (uploads)", accept_multiple_files=True,
                                type=["jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp"], key="search_pos_uploads")
     images, names = [], []
@@ -157,17 +157,19 @@ def _filters(info: data.CollectionInfo) -> tuple[dict | None, bool, int, int]:
     values = {}
     for facet in data.FACETS:
         options = data.facet_values(info.id, facet)
-        values[facet] = side.multiselect(facet.capitalize(), options, key=f"search_f_{facet}") if options else []
+        values[facet] = side.multiselect(facet.capitalize(), options, key=f"search_f_{facet}",
+                                         persist_state="session") if options else []
     years = None
     bounds = data.year_bounds(info.id)
-    if bounds and bounds[0] < bounds[1] and side.checkbox("Filter by years", key="search_use_years"):
+    if bounds and bounds[0] < bounds[1] and side.checkbox("Filter by years", key="search_use_years",
+                                                          persist_state="session"):
         st.session_state.setdefault("search_years", bounds)  # in session state, not value=: kept across pages
-        years = side.slider("Years", bounds[0], bounds[1], key="search_years")
-    mirrored = side.checkbox("Mirrored too", key="search_mirrored",
+        years = side.slider("Years", bounds[0], bounds[1], key="search_years", persist_state="session")
+    mirrored = side.checkbox("Mirrored too", key="search_mirrored", persist_state="session",
                              help="Search with the image and its mirror, keep each result's best similarity.")
-    page_size = side.selectbox("Results per page", [20, 50, 100], key="search_page_size")
+    page_size = side.selectbox("Results per page", [20, 50, 100], key="search_page_size", persist_state="session")
     st.session_state.setdefault("search_per_row", 6)
-    per_row = side.select_slider("Results per row", ui.PER_ROW, key="search_per_row")
+    per_row = side.select_slider("Results per row", ui.PER_ROW, key="search_per_row", persist_state="session")
     flt = data.build_filter(values["artist"], values["school"], values["form"], values["type"], years)
     return flt, mirrored, page_size, per_row
 
