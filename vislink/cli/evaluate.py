@@ -21,12 +21,14 @@ def _split_list(values: list[str] | None) -> list[str]:
 
 def _print(result, max_drop: float) -> int:
     """Print an evaluation (``vislink.evaluation.schedule.CheckedEvaluation``); returns the exit code."""
-    from vislink.evaluation.reports import format_table
+    from vislink.evaluation.reports import format_table, table1_cutoffs
 
     r0 = result.reports[0]
     typer.echo(f"{result.title}: {r0.n_queries} queries, {r0.n_gallery} images searched (exact), "
                "weighted recall in %")
-    typer.echo(format_table(result.reports))
+    # The columns a collection of this size can tell apart, as the evaluation page shows them.
+    gallery = min(r.n_gallery for r in result.reports)
+    typer.echo(format_table(result.reports, table1_cutoffs(r0.cutoffs, gallery)))
     paths = result.paths
     typer.echo(f"runs stored: {', '.join(str(r.run_id) for r in result.reports)}; reports: {paths['markdown']}, "
                f"{paths['json']}, {paths['plot']}")

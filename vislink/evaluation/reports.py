@@ -8,7 +8,7 @@ import json
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from vislink.errors import ConfigError
 from vislink.evaluation.metrics import metric_key, recall_curve
@@ -234,3 +234,12 @@ def write_transform_reports(reports: Sequence[RunReport], out_dir: Path, *, titl
                + markdown_transforms_table(reports) + "\n")
     paths["markdown"].write_text(head + section + rest, encoding="utf-8")
     return paths
+
+
+def table1_cutoffs(available: Iterable[int], n_gallery: int) -> list[int]:
+    """The R[n] columns of Table 1 for a gallery of ``n_gallery`` images, the same in the CLI and the UI: the
+    evaluated cut-offs up to a quarter of the gallery (past that every method finds nearly everything: R[20] of 9
+    images says nothing), and at least the two smallest."""
+    stored = sorted({int(n) for n in available})
+    shown = [n for n in stored if n <= max(1, n_gallery) / 4]
+    return shown if len(shown) >= 2 else stored[:2]

@@ -323,12 +323,10 @@ def run_dimensions(run_ids: Iterable[int]) -> dict[int, int | None]:
 
 
 def table1_cutoffs(available: Iterable[int], n_gallery: int) -> list[int]:
-    """The R[n] columns of Table 1 for a gallery of ``n_gallery`` images: the stored cut-offs up to a quarter of
-    the gallery (past that every method finds nearly everything: R[20] of 9 images says nothing), and at least
-    the two smallest."""
-    stored = sorted({int(n) for n in available})
-    shown = [n for n in stored if n <= max(1, n_gallery) / 4]
-    return shown if len(shown) >= 2 else stored[:2]
+    """The R[n] columns of Table 1 for a gallery of ``n_gallery`` images (``vislink evaluate`` uses the same)."""
+    from vislink.evaluation.reports import table1_cutoffs as columns
+
+    return columns(available, n_gallery)
 
 
 def table1(runs: Sequence[RunInfo], dimensions: dict[int, int | None] | None = None
