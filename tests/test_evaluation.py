@@ -276,3 +276,19 @@ def test_a_missing_split_names_both_ways_out_and_can_be_created(demo, vislink_en
     assert created.exit_code == 0, created.output
     assert "created split 'fresh'" in created.output and "R[5]" in created.output
     require_split("demo", "fresh")  # it is stored
+
+
+def test_the_ui_opens_on_the_variant_with_the_best_stored_evaluation(demo, db_session):
+    # Issue #11 item 3: newest collection evaluation per variant, highest mAP wins; benchmarks do not count.
+    from vislink.evaluation.records import best_variant
+    from vislink.store import get_collection
+
+    coll = get_collection(db_session, "demo")
+    variants = ["vgg16-pool5-sum", "sscd", "vgg16-pool5-max"]
+    assert best_variant(db_session, "demo", variants) is None
+    for variant, m, benchmark in (("vgg16-pool5-sum", 0.5, None), ("sscd", 0.9, None), ("sscd", 0.4, None),
+                                  ("vgg16-pool5-max", 0.99, "groups:x")):
+        db_session.add(EvaluationRun(collection_id=None if benchmark else coll.id, variant_name=variant,
+                                     benchmark=benchmark, n_queries=1, n_gallery=6, metrics={"mAP": m}))
+        db_session.flush()
+    assert best_variant(db_session, "demo", variants) == "vgg16-pool5-sum"  # sscd's newest run is 0.4

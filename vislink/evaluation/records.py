@@ -184,3 +184,15 @@ def recent_runs(session: Session, *, collection: str | None = None, variants: Se
     rows = session.execute(q.order_by(EvaluationRun.started_at.desc(), EvaluationRun.id.desc()).limit(limit))
     return [RunInfo(r.id, r.variant_name, r.benchmark, name, r.started_at, r.finished_at, r.n_queries, r.n_gallery,
                     r.weights_sha256, r.split_name, r.code_version, dict(r.metrics or {})) for r, name in rows]
+
+
+def best_variant(session: Session, collection: str, variants: Sequence[str]) -> str | None:
+    """Of ``variants``, the one whose newest stored evaluation on ``collection`` has the highest mAP (then R@20):
+    what the UI opens on. None when none of them has been evaluated."""
+    newest: dict[str, dict[str, Any]] = {}
+    for run in recent_runs(session, collection=collection, variants=variants, limit=500):
+        if run.benchmark is None and run.variant_name not in newest:
+            newest[run.variant_name] = run.metrics
+    if not newest:
+        return None
+    return max(newest, key=lambda v: (newest[v].get("mAP", 0.0), newest[v].get("R@20", 0.0), -variants.index(v)))

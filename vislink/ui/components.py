@@ -149,8 +149,12 @@ def pick_variant(info: data.CollectionInfo, key: str, container=None) -> str | N
         return None
     if st.session_state.get(key) not in info.variants:
         st.session_state.pop(key, None)
+    # A first visit opens on the variant with the best stored evaluation of this collection (else its first).
+    best = data.best_variant(info.name, info.variants)
     return where.selectbox("Descriptor variant", info.variants, key=key, persist_state="session",
-                           help="Each variant is its own Qdrant collection (the paper's Table 1 rows).")
+                           index=info.variants.index(best) if best in info.variants else 0,
+                           help="Each variant is its own Qdrant collection (the paper's Table 1 rows); the "
+                                "default is the one with the best stored evaluation.")
 
 
 # -- thumbnails and metadata -------------------------------------------------------------------

@@ -322,6 +322,14 @@ def run_dimensions(run_ids: Iterable[int]) -> dict[int, int | None]:
                 s.execute(select(EvaluationRun.id, EvaluationRun.params).where(EvaluationRun.id.in_(ids)))}
 
 
+def best_variant(collection: str, variants: Sequence[str]) -> str | None:
+    """The variant with the best stored evaluation of ``collection`` (mAP, then R@20), or None."""
+    from vislink.evaluation.records import best_variant as best
+
+    with session_scope() as s:
+        return best(s, collection, list(variants))
+
+
 def table1_cutoffs(available: Iterable[int], n_gallery: int) -> list[int]:
     """The R[n] columns of Table 1 for a gallery of ``n_gallery`` images (``vislink evaluate`` uses the same)."""
     from vislink.evaluation.reports import table1_cutoffs as columns
