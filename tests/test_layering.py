@@ -18,7 +18,7 @@ LAYERS = {
     "store": 1,
     "index": 2,
     "graph": 3,
-    "encoder": 4, "augment": 4,
+    "encoder": 4, "augment": 4, "local": 4,
     "ingest": 5, "search": 5,
     "evaluation": 6,
     "training": 7,
