@@ -106,9 +106,12 @@ def stale_message(session: Session, entity: str, entity_id: int, expected: int |
             "reload and try again")
 
 
-def flush_or_conflict(session: Session, entity: str, entity_id: int | None, expected: int | None = None) -> None:
-    """Flush; a concurrent edit (stale version, duplicate row) becomes a ConflictError naming who made it.
-    The transaction is rolled back first: after a failed flush it cannot go on."""
+def flush_or_conflict(session: Session, entity: str, entity_id: int | None, expected: int | None = None, *,
+                      pair: tuple[int, int] | None = None) -> None:
+    """Flush; a concurrent edit (stale version, duplicate row) becomes a ConflictError naming what it hit and
+    who made it. ``pair``: the two images of the link being written (a new link has no id before the flush;
+    the message then names the concurrent link that took its place). The transaction is rolled back first:
+    after a failed flush it cannot go on."""
     try:
         session.flush()
     except StaleDataError as exc:
@@ -117,12 +120,35 @@ def flush_or_conflict(session: Session, entity: str, entity_id: int | None, expe
         if entity == "group" and entity_id is not None:
             row = session.get(Group, entity_id)
             current = row.version if row else None
-        raise ConflictError(stale_message(session, entity, entity_id or 0, expected, current)) from exc
+        if entity_id is None:
+            raise ConflictError(f"{_label(session, entity, entity_id, pair)} was changed by a concurrent edit; "
+                                "reload and try again") from exc
+        raise ConflictError(stale_message(session, entity, entity_id, expected, current)) from exc
     except IntegrityError as exc:
         session.rollback()
         reason = str(exc.orig).strip().splitlines()[0]
-        raise ConflictError(f"{entity} {entity_id or ''} conflicts with a concurrent change ({reason}); "
-                            "reload and try again") from exc
+        label = _label(session, entity, entity_id, pair)
+        by = ""
+        if entity == "link" and entity_id is None and pair is not None:
+            theirs = find_link(session, *pair)
+            if theirs is not None:
+                who, at = last_change(session, "link", theirs.id)
+                by = f", made by {who} at {_when(at)}"
+        raise ConflictError(f"{label} conflicts with a concurrent change ({reason}{by}); reload and try again") from exc
+
+
+def _label(session: Session, entity: str, entity_id: int | None, pair: tuple[int, int] | None) -> str:
+    """How a conflict message names what it is about: ``group 3``, ``link 12 (images 4 and 5)``; a new link by
+    the concurrent one that now holds its pair, else by its images."""
+    if entity == "link" and pair is not None:
+        a, b = min(pair), max(pair)
+        if entity_id is None:
+            theirs = find_link(session, a, b)
+            entity_id = theirs.id if theirs is not None else None
+        return f"link {entity_id} (images {a} and {b})" if entity_id is not None else f"the link of images {a} and {b}"
+    if entity_id is None:
+        return f"one of the {entity}s written" if entity == "link" else f"a {entity}"
+    return f"{entity} {entity_id}"
 
 
 # -- undo ------------------------------------------------------------------------------------------------

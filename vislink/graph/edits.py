@@ -2,9 +2,13 @@
 
 Every function takes the ``annotator_id`` of who edits (audited, undoable) and, for groups, the
 ``expected_version`` the editor loaded: when somebody else changed the group since, ``ConflictError``
-says who and when. Without ``expected_version`` (imports, scripts) concurrent edits are still caught
-between read and write by the version column. On ConflictError the session's transaction has been
-rolled back. Functions flush but never commit: the caller owns the transaction. Edits reload the group
+says who and when. Every group edit first takes the group's row for its transaction (``SELECT ... FOR UPDATE``
+on PostgreSQL, SQLite's write lock), then reads it: concurrent edits of one group wait for each other instead
+of racing, so an edit without ``expected_version`` (imports, scripts, the CLI) always applies to the group as
+the one before it left it and is never refused (seven concurrent adds of different images: seven added), while
+an edit with ``expected_version`` still gets its ``ConflictError`` when the group moved on. On ConflictError
+the session's transaction has been rolled back. Functions flush but never commit: the caller owns the
+transaction (and the group's lock until it ends). Edits reload the group
 from the database first, so changes made by hand to a loaded ``Group`` object and not flushed are dropped:
 use ``update_group`` rather than setting attributes.
 
@@ -17,7 +21,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from vislink.errors import ConflictError, NotFound, VislinkError
@@ -37,7 +41,25 @@ def parse_link_type(value) -> LinkType:
         raise VislinkError(f"unknown link type {value!r}; use one of {valid}") from None
 
 
+def lock_groups(session: Session, group_ids: Iterable[int]) -> None:
+    """Hold these groups' rows until the transaction ends, waiting first for concurrent edits of them to
+    commit, so that what is read next is what they left. PostgreSQL: row locks, taken in id order (no
+    deadlock between two merges). SQLite: a write that changes nothing takes the database's one write lock
+    (its reads outside a write transaction always see the latest commit)."""
+    ids = sorted({int(g) for g in group_ids})
+    if not ids:
+        return
+    table = Group.__table__
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(table).where(table.c.id.in_(ids)).values(id=table.c.id))
+    else:
+        session.execute(select(table.c.id).where(table.c.id.in_(ids)).order_by(table.c.id).with_for_update())
+
+
 def load_group(session: Session, group_id: int, expected_version: int | None = None) -> Group:
+    """The group as committed now, locked for this transaction (``lock_groups``); ``ConflictError`` when it is
+    not at ``expected_version``."""
+    lock_groups(session, [group_id])
     group = session.get(Group, group_id, populate_existing=True)
     if group is None:
         raise NotFound(f"no group {group_id} (deleted by someone else?)")
@@ -174,6 +196,7 @@ def merge_groups(session: Session, target_id: int, source_ids: Iterable[int], *,
     sources = [int(s) for s in dict.fromkeys(source_ids) if int(s) != target_id]
     if not sources:
         raise VislinkError("merge needs at least one group other than the target")
+    lock_groups(session, [target_id, *sources])  # all at once, in id order
     target = load_group(session, target_id, expected_versions.get(target_id))
     loaded = [load_group(session, s, expected_versions.get(s)) for s in sources]
     for source in loaded:
@@ -258,7 +281,7 @@ def set_link(session: Session, a: int, b: int, type: LinkType | str = LinkType.p
     else:
         link = Link(image_a_id=a, image_b_id=b, type=link_type, note=note, annotator_id=annotator_id)
         session.add(link)
-    flush_or_conflict(session, "link", link.id, expected_version)
+    flush_or_conflict(session, "link", link.id, expected_version, pair=(a, b))
     (change or Change(session, annotator_id, "set_link")).record("link", link.id, before, link_state(link))
     return link
 
@@ -314,7 +337,7 @@ def remove_link(session: Session, a: int, b: int, *, annotator_id: int | None = 
         raise ConflictError(stale_message(session, "link", link.id, expected_version, link.version))
     before = link_state(link)
     session.delete(link)
-    flush_or_conflict(session, "link", before["id"], expected_version)
+    flush_or_conflict(session, "link", before["id"], expected_version, pair=(int(a), int(b)))
     Change(session, annotator_id, "remove_link").record("link", before["id"], before, None)
 
 
