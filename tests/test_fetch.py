@@ -21,7 +21,8 @@ def jpeg() -> bytes:
 
 
 def fast_fetcher(tmp_path, **kw) -> Fetcher:
-    opts = {"timeout": 2.0, "retries": 3, "backoff": 0.01, "per_host_rate": None}
+    # The test server is on 127.0.0.1, which downloads refuse unless allowed by name (tests/test_fetch_ssrf.py).
+    opts = {"timeout": 2.0, "retries": 3, "backoff": 0.01, "per_host_rate": None, "allow_hosts": "127.0.0.1"}
     opts.update(kw)
     return Fetcher(tmp_path / "cache", **opts)
 
@@ -281,7 +282,7 @@ def test_header_parsing():
 
 
 def _fetch_in_child(cache_dir, url, results):
-    with Fetcher(cache_dir, timeout=5, retries=0, per_host_rate=None) as fetcher:
+    with Fetcher(cache_dir, timeout=5, retries=0, per_host_rate=None, allow_hosts="127.0.0.1") as fetcher:
         results.put(str(fetcher.fetch(url)))
 
 

@@ -51,7 +51,7 @@ def site(http_server, jpegs):
 
 @pytest.fixture
 def fetcher(tmp_path):
-    with Fetcher(tmp_path / "cache", timeout=5, retries=0, per_host_rate=None) as f:
+    with Fetcher(tmp_path / "cache", timeout=5, retries=0, per_host_rate=None, allow_hosts="127.0.0.1") as f:
         yield f
 
 

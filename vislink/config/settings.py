@@ -94,6 +94,14 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(
         default=None, alias="VISLINK_SECRET_KEY", description="Secret for UI sessions (generated when unset)."
     )
+    fetch_allow_hosts: str | None = Field(
+        default=None,
+        alias="VISLINK_FETCH_ALLOW_HOSTS",
+        description=("Downloads never reach loopback, private, link-local (cloud metadata), multicast or reserved "
+                     "addresses, directly or through a redirect, except these: a comma list of host names "
+                     "(iiif.museum.local, .museum.local for every name under it), addresses and CIDR networks "
+                     "(10.20.0.0/16), e.g. an institution's own IIIF server."),
+    )
 
     # Folders inside the data folder. Derived, never configured separately, so one folder is all.
     @property

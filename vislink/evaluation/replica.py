@@ -100,7 +100,7 @@ class ImageSource:
 
         def get(path: str) -> tuple[str, Path | None]:
             try:
-                return path, self.fetcher.fetch(self.url(path))
+                return path, self.fetcher.fetch(self.url(path), expect="image")
             except FetchError as exc:
                 self.failures[path] = str(exc)
                 return path, None

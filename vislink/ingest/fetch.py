@@ -10,6 +10,11 @@
   the ``.part`` with an HTTP ``Range`` request guarded by ``If-Range`` (ETag or Last-Modified) when the server
   supports it, and starts over when it does not;
 - a size guard (``max_bytes``) on the announced length and on the bytes actually received;
+- no request to loopback, private, link-local (cloud metadata), multicast or reserved addresses unless the
+  setting ``VISLINK_FETCH_ALLOW_HOSTS`` (or ``allow_hosts``) names them: the resolved address of every hop is
+  checked where the connection is made (``netguard``), redirects are followed here one at a time;
+- ``expect="image"`` / ``"json"`` (``fetch_json``): a reply of another kind is refused before it is stored, so
+  ``objects/`` never keeps an HTML page or a text file that was asked for as an image;
 - a URL index (``urls/<key>.json``: url -> sha256) so that fetching the same URL again is a cache hit with no
   request; identical content under two URLs is stored once;
 - safe from several threads (one HTTP client per thread) and several processes (lock files, one per
@@ -35,11 +40,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from vislink.errors import ConfigError, FetchError
+from vislink.ingest.netguard import AddressPolicy, AddressRefused, guarded_transport
 
 try:  # POSIX: lock files keep two processes off the same .part file
     import fcntl
@@ -50,12 +56,15 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = "vislink/0.1 (+https://github.com/vislink; visual link retrieval between artworks)"
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+_REDIRECT_STATUS = {301, 302, 303, 307, 308}
+_EXPECT = (None, "image", "json")
 _STRIPES = 256  # locks by the first byte of the URL key: bounded, and rarely shared by two live downloads
 
 
 class DownloadError(FetchError):
     """A download failed. ``url``; ``reason``: a short key (``http-404``, ``timeout``, ``connect-error``,
-    ``too-large``, ``bad-url``, ``connection-broken``...); ``status``: the last HTTP status, if any."""
+    ``too-large``, ``bad-url``, ``connection-broken``, ``blocked-address``, ``not-an-image``, ``not-json``,
+    ``bad-redirect``, ``too-many-redirects``...); ``status``: the last HTTP status, if any."""
 
     def __init__(self, url: str, reason: str, detail: str = "", status: int | None = None):
         self.url = url
@@ -89,22 +98,30 @@ class Fetcher:
     attempts after the first; ``backoff``: first delay, doubled each time up to ``max_backoff``;
     ``per_host_rate``: at most this many requests per second to one host (None or 0: no limit);
     ``max_bytes``: larger files are refused; ``max_retry_after``: a server asking to wait longer fails the
-    download instead."""
+    download instead. ``allow_hosts``: host names, addresses and CIDR networks that may be private (a comma
+    list; None: the ``VISLINK_FETCH_ALLOW_HOSTS`` setting); ``max_redirects``: hops followed, each re-checked;
+    ``resolver``: the name lookup (``socket.getaddrinfo``)."""
 
     def __init__(self, cache_dir: Path | str | None = None, *, timeout: float = 30.0,
                  connect_timeout: float | None = None, retries: int = 4, backoff: float = 0.5,
                  max_backoff: float = 30.0, per_host_rate: float | None = 2.0, max_bytes: int = 256 * 1024 * 1024,
                  max_retry_after: float = 120.0, user_agent: str = USER_AGENT,
-                 headers: dict[str, str] | None = None, chunk_size: int = 64 * 1024):
-        if cache_dir is None:
+                 headers: dict[str, str] | None = None, chunk_size: int = 64 * 1024,
+                 allow_hosts: str | list[str] | None = None, max_redirects: int = 10, resolver=None):
+        if cache_dir is None or allow_hosts is None:
             from vislink.config import get_settings
 
-            cache_dir = get_settings().cache_dir
+            settings = get_settings()
+            cache_dir = settings.cache_dir if cache_dir is None else cache_dir
+            allow_hosts = settings.fetch_allow_hosts if allow_hosts is None else allow_hosts
+        self.policy = AddressPolicy(allow_hosts, resolve=resolver)
+        self.max_redirects = max(0, int(max_redirects))
         # Kept to rebuild the Fetcher in another process (pickle): locks and clients are not transferable.
         self._init_args = dict(timeout=timeout, connect_timeout=connect_timeout, retries=retries, backoff=backoff,
                                max_backoff=max_backoff, per_host_rate=per_host_rate, max_bytes=max_bytes,
                                max_retry_after=max_retry_after, user_agent=user_agent, headers=headers,
-                               chunk_size=chunk_size)
+                               chunk_size=chunk_size, allow_hosts=self.policy.entries,
+                               max_redirects=max_redirects, resolver=resolver)
         self.cache_dir = Path(cache_dir).expanduser()
         self.timeout = httpx.Timeout(timeout, connect=connect_timeout if connect_timeout is not None else timeout)
         self.retries = max(0, int(retries))
@@ -136,30 +153,33 @@ class Fetcher:
 
     # ----------------------------------------------------------------------------------------- public
 
-    def fetch(self, url: str, *, refresh: bool = False) -> Path:
+    def fetch(self, url: str, *, refresh: bool = False, expect: str | None = None) -> Path:
         """The cached file holding ``url``'s content, downloading it when it is not cached (or ``refresh``).
+        ``expect``: ``"image"`` or ``"json"`` refuses (and never stores) a reply of another kind; None takes any.
         Raises ``DownloadError`` (a ``FetchError``) naming the URL and the reason."""
+        if expect not in _EXPECT:
+            raise ValueError(f"expect must be one of {_EXPECT}, not {expect!r}")
         _check_url(url)
         key = _url_key(url)
         if not refresh:
             hit = self.cached(url)
             if hit is not None:
-                return hit
+                return _checked_hit(url, hit, expect)
         with self._stripes[int(key[:2], 16)], self._file_lock(key):
             if not refresh:  # another thread or process may have finished it while we waited
                 hit = self.cached(url)
                 if hit is not None:
-                    return hit
-            entry = self._download_with_retries(url, key)
+                    return _checked_hit(url, hit, expect)
+            entry = self._download_with_retries(url, key, expect)
             self._write_index(key, entry)
             return self._object_path(entry["sha256"])
 
-    def fetch_bytes(self, url: str, *, refresh: bool = False) -> bytes:
-        return self.fetch(url, refresh=refresh).read_bytes()
+    def fetch_bytes(self, url: str, *, refresh: bool = False, expect: str | None = None) -> bytes:
+        return self.fetch(url, refresh=refresh, expect=expect).read_bytes()
 
     def fetch_json(self, url: str, *, refresh: bool = False) -> Any:
-        """The JSON document at ``url`` (cached like any download)."""
-        data = self.fetch_bytes(url, refresh=refresh)
+        """The JSON document at ``url`` (cached like any download; a reply that is not JSON is not kept)."""
+        data = self.fetch_bytes(url, refresh=refresh, expect="json")
         try:
             return json.loads(data.decode("utf-8-sig"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -204,11 +224,11 @@ class Fetcher:
 
     # ----------------------------------------------------------------------------------------- download
 
-    def _download_with_retries(self, url: str, key: str) -> dict[str, Any]:
+    def _download_with_retries(self, url: str, key: str, expect: str | None = None) -> dict[str, Any]:
         attempt = 0
         while True:
             try:
-                return self._attempt(url, key)
+                return self._attempt(url, key, expect)
             except _Retry as exc:
                 if attempt >= self.retries:
                     raise DownloadError(url, exc.reason, _join(exc.detail, f"{attempt + 1} attempts"),
@@ -227,31 +247,58 @@ class Fetcher:
                 time.sleep(delay)
                 attempt += 1
 
-    def _attempt(self, url: str, key: str) -> dict[str, Any]:
+    def _attempt(self, url: str, key: str, expect: str | None = None) -> dict[str, Any]:
         part = self.cache_dir / "partial" / f"{key}.part"
         meta_path = self.cache_dir / "partial" / f"{key}.json"
         offset, validator = self._resumable(url, part, meta_path)
         headers = {}
         if offset:
             headers = {"Range": f"bytes={offset}-", "If-Range": validator}
-        self._throttle(url)
-        with self._stats_lock:
-            self.stats.requests += 1
         try:
-            with self._client().stream("GET", url, headers=headers) as resp:
-                return self._receive(url, resp, part, meta_path, offset)
+            resp = self._open(url, headers)
+            try:
+                return self._receive(url, resp, part, meta_path, offset, expect)
+            finally:
+                resp.close()
         except httpx.TimeoutException as exc:
             raise _Retry("timeout", type(exc).__name__) from None
         except httpx.ConnectError as exc:
             raise _Retry("connect-error", str(exc)[:200]) from None
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.NetworkError) as exc:
             raise _Retry("connection-broken", str(exc)[:200] or type(exc).__name__) from None
-        except httpx.TooManyRedirects as exc:
-            raise DownloadError(url, "too-many-redirects", str(exc)[:200]) from None
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             raise DownloadError(url, "bad-url", str(exc)[:200]) from None
 
-    def _receive(self, url: str, resp: httpx.Response, part: Path, meta_path: Path, offset: int) -> dict[str, Any]:
+    def _open(self, url: str, headers: dict[str, str]) -> httpx.Response:
+        """The streamed response at the end of ``url``'s redirects (the caller closes it). Each hop is a new
+        request whose connection is checked by the address policy; a refused hop fails the download naming it."""
+        current, client = url, self._client()
+        for hop in range(self.max_redirects + 1):
+            self._throttle(current)
+            with self._stats_lock:
+                self.stats.requests += 1
+            try:
+                resp = client.send(client.build_request("GET", current, headers=headers), stream=True)
+            except AddressRefused as exc:
+                via = f"redirected to {current}: " if current != url else ""
+                raise DownloadError(url, "blocked-address", via + str(exc)) from None
+            location = resp.headers.get("Location")
+            if resp.status_code not in _REDIRECT_STATUS or not location:
+                return resp
+            resp.close()
+            target = urljoin(current, location.strip())
+            parts = urlsplit(target)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise DownloadError(url, "bad-redirect", f"{current} redirects to {target!r}, not an http(s) URL",
+                                    resp.status_code)
+            if urlsplit(current)[:2] != parts[:2]:  # another origin: no credentials go with the request
+                headers = {k: v for k, v in headers.items() if k.lower() not in ("authorization", "cookie")}
+            log.debug("%s: %d redirect to %s", current, resp.status_code, target)
+            current = target
+        raise DownloadError(url, "too-many-redirects", f"more than {self.max_redirects} redirects (last: {current})")
+
+    def _receive(self, url: str, resp: httpx.Response, part: Path, meta_path: Path, offset: int,
+                 expect: str | None = None) -> dict[str, Any]:
         status = resp.status_code
         if status in _RETRY_STATUS or 500 <= status < 600:
             raise _Retry(f"http-{status}", resp.reason_phrase, status, _retry_after(resp.headers.get("Retry-After")))
@@ -272,6 +319,12 @@ class Fetcher:
         if expected is not None and expected > self.max_bytes:
             _discard(part, meta_path)
             raise DownloadError(url, "too-large", f"{expected} bytes, the limit is {self.max_bytes}", status)
+        content_type = resp.headers.get("Content-Type")
+        wrong = _wrong_type(expect, content_type)
+        if wrong:  # refused before any byte is read
+            _discard(part, meta_path)
+            raise DownloadError(url, f"not-{'an-image' if expect == 'image' else expect}", _via(url, resp, wrong),
+                                status)
         # Validators first: if we are interrupted from here on, the next attempt (or process) can resume.
         validator = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
         # A server that compresses anyway counts ranges in compressed bytes: such a body is never resumed.
@@ -295,7 +348,12 @@ class Fetcher:
                     self.stats.bytes_received += len(chunk)
         if expected is not None and received < expected:
             raise _Retry("connection-broken", f"got {received} of {expected} bytes", status)
-        return self._store(url, part, meta_path, resp.headers.get("Content-Type"), str(resp.url))
+        wrong = _wrong_content(expect, part)
+        if wrong:  # never renamed into objects/
+            _discard(part, meta_path)
+            raise DownloadError(url, f"not-{'an-image' if expect == 'image' else expect}",
+                                _via(url, resp, _join(wrong, f"Content-Type {content_type or 'not given'}")), status)
+        return self._store(url, part, meta_path, content_type, str(resp.url))
 
     def _store(self, url: str, part: Path, meta_path: Path, content_type: str | None, final_url: str) -> dict:
         digest = hashlib.sha256()
@@ -340,7 +398,9 @@ class Fetcher:
             self._clients = []
         client = getattr(self._local, "client", None)
         if client is None:
-            client = httpx.Client(timeout=self.timeout, headers=self.headers, follow_redirects=True)
+            # Redirects are followed by _open, hop by hop; no proxy from the environment (see netguard).
+            client = httpx.Client(timeout=self.timeout, headers=self.headers, follow_redirects=False,
+                                  transport=guarded_transport(self.policy), trust_env=False)
             self._local.client = client
             with self._clients_lock:
                 self._clients.append(client)
@@ -389,6 +449,64 @@ def _check_url(url: str) -> None:
     parts = urlsplit(url or "")
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise DownloadError(str(url), "bad-url", "only http and https URLs can be downloaded")
+
+
+# The first bytes of the image formats vislink decodes (Pillow): an "image" reply must start with one of them.
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*", b"BM",
+                b"\x00\x00\x00\x0cjP  ", b"\xffO\xffQ", b"\x00\x00\x01\x00")
+_TEXT_TYPES = ("text/", "application/json", "application/ld+json", "application/xml", "application/xhtml",
+               "application/javascript", "application/pdf")
+
+
+def is_image_data(head: bytes) -> bool:
+    """Whether ``head`` (a file's first 32 bytes) starts like an image vislink can decode (JPEG, PNG, GIF, WebP,
+    TIFF, BMP, JPEG 2000, ICO, AVIF, PNM)."""
+    if head.startswith(_IMAGE_MAGIC):
+        return True
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return True
+    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
+        return True
+    return len(head) > 2 and head[:1] == b"P" and head[1:2] in b"123456" and head[2:3].isspace()
+
+
+def _wrong_type(expect: str | None, content_type: str | None) -> str | None:
+    """Why a reply announced as ``content_type`` cannot be what was asked for, from the header alone."""
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    if not kind or kind == "application/octet-stream":
+        return None  # decided by the content
+    if expect == "image" and kind.startswith(_TEXT_TYPES):
+        return f"the server sent {kind}, not an image"
+    if expect == "json" and (kind.startswith(("image/", "video/", "audio/")) or kind in ("text/html",)):
+        return f"the server sent {kind}, not JSON"
+    return None
+
+
+def _wrong_content(expect: str | None, path: Path) -> str | None:
+    """Why the downloaded file is not what was asked for, or None."""
+    if expect == "image":
+        with open(path, "rb") as fh:
+            head = fh.read(32)
+        return None if is_image_data(head) else f"the content is not an image (it starts {head[:16]!r})"
+    if expect == "json":
+        try:
+            json.loads(path.read_bytes().decode("utf-8-sig"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            return f"the content is not JSON ({str(exc)[:120]})"
+    return None
+
+
+def _checked_hit(url: str, path: Path, expect: str | None) -> Path:
+    """A cached file, refused when it is not what was asked for (a file cached without an expectation)."""
+    wrong = _wrong_content(expect, path)
+    if wrong:
+        raise DownloadError(url, f"not-{'an-image' if expect == 'image' else expect}", f"cached copy: {wrong}")
+    return path
+
+
+def _via(url: str, resp: httpx.Response, detail: str) -> str:
+    final = str(resp.url)
+    return detail if final == url else f"{detail}; redirected to {final}"
 
 
 def _url_key(url: str) -> str:

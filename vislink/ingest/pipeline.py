@@ -335,7 +335,7 @@ def _fetch(ctx: IngestContext, item) -> Path:
             raise FetchError(f"{path}: no such file")
         return path
     if getattr(item, "url", None):
-        return Path(ctx.get_fetcher().fetch(item.url))
+        return Path(ctx.get_fetcher().fetch(item.url, expect="image"))  # a page or text is never kept
     raise FetchError(f"{item.source_ref}: the source gave neither a file nor a URL")
 
 
