@@ -1,6 +1,8 @@
 """A real crash: `vislink ingest folder` in a subprocess, killed with SIGKILL mid-run, then run again. The
 end state must have every image done and encoded once: one descriptor row per variant, one point per
-variant, no orphan point, no lost point (SQLite + qdrant-edge, the embedded default)."""
+variant, no orphan point, no lost point (SQLite + qdrant-edge, the embedded default). The killed run's
+record says what it did (issue #16 item 5): its count is written batch by batch, `vislink reconcile` marks
+it interrupted and brings a record that says "0 done" (as older versions left them) up to date."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import signal
 import subprocess
 import time
 
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, select, update
 
 from test_ingest_support import env_for, fresh_home, make_photos, run_cli, vislink_cmd
 
@@ -25,6 +27,18 @@ def _done(url: str) -> int:
             return conn.execute(select(func.count()).select_from(Image).where(Image.status == "done")).scalar()
     except Exception:  # noqa: BLE001 - the table may be locked or not yet written: poll again
         return 0
+    finally:
+        engine.dispose()
+
+
+def _runs(url: str) -> list[tuple[str, int]]:
+    from vislink.store import IngestRun
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [(getattr(status, "value", status), n) for status, n in
+                    conn.execute(select(IngestRun.status, IngestRun.n_done).order_by(IngestRun.id))]
     finally:
         engine.dispose()
 
@@ -48,11 +62,24 @@ def test_sigkill_mid_run_then_rerun_ends_consistent(tmp_path, migrated_sqlite_te
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL, proc.stdout.read().decode()[-3000:]
     assert 2 <= done_at_kill < N, "the run must be killed in the middle"
+    done = _done(url)
+    assert _runs(url) == [("running", done)]  # the record kept up with every committed batch
+    from vislink.store import IngestRun
+
+    engine = create_engine(url)
+    with engine.begin() as conn:  # the record as versions before batch-by-batch counts left it
+        conn.execute(update(IngestRun).values(n_done=0))
+    engine.dispose()
+    fixed = run_cli(["reconcile", "-c", "crash"], env)
+    assert fixed.returncode == 0, fixed.stderr[-3000:]
+    assert f"run 1 (crash, folder) was killed: interrupted, {done} done (its record said 0)" in fixed.stdout
+    assert _runs(url) == [("interrupted", done)]
 
     rerun = run_cli(args, env)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "failed" in rerun.stdout and " 0 failed" in rerun.stdout
     assert "already-done" in rerun.stdout  # what the killed run finished is not encoded again
+    assert _runs(url) == [("interrupted", done), ("finished", N - done)]  # together: every image once
 
     # the end state, read in this process (the subprocesses are gone, so the index folder is free)
     for key, value in env.items():

@@ -168,14 +168,19 @@ def worker(wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for ne
 def reconcile(collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Only this collection."),
               dry_run: bool = typer.Option(False, "--dry-run", help="Report, repair nothing."),
               progress: bool = PROGRESS) -> None:
-    """Find and repair disagreements between SQL and Qdrant (orphan or missing points, payload drift)."""
+    """Find and repair disagreements between SQL and Qdrant (orphan or missing points, payload drift) and
+    the records of killed runs (marked interrupted, with what they did)."""
     from vislink.index import close_all
     from vislink.ingest.reconcile import reconcile as run
+    from vislink.ingest.reconcile import reconcile_runs
 
     try:
+        runs = reconcile_runs(collection, repair=not dry_run)
         reports = run(collection, repair=not dry_run, progress=progress)
     finally:
         close_all()
+    for rep in runs:
+        typer.echo(rep.format() + (" (not repaired: --dry-run)" if dry_run else ""))
     for rep in reports:
         typer.echo(rep.format())
     bad = sum(not r.ok for r in reports)

@@ -11,6 +11,8 @@ Crash safety comes from the order of the writes, each durable before the next st
 
 A run killed anywhere leaves at worst a ``pending`` row (and maybe points for it); the next run redoes that
 image and its upsert replaces the points. ``vislink reconcile`` repairs anything else (see ``reconcile``).
+The run's ``IngestRun`` counts are written in the same transaction as step 5, batch by batch, so a killed run's
+record says what it did; the next local run (or ``vislink reconcile``) marks it interrupted (``close_stale_runs``).
 
 The public API is what every runner calls: the local runner (``runner.ingest``), the queue workers
 (``queue.run_batch``) and add-variant (``reencode.encode_stored``):
@@ -36,7 +38,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -382,6 +384,8 @@ def finish_batch(ctx: IngestContext, works: list[WorkItem], results: list) -> in
                     _mark_failed(session, child, summary, res.reason, res.detail)
                 else:
                     child.status, child.failure_reason = ImageStatus.failed, f"{res.reason}: {res.detail}"
+        if not ok:
+            _checkpoint(session, summary, 0)
     if not ok:
         return 0
     with session_scope() as session:
@@ -403,10 +407,24 @@ def finish_batch(ctx: IngestContext, works: list[WorkItem], results: list) -> in
         for child in session.scalars(select(Image).where(Image.duplicate_of_id.in_(list(images)),
                                                          Image.file_path.is_(None))):
             child.file_path = images[child.duplicate_of_id].file_path
+        _checkpoint(session, summary, len(ok))
     for work, _ in ok:  # after the commit: these lines say what is durably done (the worker tests count them)
         log.info("encoded image %d (%s) for %s", work.image_id, work.source_ref, ",".join(work.variants))
     summary.done += len(ok)
     return len(ok)
+
+
+def _checkpoint(session: Session, summary: IngestSummary, done_now: int) -> None:
+    """The run's counts as of this batch, written in the transaction that marks its images done (or failed):
+    a run killed at any moment keeps a record of what it committed. Local runs only (``summary.run_id``); the
+    queue adds each job's counts when the job ends."""
+    if summary.run_id is None:
+        return
+    run = session.get(IngestRun, summary.run_id)
+    if run is None:
+        return
+    run.n_done, run.n_skipped, run.n_failed = summary.done + done_now, summary.skipped, summary.failed
+    run.failures_by_reason = dict(summary.failures_by_reason)
 
 
 # -- a run: the loop, the IngestRun row -------------------------------------------------------------------
@@ -425,15 +443,48 @@ def start_run(coll_id: int, source_kind: str, source_ref: str | None, params: di
         if embedded:
             # The embedded index admits one process per data folder, so a local run still marked running
             # is one that was killed: say so. (Queued runs and server set-ups may really run in parallel.)
-            for stale in session.scalars(select(IngestRun).where(IngestRun.collection_id == coll_id,
-                                                                 IngestRun.status == RunStatus.running)):
-                if not (stale.params or {}).get("queued"):
-                    stale.status = RunStatus.interrupted
+            close_stale_runs(session, coll_id)
         run = IngestRun(collection_id=coll_id, source_kind=source_kind, source_ref=source_ref,
                         status=RunStatus.running, params=params)
         session.add(run)
         session.flush()
         return run.id
+
+
+def done_by_run(session: Session, run: IngestRun) -> int:
+    """How many images ``run`` finished, read from the store: images of its collection that are done with a
+    descriptor encoded between the run's start and the next run's (local runs of one data folder never
+    overlap). What a run's record should say even when the run was killed before writing its counts."""
+    end = session.scalar(select(func.min(IngestRun.started_at)).where(IngestRun.collection_id == run.collection_id,
+                                                                      IngestRun.id != run.id,
+                                                                      IngestRun.started_at > run.started_at))
+    q = (select(func.count(func.distinct(ImageDescriptor.image_id)))
+         .join(Image, Image.id == ImageDescriptor.image_id)
+         .where(Image.collection_id == run.collection_id, Image.status == ImageStatus.done,
+                ImageDescriptor.encoded_at >= run.started_at))
+    if end is not None:
+        q = q.where(ImageDescriptor.encoded_at < end)
+    return int(session.scalar(q) or 0)
+
+
+def close_stale_runs(session: Session, coll_id: int | None = None, *, repair: bool = True) -> list[IngestRun]:
+    """Local runs still marked running, for a caller that holds the embedded index (so no other local run is
+    alive: these were killed): each is marked interrupted, its ``n_done`` brought up to what it committed
+    (``done_by_run``; records of runs killed before counts were written batch by batch said 0) and
+    ``params["recovered_done"]`` says so. Queued runs are left alone (their workers may still be running).
+    Returns the runs (unchanged with ``repair=False``)."""
+    q = select(IngestRun).where(IngestRun.status == RunStatus.running).order_by(IngestRun.id)
+    if coll_id is not None:
+        q = q.where(IngestRun.collection_id == coll_id)
+    stale = [run for run in session.scalars(q) if not (run.params or {}).get("queued")]
+    for run in stale if repair else ():
+        done = done_by_run(session, run)
+        if done > (run.n_done or 0):
+            log.info("run %d: %d images done, its record said %d", run.id, done, run.n_done or 0)
+            run.params = {**(run.params or {}), "recovered_done": done - (run.n_done or 0)}
+            run.n_done = done
+        run.status = RunStatus.interrupted
+    return stale
 
 
 def end_run(summary: IngestSummary, status: RunStatus) -> None:

@@ -9,6 +9,9 @@ For each descriptor variant of each collection:
   after ingest): the payload is rewritten (same vector).
 - **missing descriptors**: done images without a descriptor row for the variant (a variant added and
   interrupted): encoded.
+
+And for the runs (``reconcile_runs``): a local run still marked running while nothing runs (it was killed) is
+marked interrupted, its record's done count brought up to what it committed.
 """
 
 from __future__ import annotations
@@ -52,6 +55,47 @@ class VariantReport:
         if self.collection_missing:
             parts.insert(0, "Qdrant collection missing")
         return head + ": " + ", ".join(parts)
+
+
+@dataclass
+class RunReport:
+    """A killed local run's record, as found (``done_before``) and as repaired (``done``)."""
+
+    run_id: int
+    collection: str
+    source_kind: str
+    done_before: int
+    done: int
+
+    def format(self) -> str:
+        counts = (f"{self.done} done (its record said {self.done_before})" if self.done != self.done_before
+                  else f"{self.done} done")
+        return f"run {self.run_id} ({self.collection}, {self.source_kind}) was killed: interrupted, {counts}"
+
+
+def reconcile_runs(collection: str | None = None, *, repair: bool = True) -> list[RunReport]:
+    """Local runs still marked running although none can be (this process holds the embedded index): marked
+    interrupted, ``n_done`` brought up to the images they finished (``pipeline.close_stale_runs``). With a
+    server index (runs of several machines may really be running) nothing is touched."""
+    from vislink.index import open_index
+    from vislink.ingest.pipeline import close_stale_runs, done_by_run
+    from vislink.store import get_collection
+
+    settings = get_settings()
+    if settings.effective_index_backend not in ("qdrant-edge", "qdrant-local"):
+        return []
+    open_index(settings)  # the embedded index admits one process: no other local run is alive now
+    with session_scope() as session:
+        coll_id = get_collection(session, collection).id if collection is not None else None
+        names = dict(session.execute(select(Collection.id, Collection.name)).all())
+        out = [RunReport(r.id, names[r.collection_id], r.source_kind, r.n_done or 0,
+                         max(r.n_done or 0, done_by_run(session, r)))
+               for r in close_stale_runs(session, coll_id, repair=False)]
+        if repair:
+            close_stale_runs(session, coll_id)
+    for rep in out:
+        log.info("%s", rep.format())
+    return out
 
 
 def _scroll_all(index, name: str) -> dict[int, dict]:
@@ -116,6 +160,7 @@ def reconcile(collection: str | None = None, *, repair: bool = True, progress: b
     reports = check(collection)
     if not repair:
         return reports
+    reconcile_runs(collection)
     index = open_index(get_settings())
     for rep in reports:
         if rep.ok:
