@@ -52,8 +52,12 @@ def show(name: str = typer.Argument(..., help="Collection name."),
 
 @collection_app.command("add-variant")
 def add_variant(name: str = typer.Argument(..., help="Collection name."),
-                variant: str = typer.Argument(..., help="Variant, e.g. vgg16-fc6-crop or vgg16-pool5-sp2x2-sum-pca256."),
-                sample: int = typer.Option(10_000, "--sample", help="Base descriptors to fit a PCA variant on."),
+                variant: str = typer.Argument(..., help="Variant, e.g. vgg16-fc6-crop, vgg16-pool5-sp2x2-sum-pca256 "
+                                                        "or sift-bow."),
+                sample: int | None = typer.Option(None, "--sample", min=1,
+                                                  help="Base descriptors to fit a PCA variant on (default 10,000), "
+                                                       "or images to train a sift-bow vocabulary on (default "
+                                                       "1,000)."),
                 workers: int = typer.Option(1, "--workers", "-j", min=1, help="Encoding worker processes."),
                 progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar.")) -> None:
     """Compute a new descriptor variant for a collection from its stored files (nothing is downloaded again)."""

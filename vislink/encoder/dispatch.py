@@ -24,6 +24,8 @@ describe_variant_weights(variants)          # {variant: WeightsInfo(name, sha256
 - ``pca``: ``{variant: PCAWhitening}`` for the ``-pcaN`` variants (``load_pca(path)``).
 - Each backbone runs once per batch for all its variants (VGG16: one forward pass for every pool5
   variant); images are decoded and resized once per resize rule whatever the number of backbones.
+- Bag-of-words variants (``sift-bow``, sparse vectors) are not computed here: ``vislink.local.bow`` counts their
+  words with the collection's vocabulary; their "weights" are the local-feature extraction (``bow.EXTRACTOR``).
 - Models are built once per process (``get_encoder``, ``get_onnx_backbone``). An ONNX model that is not
   installed raises ``WeightsUnavailable`` naming ``vislink weights install sscd``; VGG16 weights install
   themselves on first use as before.
@@ -69,6 +71,12 @@ def default_weights_for(variant: str, weights: Weights = None, settings=None) ->
     or ``weights[variant]`` for a mapping) or else VISLINK_WEIGHTS."""
     spec = parse_variant(variant)
     given = weights.get(spec.name) if isinstance(weights, Mapping) else weights
+    if spec.sparse:
+        from vislink.local.bow import EXTRACTOR
+
+        if given and given != EXTRACTOR and isinstance(weights, Mapping):
+            raise ConfigError(f"variant {spec.name} counts the words of {EXTRACTOR} features, not {given!r}")
+        return EXTRACTOR
     if spec.weights is not None:
         if given and given != spec.weights and isinstance(weights, Mapping):
             raise ConfigError(f"variant {spec.name} is pinned to weights {spec.weights!r}, not {given!r}")
@@ -92,8 +100,19 @@ def describe_variant_weights(variants: Sequence[str], weights: Weights = None,
 
     settings = _settings(settings)
     names = {v: default_weights_for(v, weights, settings) for v in variants}
-    infos = {name: describe_weights(name, settings) for name in set(names.values())}
+    sparse = {v for v in variants if parse_variant(v).sparse}
+    infos = {name: describe_weights(name, settings) for name in {names[v] for v in variants if v not in sparse}}
+    if sparse:
+        infos[names[next(iter(sparse))]] = _extractor_info()
     return {v: infos[names[v]] for v in variants}
+
+
+def _extractor_info() -> WeightsInfo:
+    from vislink.encoder.weights import WeightsInfo
+    from vislink.local.bow import EXTRACTOR, extractor_sha256
+
+    return WeightsInfo(EXTRACTOR, None, extractor_sha256(), True, "OpenCV SIFT, RootSIFT descriptors (no weights)",
+                       "gray, longer side 640", False)
 
 
 class VariantSet:
@@ -106,6 +125,10 @@ class VariantSet:
             raise TypeError("variants must be a list of names, not one string")
         settings = _settings(settings)
         self.specs: list[VariantSpec] = [parse_variant(v) for v in variants]
+        sparse = [s.name for s in self.specs if s.sparse]
+        if sparse:
+            raise ConfigError(f"{', '.join(sparse)}: a bag of visual words is a sparse vector, counted with a "
+                              "collection's vocabulary by vislink.local.bow (bow_vector), not by a network")
         names = {s.name: default_weights_for(s.name, weights, settings) for s in self.specs}
         check_pca(self.specs, pca)  # before loading any model
         self.pca = pca
@@ -159,6 +182,19 @@ class VariantSet:
 
         yield from encode_files(self, paths, self.specs, pca=self.pca, batch_size=batch_size, workers=workers,
                                 progress=progress, max_pixels=max_pixels)
+
+
+def encode_bow_images(images: Sequence[Image.Image], variant: str, vocabulary_path: str | Path) -> list:
+    """The tf-idf ``SparseVector`` of each image for a bag-of-words variant (``sift-bow``) with the vocabulary
+    stored at ``vocabulary_path`` (its ``DescriptorVariant.pca_path``): local features extracted as ingest does
+    (not cached: a query image has no place in the store)."""
+    from vislink.local.bow import bow_vector, features_of_image
+    from vislink.local.vocabulary import load_vocabulary
+
+    if not parse_variant(variant).sparse:
+        raise ConfigError(f"{variant} is not a bag-of-words variant: encode it with encode_variants")
+    vocabulary = load_vocabulary(vocabulary_path)
+    return [bow_vector(features_of_image(image), vocabulary) for image in images]
 
 
 def encode_variants(images: Sequence[Image.Image], variants: Sequence[str], *, weights: Weights = None,

@@ -13,6 +13,10 @@ weights: the backbone, the layer and pooling, the resize rule, and an optional P
   weights, so a collection can hold base and fine-tuned variants side by side. Unpinned VGG16 variants use the
   collection's (or the given, or VISLINK_WEIGHTS) weights; ONNX variants cannot be pinned (their weights are
   their model).
+- ``sift-bow`` / ``sift-bow-<N>`` / ``sift-bow-<N>k``: the paper's bag-of-words baseline (``vislink.local.bow``):
+  RootSIFT descriptors (longer side 640, 1000 keypoints) quantised to a visual vocabulary of N words (``sift-bow``:
+  10,000) fitted on a sample of the collection, tf-idf weighted, l2-normalised, stored as a sparse vector
+  (``spec.sparse``). Neither PCA-whitened nor pinned: its fitted file is its vocabulary.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ VGG16 = "vgg16"
 PIN = "@"  # variant@weights
 MAX_NAME = 120  # DescriptorVariant.name and EvaluationRun.variant_name are VARCHAR(120)
 MIN_SIDE, MAX_SIDE = 64, 1024  # the -sNNN range of ONNX variants
+SIFT = "sift"  # the backbone of the bag-of-words variants (vislink.local)
+BOW = "sift-bow"
+BOW_DEFAULT_WORDS = 10_000  # sift-bow: sized for 2 cores (docs/local.md: training time and query cost measured)
+BOW_MAX_WORDS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,11 @@ class VariantSpec:
     def __post_init__(self):
         if not self.base_dim:
             object.__setattr__(self, "base_dim", self.dim)
+
+    @property
+    def sparse(self) -> bool:
+        """A bag of visual words, stored as the index's sparse vector (``dim``: the vocabulary size)."""
+        return self.layer == "bow"
 
     @property
     def unpinned(self) -> str:
@@ -68,12 +81,21 @@ BASE_VARIANTS: dict[str, VariantSpec] = {  # the VGG16 variants (ONNX ones are p
 }
 
 _PCA = re.compile(r"^(?P<base>.+)-pca(?P<dim>[1-9][0-9]*)$")
+_BOW = re.compile(r"^sift-bow(?:-(?P<words>[1-9][0-9]*)(?P<k>k?))?$")
 _ONNX = re.compile(r"^(?P<model>[a-z0-9][a-z0-9-]*?)(?:-s(?P<side>[1-9][0-9]*))?$")
 
 
 def _base_spec(name: str) -> VariantSpec | None:
     if name in BASE_VARIANTS:
         return BASE_VARIANTS[name]
+    bow = _BOW.match(name)
+    if bow:
+        from vislink.local.features import DEFAULT_MAX_SIDE
+
+        words = int(bow["words"]) * (1000 if bow["k"] else 1) if bow["words"] else BOW_DEFAULT_WORDS
+        if not 2 <= words <= BOW_MAX_WORDS:
+            raise NotFound(f"descriptor variant {name!r}: a vocabulary of {words} words is outside 2..{BOW_MAX_WORDS}")
+        return VariantSpec(name, "bow", "tf-idf", f"longer-{DEFAULT_MAX_SIDE}", None, words, SIFT)
     from vislink.encoder.onnx_models import get_onnx_model, is_onnx_model
 
     match = _ONNX.match(name)
@@ -89,6 +111,9 @@ def _base_spec(name: str) -> VariantSpec | None:
 def _check_pin(name: str, pin: str, spec: VariantSpec) -> str:
     from vislink.encoder.weights import FINETUNED_PREFIX, check_finetuned_run, resolve_source
 
+    if spec.sparse:
+        raise NotFound(f"descriptor variant {name!r}: bag-of-words variants have no weights to pin "
+                       f"(their vocabulary is fitted on the collection): use {spec.name}")
     if spec.backbone != VGG16:
         raise NotFound(f"descriptor variant {name!r}: {spec.backbone} variants cannot be pinned to weights "
                        f"(the ONNX model is their weights): use {spec.name}")
@@ -116,6 +141,8 @@ def parse_variant(name: str) -> VariantSpec:
         return base
     match = _PCA.match(name)
     base = _base_spec(match["base"]) if match else None
+    if base is not None and base.sparse:
+        raise NotFound(f"descriptor variant {name!r}: bag-of-words variants cannot be PCA-whitened (use {base.name})")
     if base is not None:
         dim = int(match["dim"])
         if dim > base.dim:
@@ -124,14 +151,15 @@ def parse_variant(name: str) -> VariantSpec:
         return VariantSpec(name, base.layer, base.pooling, base.resize_rule, dim, dim, base.backbone, base.dim)
     raise NotFound(f"unknown descriptor variant {name!r}; valid: {', '.join(list_variants())} "
                    f"(ONNX ones also as <name>-sNNN, the input's shorter side, e.g. sscd-s320; any of them "
-                   f"followed by -pcaN, e.g. vgg16-pool5-sp2x2-sum-pca1024)")
+                   f"followed by -pcaN, e.g. vgg16-pool5-sp2x2-sum-pca1024; sift-bow-<N> or sift-bow-<N>k, a "
+                   f"bag of N visual words)")
 
 
 def list_variants() -> list[str]:
-    """The base variant names: VGG16's, then one per registered ONNX model (installed or not)."""
+    """The base variant names: VGG16's, then one per registered ONNX model (installed or not), then sift-bow."""
     from vislink.encoder.onnx_models import list_onnx_models
 
-    return list(BASE_VARIANTS) + [model.name for model in list_onnx_models()]
+    return list(BASE_VARIANTS) + [model.name for model in list_onnx_models()] + [BOW]
 
 
 def variant_record(variant: str, weights=None, pca=None, pca_path=None) -> dict:
@@ -146,6 +174,11 @@ def variant_record(variant: str, weights=None, pca=None, pca_path=None) -> dict:
         from vislink.encoder.dispatch import describe_variant_weights
 
         weights = describe_variant_weights([spec.name])[spec.name]
+    elif spec.sparse:
+        from vislink.local.bow import EXTRACTOR
+
+        if weights.name != EXTRACTOR:
+            raise ConfigError(f"variant {spec.name} counts the words of {EXTRACTOR} features, not {weights.name!r}")
     elif spec.backbone != VGG16 and weights.name != spec.backbone:
         raise ConfigError(f"variant {spec.name} is computed by the ONNX model {spec.backbone!r}, not with weights "
                           f"{weights.name!r}: record it with describe_variant_weights([{spec.name!r}])")

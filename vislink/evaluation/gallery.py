@@ -7,6 +7,10 @@ through the ``memory`` index backend (the numpy referee of the Qdrant backends) 
 
 Vectors are cached per (weights sha256, variant, file sha256) under the data folder's cache, so running a
 benchmark again (other variants, other distractors) encodes only what is new.
+
+Bag-of-words variants (``sift-bow``) train their vocabulary on the benchmark's own images (its search space, as
+PCA variants are fitted), from local features kept in the data folder's feature cache; their sparse vectors are
+ranked through the same memory index (``query_sparse``).
 """
 
 from __future__ import annotations
@@ -93,7 +97,8 @@ class VectorCache:
 
 @dataclass
 class Encoded:
-    vectors: dict[str, np.ndarray]  # variant -> (n_usable, dim), rows in the order of ``usable``
+    vectors: dict[str, np.ndarray]  # variant -> (n_usable, dim), rows in the order of ``usable``; a sift-bow
+    # variant: a list of n_usable SparseVectors
     usable: list[int]  # gallery positions that decoded and encoded
     failures: dict[int, BadImage]
     weights_name: str
@@ -121,6 +126,11 @@ def encode_gallery(gallery: Gallery, variants: Sequence[str], *, weights: str | 
 
     settings = get_settings()
     specs = [parse_variant(v) for v in variants]  # unknown names fail before any work
+    if any(s.sparse for s in specs):
+        dense = [s.name for s in specs if not s.sparse]
+        encoded = encode_gallery(gallery, dense, weights=weights, batch_size=batch_size, workers=workers,
+                                 cache=cache, progress=progress) if dense else None
+        return bow_gallery(gallery, encoded, [s.name for s in specs], progress=progress)
     whitened = [s for s in specs if s.pca_dim is not None]
     if whitened:
         # A PCA variant is fitted on the gallery's own base descriptors, as add-variant fits a collection's.
@@ -198,6 +208,56 @@ def whiten_gallery(gallery: Gallery, encoded: Encoded, variants: Sequence[str]) 
                    encoded.variant_weights)
 
 
+def bow_gallery(gallery: Gallery, encoded: Encoded | None, variants: Sequence[str], *, seed: int = 0,
+                progress: bool = True) -> Encoded:
+    """``encoded`` (the dense variants among ``variants``, or None) with each bag-of-words variant added: its
+    vocabulary trained on the local features of the gallery's usable images (the search space, at most
+    ``BOW_MAX_DESCRIPTORS`` descriptors), then every usable image's tf-idf ``SparseVector``; each fit is noted."""
+    from tqdm.auto import tqdm
+
+    from vislink.config import get_settings
+    from vislink.encoder.dispatch import describe_variant_weights
+    from vislink.encoder.variants import parse_variant
+    from vislink.local import feature_cache
+    from vislink.local.bow import bow_vector, features_of, fit_vocabulary
+    from vislink.local.vocabulary import DEFAULT_MAX_DESCRIPTORS
+
+    settings = get_settings()
+    cache = feature_cache(settings)
+    failures = dict(encoded.failures) if encoded is not None else {}
+    features = {}
+    for i in tqdm([i for i in range(len(gallery.items)) if i not in failures], disable=not progress,
+                  desc="local features", unit="img"):
+        try:
+            features[i] = features_of(gallery.items[i].path, cache=cache, max_pixels=settings.max_image_pixels)
+        except BadImage as exc:
+            failures[i] = exc
+    usable = [i for i in (encoded.usable if encoded is not None else range(len(gallery.items))) if i in features]
+    vectors, notes, weights_of = {}, list(encoded.notes) if encoded is not None else [], {}
+    if encoded is not None:
+        rows = {i: k for k, i in enumerate(encoded.usable)}
+        for name, matrix in encoded.vectors.items():
+            vectors[name] = matrix[[rows[i] for i in usable]] if len(usable) != len(encoded.usable) else matrix
+        weights_of.update(encoded.variant_weights)
+    infos = describe_variant_weights([v for v in variants if parse_variant(v).sparse], settings=settings)
+    for name in variants:
+        spec = parse_variant(name)
+        if not spec.sparse:
+            continue
+        vocabulary = fit_vocabulary([features[i] for i in usable], spec.dim, max_descriptors=DEFAULT_MAX_DESCRIPTORS,
+                                    seed=seed, provenance={"variant": name, "benchmark": gallery.name})
+        vectors[name] = [bow_vector(features[i], vocabulary) for i in usable]
+        p = vocabulary.provenance
+        notes.append(f"{name}: vocabulary of {spec.dim} words trained on {p['n_descriptors']} RootSIFT descriptors of "
+                     f"this benchmark's {p['n_images']} images (its search space) in {p['train_seconds']:.1f} s")
+        weights_of[name] = (infos[name].name, infos[name].sha256)
+    vectors = {name: vectors[name] for name in variants}
+    names = list(dict.fromkeys(weights_of[v][0] for v in variants))
+    digests = {weights_of[v][1] for v in variants}
+    return Encoded(vectors, usable, failures, "+".join(names), digests.pop() if len(digests) == 1 else None, notes,
+                   {v: weights_of[v] for v in variants})
+
+
 def evaluate_gallery(gallery: Gallery, encoded: Encoded, *, cutoffs: Sequence[int] = DEFAULT_CUTOFFS,
                      params: dict | None = None, batch_size: int = 256) -> list[RunReport]:
     """One report per variant: rank every target of every query among all usable files (exact search in the
@@ -213,14 +273,25 @@ def evaluate_gallery(gallery: Gallery, encoded: Encoded, *, cutoffs: Sequence[in
     for variant, matrix in encoded.vectors.items():
         started = utcnow()
         index = NumpyIndex()
-        index.create_collection(variant, matrix.shape[1])
-        index.upsert(variant, [Point(i, row) for i, row in zip(encoded.usable, matrix)])
-        results = rank_targets(index, variant, queries, depth=max(cutoffs), batch_size=batch_size)
+        if isinstance(matrix, list):  # a bag of words: sparse vectors
+            from vislink.encoder.variants import parse_variant
+            from vislink.evaluation.ranking import rank_sparse_targets
+            from vislink.local.bow import DENSE_DIM, DENSE_PLACEHOLDER
+
+            index.create_collection(variant, DENSE_DIM, sparse=True)
+            index.upsert(variant, [Point(i, DENSE_PLACEHOLDER) for i in encoded.usable], sparse=matrix)
+            results = rank_sparse_targets(index, variant, queries, depth=max(cutoffs))
+            dimension = parse_variant(variant).dim
+        else:
+            index.create_collection(variant, matrix.shape[1])
+            index.upsert(variant, [Point(i, row) for i, row in zip(encoded.usable, matrix)])
+            results = rank_targets(index, variant, queries, depth=max(cutoffs), batch_size=batch_size)
+            dimension = int(matrix.shape[1])
         for r in results:
             r.target_refs = [gallery.items[t].ref for t in r.query.targets]
         weights_name, weights_sha256 = encoded.weights_of(variant)
         reports.append(RunReport(
-            variant=variant, results=results, n_gallery=len(encoded.usable), dimension=int(matrix.shape[1]),
+            variant=variant, results=results, n_gallery=len(encoded.usable), dimension=dimension,
             benchmark=gallery.name, weights_name=weights_name, weights_sha256=weights_sha256,
             cutoffs=cutoffs, code_version=code_version(), started_at=started, finished_at=utcnow(),
             params={**(params or {}), "n_groups": len({gallery.items[q.query_id].group for q in queries}),

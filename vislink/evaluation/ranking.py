@@ -135,6 +135,47 @@ def rank_targets(index: VectorIndex, collection: str, queries: Sequence[EvalQuer
     return [r for r in results if r is not None]
 
 
+def rank_sparse_targets(index: VectorIndex, collection: str, queries: Sequence[EvalQuery], *, depth: int = 200,
+                        max_depth: int | None = None, vectors: Sequence | None = None,
+                        progress: bool = False) -> list[QueryResult]:
+    """``rank_targets`` for a collection of sparse vectors (a bag of words, ``sift-bow``): each query's stored
+    sparse vector (or ``vectors[i]``) searched with ``query_sparse`` (exact: an inverted-index scan), four times
+    deeper each round until its targets are found. A target sharing no word with its query is never returned by
+    a sparse search: its rank is None (counted as not found, as beyond ``max_depth``)."""
+    if depth < 1:
+        raise VislinkError(f"search depth must be >= 1, got {depth}")
+    if not queries:
+        return []
+    total = index.count(collection)
+    cap = total + 1 if max_depth is None else min(max_depth + 1, total + 1)
+    if vectors is None:
+        ids = [q.query_id for q in queries]
+        stored: dict = {}
+        for start in range(0, len(ids), 256):
+            stored.update(index.retrieve_sparse(collection, ids[start:start + 256]))
+        missing = [q.ref or q.query_id for q in queries if q.query_id not in stored]
+        if missing:
+            raise VislinkError(f"{len(missing)} queries have no sparse vector in index collection {collection} "
+                               f"(e.g. {missing[:3]}): re-ingest or reconcile the collection")
+        vectors = [stored[q.query_id] for q in queries]
+    if len(vectors) != len(queries):
+        raise VislinkError(f"expected one sparse vector per query ({len(queries)}), got {len(vectors)}")
+    bar = _progress(len(queries), progress)
+    results = []
+    for q, vector in zip(queries, vectors):
+        limit = min(depth + 1, cap)
+        while True:
+            hits = index.query_sparse(collection, vector, limit=limit) if vector.indices else []
+            ranks = target_ranks([h.id for h in hits], q.targets, query=q.query_id)
+            if all(r is not None for r in ranks) or len(hits) < limit or limit >= cap:
+                break
+            limit = min(limit * 4, cap)
+        results.append(QueryResult(q, ranks))
+        bar.update(1)
+    bar.close()
+    return results
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norm = np.linalg.norm(x, axis=-1, keepdims=True)

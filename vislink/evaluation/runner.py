@@ -17,7 +17,7 @@ from sqlalchemy import select
 from vislink.config import get_settings
 from vislink.errors import MissingSplit, NotFound, VislinkError
 from vislink.evaluation.metrics import DEFAULT_CUTOFFS
-from vislink.evaluation.ranking import EvalQuery, rank_targets
+from vislink.evaluation.ranking import EvalQuery, rank_sparse_targets, rank_targets
 from vislink.evaluation.records import RunReport, code_version, store_run
 from vislink.store import get_collection, get_variant, session_scope
 from vislink.store import collection_variants as stored_variants
@@ -108,6 +108,7 @@ def evaluate_collection(collection: str, variant: str, *, split: str | None = "d
         queries, n_indexed = build_queries(session, coll.id, var.id, split=split, part=part)
         coll_id, var_id, qname = coll.id, var.id, var.qdrant_collection
         dimension, weights_name, weights_sha = var.dimension, var.weights_name, var.weights_sha256
+        layer = var.layer
     if not queries:
         raise VislinkError(f"nothing to evaluate in {collection!r} ({variant}): no "
                            f"{'image' if split is None else part + ' image of split ' + repr(split)} "
@@ -121,8 +122,12 @@ def evaluate_collection(collection: str, variant: str, *, split: str | None = "d
         log.warning("%s: the index holds %d points, the store lists %d encoded images: reconcile the collection",
                     qname, n_gallery, n_indexed)
     cutoffs = tuple(sorted(set(cutoffs)))
-    results = rank_targets(index, qname, queries, depth=max(cutoffs), max_depth=max_depth, batch_size=batch_size,
-                           progress=progress)
+    if layer == "bow":  # a bag of visual words (sift-bow): sparse vectors
+        results = rank_sparse_targets(index, qname, queries, depth=max(cutoffs), max_depth=max_depth,
+                                      progress=progress)
+    else:
+        results = rank_targets(index, qname, queries, depth=max(cutoffs), max_depth=max_depth,
+                               batch_size=batch_size, progress=progress)
     report = RunReport(
         variant=variant, results=results, n_gallery=n_gallery, dimension=dimension, collection=collection,
         split_name=split, weights_name=weights_name, weights_sha256=weights_sha, cutoffs=cutoffs,

@@ -156,6 +156,11 @@ class VectorIndex(abc.ABC):
         NotFound. Stored vectors are normalised; vectors given by value are averaged as given, as Qdrant does."""
 
     def query_sparse(self, collection: str, vector: SparseVector, *, limit: int, flt: Filter | None = None) -> list[Hit]:
+        """Points nearest to a sparse vector by dot product (only points sharing an index with it), best first."""
+        raise NotImplementedError(f"the {self.name} index backend has no sparse vectors")
+
+    def retrieve_sparse(self, collection: str, ids: Sequence[int]) -> dict[int, SparseVector]:
+        """The stored sparse vectors of points by id (a stored image as a query); ids without one are left out."""
         raise NotImplementedError(f"the {self.name} index backend has no sparse vectors")
 
     def optimize(self, collection: str) -> None:  # noqa: B027 - optional hook

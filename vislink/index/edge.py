@@ -491,6 +491,23 @@ class EdgeIndex(VectorIndex):
             return self._nearest(shard, collection, target[None, :], limit=limit, flt=flt, exact=exact,
                                  exclude_ids=ids)[0]
 
+    def retrieve_sparse(self, collection, ids):
+        ids = [int(i) for i in ids]
+        with self._gate.shared():
+            shard = self._shard(collection)
+            if not shard.sparse:
+                raise IndexUnavailable(f"collection {collection} has no sparse vectors (create it with sparse=True)")
+            if not ids:
+                return {}
+            with _edge_errors(f"retrieve sparse vectors from {collection}"):
+                records = shard.shard.retrieve(ids, False, True)
+        out = {}
+        for record in records:
+            sv = record.vector.get(SPARSE_NAME) if isinstance(record.vector, dict) else None
+            if sv is not None:
+                out[int(record.id)] = SparseVector(tuple(int(k) for k in sv.indices), tuple(float(v) for v in sv.values))
+        return out
+
     def query_sparse(self, collection, vector, *, limit, flt=None):
         with self._gate.shared():
             shard = self._shard(collection)

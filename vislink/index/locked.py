@@ -83,3 +83,11 @@ class LockedFolderIndex(VectorIndex):
     def recommend(self, collection, *, positive, negative=(), limit, flt=None, exact=False):
         with self._open() as ix:
             return ix.recommend(collection, positive=positive, negative=negative, limit=limit, flt=flt, exact=exact)
+
+    def query_sparse(self, collection, vector, *, limit, flt=None):
+        with self._open() as ix:
+            return ix.query_sparse(collection, vector, limit=limit, flt=flt)
+
+    def retrieve_sparse(self, collection, ids):
+        with self._open() as ix:
+            return ix.retrieve_sparse(collection, ids)

@@ -158,6 +158,11 @@ class NumpyIndex(VectorIndex):
         return self._search(table, target[None, :], limit, flt, 0, exclude=by_id)[0]
 
     @_locked
+    def retrieve_sparse(self, collection, ids):
+        table = self._table(collection)
+        return {int(i): table.sparse_vectors[int(i)] for i in ids if int(i) in table.sparse_vectors}
+
+    @_locked
     def query_sparse(self, collection, vector, *, limit, flt=None):
         table = self._table(collection)
         if not table.sparse:

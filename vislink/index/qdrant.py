@@ -280,6 +280,18 @@ class QdrantClientIndex(VectorIndex):
         return [Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in result.points]
 
     @_serialised
+    def retrieve_sparse(self, collection, ids):
+        self._require(collection)
+        records = self.client.retrieve(collection, ids=[int(i) for i in ids], with_payload=False,
+                                       with_vectors=[SPARSE_NAME])
+        out = {}
+        for record in records:
+            sv = record.vector.get(SPARSE_NAME) if isinstance(record.vector, dict) else None
+            if sv is not None:
+                out[int(record.id)] = SparseVector(tuple(int(k) for k in sv.indices), tuple(float(v) for v in sv.values))
+        return out
+
+    @_serialised
     def query_sparse(self, collection, vector, *, limit, flt=None):
         from qdrant_client import models
 

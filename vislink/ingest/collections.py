@@ -73,6 +73,10 @@ def variant_weights(spec, existing: list[DescriptorVariant], weights: str | None
     from vislink.encoder.variants import VGG16, parse_variant
 
     base = parse_variant(spec.base)
+    if base.sparse:  # a bag of words: no weights, only the local-feature extraction (its vocabulary is its fit)
+        from vislink.encoder.dispatch import describe_variant_weights
+
+        return describe_variant_weights([base.name], settings=settings)[base.name]
     if base.backbone != VGG16 or base.weights is not None:
         return installed_weights(default_weights_for(base.name), settings)
 
@@ -135,8 +139,9 @@ def ensure_collection(session: Session, name: str, *, variants: list[str] | None
     for spec in specs:
         if spec.name in have:
             continue
-        if spec.pca_dim is not None:
-            log.info("variant %s needs a PCA fit: it is added after the base descriptors exist", spec.name)
+        if spec.pca_dim is not None or spec.sparse:
+            log.info("variant %s needs a %s fit: it is added after the images are stored", spec.name,
+                     "vocabulary" if spec.sparse else "PCA")
             continue
         info = variant_weights(spec, existing, weights, settings, name)
         row = variant_row(coll, spec, info.name, info.sha256)
@@ -165,13 +170,21 @@ def variant_row(coll: Collection, spec, weights_name: str, weights_sha: str, *, 
 
 
 def ensure_index_collections(index, variants: list[DescriptorVariant]) -> None:
+    """The index collection of each variant; a bag-of-words variant's holds sparse vectors (its ``dimension`` is
+    the vocabulary size) beside a 1-d dense placeholder."""
+    from vislink.encoder.variants import parse_variant
     from vislink.index.payload import PAYLOAD_INDEXES
+    from vislink.local.bow import DENSE_DIM
 
     for v in variants:
-        index.create_collection(v.qdrant_collection, v.dimension, payload_indexes=PAYLOAD_INDEXES)
+        if parse_variant(v.name).sparse:
+            index.create_collection(v.qdrant_collection, DENSE_DIM, payload_indexes=PAYLOAD_INDEXES, sparse=True)
+        else:
+            index.create_collection(v.qdrant_collection, v.dimension, payload_indexes=PAYLOAD_INDEXES)
 
 
 def pca_dict(variants: list[DescriptorVariant]) -> dict[str, str]:
+    # pca_path / pca_sha256 hold a variant's fitted file: the PCA whitening of -pcaN, the vocabulary of sift-bow.
     """variant name -> PCA file, for the PCA variants among ``variants``."""
     return {v.name: v.pca_path for v in variants if v.pca_dim is not None and v.pca_path}
 

@@ -1,5 +1,6 @@
 """Encoding a collection's stored files again, with no new download: ``add_variant`` (a new descriptor variant,
-PCA variants fitted on the collection's own base descriptors) and ``encode_stored`` (also used by reconcile).
+PCA variants fitted on the collection's own base descriptors, bag-of-words variants on a vocabulary trained on a
+sample of its images) and ``encode_stored`` (also used by reconcile).
 Both run through the pipeline's loop, so they are resumable and recorded as ``IngestRun``s."""
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from tqdm.auto import tqdm
 from vislink.config import Settings, get_settings
 from vislink.encoder.pca import PCAWhitening, load_pca
 from vislink.encoder.variants import parse_variant
-from vislink.errors import ConfigError, NotFound
+from vislink.errors import ConfigError, NotFound, VislinkError
 from vislink.index import Point, open_index
 from vislink.index.payload import image_payload
+from vislink.local.vocabulary import DEFAULT_MAX_DESCRIPTORS
 from vislink.ingest.collections import ensure_index_collections, variant_row, variant_weights
 from vislink.ingest.pipeline import (
     IngestContext,
@@ -46,27 +48,40 @@ log = logging.getLogger(__name__)
 
 
 # -- add-variant -------------------------------------------------------------------------------------------
-def add_variant(collection: str, variant: str, *, sample: int = 10_000, workers: int = 1, batch_size: int = 16,
+PCA_SAMPLE = 10_000  # base descriptors a PCA whitening is fitted on (at most)
+BOW_SAMPLE = 1_000  # images whose RootSIFT descriptors train a vocabulary (at most BOW_MAX_DESCRIPTORS of them)
+BOW_MAX_DESCRIPTORS = DEFAULT_MAX_DESCRIPTORS
+
+
+def add_variant(collection: str, variant: str, *, sample: int | None = None, workers: int = 1, batch_size: int = 16,
                 progress: bool = True, seed: int = 0) -> DescriptorVariant:
     """Compute a new descriptor variant for every done image of ``collection`` from its stored files
     (no new download), into a new Qdrant collection. A PCA variant first fits its PCA on up to
-    ``sample`` base descriptors of the collection (read from the base variant's index when the collection
-    has it, else computed from the stored files). Resumable: images already encoded are skipped."""
+    ``sample`` (default ``PCA_SAMPLE``) base descriptors of the collection (read from the base variant's index
+    when the collection has it, else computed from the stored files). A bag-of-words variant (``sift-bow``) first
+    trains its vocabulary on the local features of up to ``sample`` (default ``BOW_SAMPLE``) of its images
+    (``BOW_MAX_DESCRIPTORS`` descriptors at most; features cached for the encoding and for verification).
+    Resumable: images already encoded are skipped."""
     settings = get_settings()
     spec = parse_variant(variant)
     with session_scope() as session:
         coll = get_collection(session, collection)
         existing = collection_variants(session, coll)
-        if not existing:
+        if not existing and not spec.sparse:  # a vocabulary needs stored images only (checked by its fit)
             raise NotFound(f"collection {collection!r} has no images encoded yet: ingest some first")
         row = next((v for v in existing if v.name == spec.name), None)
         if row is None:
             info = variant_weights(spec, existing, None, settings, collection)
-            if spec.pca_dim is None:
+            if spec.sparse:
+                vocab_path, vocab_sha = _fit_vocabulary(session, coll, spec, sample=sample or BOW_SAMPLE, seed=seed,
+                                                        settings=settings, progress=progress)
+                row = variant_row(coll, spec, info.name, info.sha256, pca_path=str(vocab_path), pca_sha=vocab_sha)
+            elif spec.pca_dim is None:
                 row = variant_row(coll, spec, info.name, info.sha256)
             else:
-                pca_path, pca_sha = _fit_pca(session, coll, existing, spec, weights=info.name, sample=sample,
-                                             seed=seed, settings=settings, progress=progress)
+                pca_path, pca_sha = _fit_pca(session, coll, existing, spec, weights=info.name,
+                                             sample=sample or PCA_SAMPLE, seed=seed, settings=settings,
+                                             progress=progress)
                 row = variant_row(coll, spec, info.name, info.sha256, pca_path=str(pca_path), pca_sha=pca_sha)
             session.add(row)
             session.flush()
@@ -137,6 +152,38 @@ def _fit_pca(session: Session, coll: Collection, existing: list[DescriptorVarian
     pca.save(path)
     log.info("fitted %s on %d base descriptors of %s", spec.name, len(X), coll.name)
     return path, pca.sha256
+
+
+def _fit_vocabulary(session: Session, coll: Collection, spec, *, sample: int, seed: int, settings: Settings,
+                    progress: bool) -> tuple[Path, str]:
+    from vislink.local import feature_cache
+    from vislink.local.bow import features_of, fit_vocabulary
+
+    rows = list(session.execute(select(Image.id, Image.file_path, Image.sha256).where(
+        Image.collection_id == coll.id, Image.status == ImageStatus.done).order_by(Image.id)))
+    rows = [r for r in rows if r.file_path and Path(r.file_path).is_file()]
+    if not rows:
+        raise ConfigError(f"a vocabulary for {spec.name} needs stored images; collection {coll.name!r} has none "
+                          "(run `vislink reconcile` if its files were moved)")
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(len(rows), size=min(sample, len(rows)), replace=False).tolist())
+    cache = feature_cache(settings)
+    features = []
+    for k in tqdm(chosen, disable=not progress, desc=f"{spec.name}: local features of the sample"):
+        try:
+            features.append(features_of(rows[k].file_path, rows[k].sha256, cache=cache,
+                                        max_pixels=settings.max_image_pixels))
+        except VislinkError as exc:  # a stored file that no longer decodes: left out of the sample
+            log.warning("%s: left out of the vocabulary sample (%s)", rows[k].file_path, exc)
+    vocabulary = fit_vocabulary(features, spec.dim, max_descriptors=BOW_MAX_DESCRIPTORS, seed=seed,
+                                provenance={"variant": spec.name, "collection": coll.name})
+    folder = settings.models_dir / "vocabulary" / coll.name
+    path = folder / f"{spec.name}.npz"
+    vocabulary.save(path)
+    log.info("trained %s on %d descriptors of %d images of %s in %.1f s", spec.name,
+             vocabulary.provenance["n_descriptors"], vocabulary.provenance["n_images"], coll.name,
+             vocabulary.provenance["train_seconds"])
+    return path, vocabulary.sha256
 
 
 # -- encoding stored files again (add-variant, reconcile) -------------------------------------------------

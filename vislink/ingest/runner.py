@@ -60,12 +60,14 @@ def ingest(collection: str, items: Iterable, *, variants: list[str] | None = Non
 
 
 def _add_pending_pca_variants(collection: str, variants: list[str] | None, *, workers: int, progress: bool) -> None:
-    """PCA variants asked for at ingest are fitted once the base descriptors exist."""
+    """PCA and bag-of-words variants asked for at ingest are fitted (whitening, vocabulary) once the images are
+    stored and the base descriptors exist."""
     from vislink.encoder.variants import parse_variant
     from vislink.ingest.reencode import add_variant
 
     for name in variants or []:
-        if parse_variant(name).pca_dim is not None:
+        spec = parse_variant(name)
+        if spec.pca_dim is not None or spec.sparse:
             add_variant(collection, name, workers=workers, progress=progress)
 
 

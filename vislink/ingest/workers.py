@@ -37,13 +37,18 @@ def encode_batch(paths: list[str], variants: list[str], *, weights: str | Mappin
     """Decode ``paths`` with the encoder's ``open_rgb`` (one thread per file, Pillow releases the GIL) and
     encode the good ones, each backbone once for all its variants (``encode_variants``; ``weights``: the VGG16
     weights name, or ``{variant: weights name}`` as the collection's variant rows record them). Bad files get
-    their ``BadImage`` reason."""
-    from vislink.encoder.images import open_rgb
+    their ``BadImage`` reason. ``pca_paths``: each variant's fitted file, a PCA whitening or, for a bag-of-words
+    variant (``sift-bow``), its vocabulary: its vector is then a ``SparseVector`` counted from the image's local
+    features (read from, or extracted into, the data folder's feature cache, which verification reads too)."""
+    from vislink.encoder.images import full_size, open_rgb
+    from vislink.encoder.variants import parse_variant
     from vislink.errors import BadImage
+
+    rules = {parse_variant(v).resize_rule for v in variants}  # a big image is decoded reduced to what they need
 
     def decode(path: str):
         try:
-            return open_rgb(path, max_pixels=max_pixels)
+            return open_rgb(path, max_pixels=max_pixels, rules=rules)
         except BadImage as exc:
             return exc
         except MemoryError as exc:  # a huge image that passed the pixel limit still must not stop the run
@@ -55,17 +60,47 @@ def encode_batch(paths: list[str], variants: list[str], *, weights: str | Mappin
     else:
         decoded = [decode(p) for p in paths]
     results = [EncodeResult(None, reason=d.reason, detail=d.detail) if isinstance(d, BadImage)
-               else EncodeResult(None, width=d.width, height=d.height) for d in decoded]
+               else EncodeResult(None, *full_size(d)) for d in decoded]
     good = [i for i, d in enumerate(decoded) if not isinstance(d, BadImage)]
     if good:
-        from vislink.encoder import encode_variants  # torch / onnxruntime: only when there is work
-        from vislink.encoder.pca import load_pca
+        from vislink.encoder.variants import parse_variant
 
-        pca = {name: load_pca(path) for name, path in (pca_paths or {}).items()} or None
-        vectors = encode_variants([decoded[i] for i in good], list(variants), weights=weights, pca=pca)
-        for row, i in enumerate(good):
-            results[i].vectors = {name: np.asarray(v[row], dtype=np.float32) for name, v in vectors.items()}
+        bow = [v for v in variants if parse_variant(v).sparse]
+        dense = [v for v in variants if v not in bow]
+        for i in good:
+            results[i].vectors = {}
+        if dense:
+            from vislink.encoder import encode_variants  # torch / onnxruntime: only when there is work
+            from vislink.encoder.pca import load_pca
+
+            pca = {name: load_pca(path) for name, path in (pca_paths or {}).items() if name in dense} or None
+            vectors = encode_variants([decoded[i] for i in good], dense, weights=weights, pca=pca)
+            for row, i in enumerate(good):
+                results[i].vectors.update({name: np.asarray(v[row], dtype=np.float32) for name, v in vectors.items()})
+        if bow:
+            _encode_bow([paths[i] for i in good], [decoded[i] for i in good], [results[i] for i in good], bow,
+                        pca_paths or {})
     return results
+
+
+def _encode_bow(paths: list[str], images: list, results: list[EncodeResult], variants: list[str],
+                vocabulary_paths: dict[str, str]) -> None:
+    from vislink.errors import ConfigError
+    from vislink.hashing import sha256_file
+    from vislink.local import feature_cache
+    from vislink.local.bow import bow_vector
+    from vislink.local.vocabulary import load_vocabulary
+
+    missing = [v for v in variants if not vocabulary_paths.get(v)]
+    if missing:
+        raise ConfigError(f"{', '.join(missing)}: no vocabulary recorded for the variant (run `vislink collection "
+                          f"add-variant COLLECTION {missing[0]}`, which fits it)")
+    vocabularies = {v: load_vocabulary(vocabulary_paths[v]) for v in variants}
+    cache = feature_cache()
+    for path, image, result in zip(paths, images, results):
+        features = cache.features_for(sha256_file(path), lambda image=image: image)
+        for v in variants:
+            result.vectors[v] = bow_vector(features, vocabularies[v])
 
 
 def _init_worker(threads: int, env: dict[str, str]) -> None:

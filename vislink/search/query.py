@@ -100,6 +100,8 @@ def search(image: Any = None, *, image_id: int | None = None, collection: str, v
         var = get_variant(session, coll, variant)
         session.expunge(var)
     index = open_index()
+    if var.layer == "bow":  # a bag of visual words (sift-bow): sparse vectors
+        return _search_bow(index, var, image, image_id, collection, limit, offset, flt, mirrored, positive, negative)
     excluded: set[int] = set()
     query_vectors: list[np.ndarray] = []
     if image is not None:
@@ -125,6 +127,29 @@ def search(image: Any = None, *, image_id: int | None = None, collection: str, v
         hits = index.query(var.qdrant_collection, query_vectors[0], limit=want, flt=flt, exact=exact)
     hits = [h for h in hits if h.id not in excluded][offset:offset + limit]
     return _results(hits, offset)
+
+
+def _search_bow(index, var, image, image_id, collection, limit, offset, flt, mirrored, positive,
+                negative) -> list[SearchResult]:
+    from PIL import ImageOps
+
+    from vislink.search import bow
+
+    if positive or negative:
+        raise ConfigError(f"{var.name} is a bag of visual words: search it with one image (positive and negative "
+                          "examples need a dense variant)")
+    images = [_to_pil(image)] if image is not None else []
+    if mirrored:
+        images.extend([ImageOps.mirror(im) for im in images])
+    vectors = []
+    if image_id is not None:
+        vectors.append(bow.stored_vector(index, var, image_id, collection))
+        if mirrored:
+            images.append(ImageOps.mirror(_to_pil(_stored_file(image_id))))
+    vectors.extend(bow.query_vectors(var, images))
+    excluded = {int(image_id)} if image_id is not None else set()
+    hits = bow.nearest(index, var, vectors, limit=limit + offset + len(excluded), flt=flt)
+    return _results([h for h in hits if h.id not in excluded][offset:offset + limit], offset)
 
 
 def _example(var, x):
