@@ -360,7 +360,9 @@ def finish_batch(ctx: IngestContext, works: list[WorkItem], results: list) -> in
     """Store the files, upsert the vectors and mark the images done (``results``: one ``EncodeResult`` per
     work item, in order). Returns how many images are done."""
     from vislink.index import Point
+    from vislink.index.base import SparseVector
     from vislink.index.payload import image_payload
+    from vislink.local.bow import DENSE_PLACEHOLDER
 
     summary = ctx.summary
     ok: list[tuple[WorkItem, Any]] = []
@@ -391,10 +393,13 @@ def finish_batch(ctx: IngestContext, works: list[WorkItem], results: list) -> in
     with session_scope() as session:
         images = {w.image_id: session.get(Image, w.image_id) for w, _ in ok}
         for v in ctx.variants:
-            points = [Point(w.image_id, r.vectors[v.name], image_payload(images[w.image_id], ctx.coll_name))
-                      for w, r in ok if v.name in w.variants]
+            mine = [(w, r.vectors[v.name]) for w, r in ok if v.name in w.variants]
+            # A bag of words (sift-bow) is the point's sparse vector, beside a constant dense placeholder.
+            sparse = [vec for _, vec in mine] if mine and isinstance(mine[0][1], SparseVector) else None
+            points = [Point(w.image_id, DENSE_PLACEHOLDER if sparse else vec,
+                            image_payload(images[w.image_id], ctx.coll_name)) for w, vec in mine]
             if points:
-                ctx.index.upsert(v.qdrant_collection, points)  # before `done`: see the module docstring
+                ctx.index.upsert(v.qdrant_collection, points, sparse=sparse)  # before `done`: see the module docstring
         by_name = {v.name: v.id for v in ctx.variants}
         for work, _ in ok:
             img = images[work.image_id]
