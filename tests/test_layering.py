@@ -143,7 +143,7 @@ def test_the_layer_order_is_the_one_docs_architecture_states():
 
 
 # The search stage sits beside ingest: it reads what ingest wrote, through the store and the index only.
-SEARCH_MAY_IMPORT = {"config", "errors", "hashing", "store", "index", "encoder", "search"}
+SEARCH_MAY_IMPORT = {"config", "errors", "hashing", "store", "index", "encoder", "local", "search"}
 
 
 def test_search_depends_only_on_config_store_index_and_encoder():

@@ -104,3 +104,24 @@ def test_verifier_reuses_one_query(china, china_features):
     assert [r.verified for r in results] == [True, False]
     with pytest.raises(ValueError, match="model"):
         Verifier(query, model="affine")
+
+
+def test_rerank_moves_a_verified_copy_above_an_unverified_look_alike(china, china_features):
+    from vislink.local.rerank import parse_reranked, rerank
+
+    copy, _ = warped_detail(china, scale=0.8, angle_deg=8, centre=(320, 213), size=(400, 300))
+    look_alike = _sample("flower.jpg")  # first in the original order, as a descriptor's false positive would be
+    candidates = [extract(look_alike), None, extract(copy), extract(china.rotate(180))]
+    result = rerank(china_features, candidates, top=3)
+    assert result.order == [2, 0, 1, 3]  # the copy first; the rest in order; the 4th beyond top keeps its place
+    assert result.verifications[2].verified and not result.verifications[0].verified
+    assert result.verifications[1] is None and result.verifications[3] is None
+    assert parse_reranked("vgg16-pool5-sum+verify") == ("vgg16-pool5-sum", 50)
+    assert parse_reranked("sift-bow+verify200") == ("sift-bow", 200)
+    assert parse_reranked("vgg16-pool5-sum") == ("vgg16-pool5-sum", None)
+    from vislink.errors import NotFound
+
+    with pytest.raises(NotFound, match="verifyK"):
+        parse_reranked("vgg16-pool5-sum+ransac")
+    with pytest.raises(NotFound, match="1..1000"):
+        parse_reranked("vgg16-pool5-sum+verify0")

@@ -94,6 +94,12 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(
         default=None, alias="VISLINK_SECRET_KEY", description="Secret for UI sessions (generated when unset)."
     )
+    oidc_self_register: bool = Field(
+        default=False,
+        alias="VISLINK_OIDC_SELF_REGISTER",
+        description=("UI single sign-on: an identity whose e-mail matches no annotator gets an account (true), or "
+                     "is refused until an administrator adds one with that e-mail (false)."),
+    )
     fetch_allow_hosts: str | None = Field(
         default=None,
         alias="VISLINK_FETCH_ALLOW_HOSTS",
@@ -150,9 +156,33 @@ class Settings(BaseSettings):
         return "qdrant-server" if self.qdrant_url else "qdrant-edge"
 
     def ensure_dirs(self) -> None:
+        """The data folder and its sub-folders, created readable by the owner only (``make_private_dir``)."""
         for folder in (self.resolved_home, self.images_dir, self.weights_dir, self.cache_dir, self.thumbs_dir,
                        self.models_dir, self.reports_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+            make_private_dir(folder)
+
+
+def make_private_dir(folder: Path) -> Path:
+    """``folder`` and its missing parents, each created with mode 0700 whatever the umask: the data folder holds
+    the database (password hashes), the images and the weights. A folder that exists is left as it is (its owner
+    may share it on purpose)."""
+    import os
+
+    folder = Path(folder)
+    missing = []
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:  # another process made it first: theirs
+            continue
+        os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder}: not a folder")
+    return folder
 
 
 # (environment variable, default, help) for every setting: the README's table and a test use it.

@@ -32,11 +32,16 @@ class SearchResult:
     date_text: str | None
     file_path: str | None
     payload: dict[str, Any] = field(default_factory=dict)
+    # Set by geometric re-ranking (``verify=True``) for the results it checked, None otherwise.
+    verified: bool | None = None
+    inliers: int | None = None
+    mirrored: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"rank": self.rank, "score": self.score, "image_id": self.image_id, "source_ref": self.source_ref,
                 "artist": self.artist, "title": self.title, "date_text": self.date_text,
-                "file_path": self.file_path, "payload": self.payload}
+                "file_path": self.file_path, "payload": self.payload, "verified": self.verified,
+                "inliers": self.inliers, "mirrored": self.mirrored}
 
 
 def _to_pil(image: Any):
@@ -78,7 +83,8 @@ def _encode(variant, images: list, *, mirrored: bool = False) -> np.ndarray:
 
 def search(image: Any = None, *, image_id: int | None = None, collection: str, variant: str | None = None,
            limit: int = 20, offset: int = 0, filters: Mapping[str, Any] | None = None, mirrored: bool = False,
-           positive: Sequence[Any] = (), negative: Sequence[Any] = (), exact: bool = False) -> list[SearchResult]:
+           positive: Sequence[Any] = (), negative: Sequence[Any] = (), exact: bool = False, verify: bool = False,
+           verify_top: int | None = None) -> list[SearchResult]:
     """The images of ``collection`` nearest to a query, best first (cosine similarity on ``variant``,
     default: the collection's first variant).
 
@@ -86,7 +92,12 @@ def search(image: Any = None, *, image_id: int | None = None, collection: str, v
     ``image_id`` (never returned itself). ``mirrored`` also searches with the horizontal mirror and keeps
     each image's best similarity. ``positive``/``negative`` (image ids or PIL images) use the index's
     recommendation (average-vector strategy), the query counting as one more positive example.
-    ``filters``: see ``build_filter``."""
+    ``filters``: see ``build_filter``.
+
+    ``verify``: geometric re-ranking: the first ``verify_top`` results (default
+    ``vislink.local.rerank.DEFAULT_VERIFY_TOP``) are verified against the query image with local features
+    (mirrored too) and re-ordered, verified first by inlier count, then the others in their order; results
+    carry ``verified`` and ``inliers``. Needs a query image or ``image_id`` (examples alone cannot be verified)."""
     from vislink.index import open_index
     from vislink.store import get_collection, get_variant, session_scope
 
@@ -94,6 +105,10 @@ def search(image: Any = None, *, image_id: int | None = None, collection: str, v
         raise ConfigError(f"limit must be at least 1, not {limit}")
     if image is None and image_id is None and not positive:
         raise ConfigError("search needs a query: an image, an image id, or positive examples")
+    if verify:
+        return _verified_search(image, image_id=image_id, collection=collection, variant=variant, limit=limit,
+                                offset=offset, filters=filters, mirrored=mirrored, positive=positive,
+                                negative=negative, exact=exact, verify_top=verify_top)
     flt = build_filter(filters)
     with session_scope() as session:
         coll = get_collection(session, collection)
@@ -150,6 +165,30 @@ def _search_bow(index, var, image, image_id, collection, limit, offset, flt, mir
     excluded = {int(image_id)} if image_id is not None else set()
     hits = bow.nearest(index, var, vectors, limit=limit + offset + len(excluded), flt=flt)
     return _results([h for h in hits if h.id not in excluded][offset:offset + limit], offset)
+
+
+def _verified_search(image, *, image_id, limit: int, offset: int, verify_top: int | None,
+                     **kwargs) -> list[SearchResult]:
+    """``search`` of any variant, then the first ``verify_top`` results re-ranked by geometric verification
+    (``vislink.search.verify``); paging applies to the re-ranked list."""
+    from dataclasses import replace
+
+    from vislink.local.rerank import DEFAULT_VERIFY_TOP, check_top
+    from vislink.search.verify import query_features, rerank_results
+
+    top = check_top(DEFAULT_VERIFY_TOP if verify_top is None else verify_top, what="--verify-top")
+    if image is None and image_id is None:
+        raise ConfigError("verify needs a query image or an image id to verify the results against")
+    pil = _to_pil(image) if image is not None else None
+    found = search(pil, image_id=image_id, limit=max(limit + offset, top), offset=0, **kwargs)
+    ranked, checks = rerank_results(found, query_features(pil, image_id=image_id), top)
+    out = []
+    for rank, result in enumerate(ranked[offset:offset + limit], start=offset + 1):
+        check = checks.get(result.image_id)
+        extra = {} if check is None else {"verified": check.verified, "inliers": check.inliers,
+                                          "mirrored": check.mirrored}
+        out.append(replace(result, rank=rank, **extra))
+    return out
 
 
 def _example(var, x):

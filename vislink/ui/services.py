@@ -242,26 +242,38 @@ class SignedIn:
 
 
 def sign_in(name: str, password: str) -> SignedIn:
-    from vislink.graph.annotators import verify_password
+    """A password sign-in, throttled per name in the store (``graph.annotators.sign_in``): repeated failures lock
+    the name for a while, whichever browser or process tries."""
+    from vislink.graph.annotators import sign_in as check_sign_in
     from vislink.store import session_scope
 
     with session_scope() as session:
-        annotator = verify_password(session, name.strip(), password)
-        if annotator is None:
-            raise VislinkError("unknown annotator or wrong password")
+        annotator = check_sign_in(session, (name or "").strip(), password)
         return SignedIn(annotator.id, annotator.name, annotator.display_name)
 
 
-def sign_in_oidc(email: str | None, name: str | None) -> SignedIn:
-    """The annotator of an OIDC identity (matched by e-mail, created on first sign-in without a password)."""
+def sign_in_oidc(email: str | None, name: str | None, email_verified: bool | None = None, *,
+                 self_register: bool | None = None) -> SignedIn:
+    """The annotator of an OIDC identity, matched by e-mail. An identity with no annotator of that e-mail is
+    refused unless ``self_register`` (default: the ``VISLINK_OIDC_SELF_REGISTER`` setting), which creates one
+    without a password. An address the identity provider says is not verified is refused."""
     from sqlalchemy import select
 
+    from vislink.config import get_settings
     from vislink.store import Annotator, session_scope
 
     if not email:
         raise VislinkError("the identity provider gave no e-mail address; cannot match an annotator")
+    if email_verified is False:
+        raise VislinkError(f"the identity provider has not verified {email}; cannot match an annotator")
+    if self_register is None:
+        self_register = get_settings().oidc_self_register
     with session_scope() as session:
         annotator = session.scalar(select(Annotator).where(Annotator.email == email))
+        if annotator is None and not self_register:
+            raise VislinkError(f"no annotator has the e-mail {email}: an administrator adds one "
+                               f"(vislink annotator add NAME --email {email}), or sets "
+                               "VISLINK_OIDC_SELF_REGISTER=true to let identities create their own")
         if annotator is None:
             import re
 
