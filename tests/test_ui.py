@@ -413,10 +413,23 @@ def test_recall_curve_parsing():
     assert recall_curves(metrics) == {"R": {1: 0.1, 20: 0.5}, "recall": {1: 0.2}, "val.R": {5: 0.2}}
 
 
-def test_oidc_identities_map_to_annotators(vislink_env):
+def test_oidc_identities_map_to_annotators(vislink_env, monkeypatch):
+    from vislink.config import reset_settings
     from vislink.errors import VislinkError
+    from vislink.graph.annotators import create_annotator
+    from vislink.store import session_scope
     from vislink.ui import services
 
+    # By default an identity maps only to an annotator an administrator made with its e-mail (issue #16 item 6).
+    with pytest.raises(VislinkError, match="no annotator has the e-mail anna\\+art@example.org.*annotator add"):
+        services.sign_in_oidc("anna+art@example.org", "Anna K.")
+    with session_scope() as session:
+        create_annotator(session, "bruno", None, email="bruno@example.org")
+    assert services.sign_in_oidc("bruno@example.org", "B.").name == "bruno"
+    with pytest.raises(VislinkError, match="not verified"):
+        services.sign_in_oidc("bruno@example.org", "B.", email_verified=False)
+    monkeypatch.setenv("VISLINK_OIDC_SELF_REGISTER", "true")
+    reset_settings()
     first = services.sign_in_oidc("anna+art@example.org", "Anna K.")
     assert (first.name, first.label, first.via) == ("anna-art@example.org", "Anna K.", "oidc")
     assert services.sign_in_oidc("anna+art@example.org", "Anna K.").id == first.id  # matched by e-mail

@@ -8,9 +8,13 @@ import sys
 import typer
 
 
-def streamlit_command(host: str, port: int, max_upload_mb: int, cookie_secret: str | None = None) -> list[str]:
+COOKIE_SECRET_ENV = "STREAMLIT_SERVER_COOKIE_SECRET"  # Streamlit reads its sensitive options from the environment
+
+
+def streamlit_command(host: str, port: int, max_upload_mb: int) -> list[str]:
     """The ``streamlit run`` command line: headless, no telemetry, no file watcher, the upload limit
-    from the settings (Streamlit refuses larger files before vislink sees them)."""
+    from the settings (Streamlit refuses larger files before vislink sees them). No secret: a command line is
+    readable by every user of the machine (``ps``); the cookie secret goes in the environment (``streamlit_env``)."""
     from vislink.ui import APP_PATH
 
     cmd = [sys.executable, "-m", "streamlit", "run", str(APP_PATH),
@@ -18,9 +22,19 @@ def streamlit_command(host: str, port: int, max_upload_mb: int, cookie_secret: s
            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
            "--server.runOnSave", "false", "--global.developmentMode", "false",
            "--server.maxUploadSize", str(max(1, max_upload_mb)), "--client.toolbarMode", "minimal"]
-    if cookie_secret:
-        cmd += ["--server.cookieSecret", cookie_secret]
     return cmd
+
+
+def streamlit_env(cookie_secret: str | None, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment Streamlit runs with: ``base`` (this process's) plus the cookie secret
+    (``VISLINK_SECRET_KEY``) as ``STREAMLIT_SERVER_COOKIE_SECRET``; a process's environment is readable only by its
+    owner and root. Without a secret Streamlit makes a random one (sessions then end when it restarts)."""
+    env = dict(os.environ if base is None else base)
+    if cookie_secret:
+        env[COOKIE_SECRET_ENV] = cookie_secret
+    else:
+        env.pop(COOKIE_SECRET_ENV, None)
+    return env
 
 
 def ui(
@@ -40,16 +54,18 @@ def ui(
     settings = get_settings()
     if not 0 < port < 65536:
         raise ConfigError(f"--port must be between 1 and 65535, got {port}")
-    cmd = streamlit_command(host, port, settings.max_upload_mb, settings.secret_key)
+    cmd = streamlit_command(host, port, settings.max_upload_mb)
     if dry_run:
         typer.echo(" ".join(cmd))
+        if settings.secret_key:
+            typer.echo(f"(with {COOKIE_SECRET_ENV} in its environment, from VISLINK_SECRET_KEY)", err=True)
         return
     settings.ensure_dirs()
     db.check_migrated(settings.database_url)  # a clear message now rather than an error page later
     typer.echo(f"vislink UI on http://{host}:{port}  (data folder {settings.resolved_home})", err=True)
     sys.stdout.flush()
     # Replace this process with Streamlit: signals (Ctrl-C, a supervisor's SIGTERM) reach the server directly.
-    os.execv(cmd[0], cmd)
+    os.execve(cmd[0], cmd, streamlit_env(settings.secret_key))
 
 
 def thumbnails(

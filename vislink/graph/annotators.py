@@ -1,21 +1,34 @@
 """Annotator accounts: names, bcrypt (salted) password hashes, sign-in checks.
 
 An account without a password (``password_hash`` None) cannot sign in with a password: it is for
-imports (``get_or_create``) and for single sign-on set up elsewhere."""
+imports (``get_or_create``) and for single sign-on set up elsewhere.
+
+``sign_in`` throttles guessing: after ``FREE_FAILURES`` consecutive failures for one name (known or not, so that a
+lock tells nothing about which names exist), each further failure locks the name for ``LOCK_BASE_S`` seconds,
+doubled each time up to ``LOCK_MAX_S``; while locked, no password is even checked. The counts are rows of
+``sign_in_failures`` in the store: a rerun, another browser or another UI process sees the same lock. A success
+clears them; failures older than ``FORGET_AFTER_S`` are forgotten."""
 
 from __future__ import annotations
 
+import math
 import re
+import time
 
 import bcrypt
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vislink.errors import NotFound, VislinkError
-from vislink.store.models import Annotator
+from vislink.store.models import Annotator, SignInFailure
 
 BCRYPT_ROUNDS = 12  # ~0.2 s per check: slow for guessing, fine for a sign-in; tests lower it
 MIN_PASSWORD_LENGTH = 8
+FREE_FAILURES = 5  # wrong passwords allowed for a name before it is locked
+LOCK_BASE_S = 30.0  # first lock; doubled at each further failure
+LOCK_MAX_S = 15 * 60.0
+FORGET_AFTER_S = 24 * 3600.0  # failures this old no longer count
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 _dummy: dict[int, bytes] = {}
 
@@ -106,3 +119,78 @@ def set_active(session: Session, name: str, active: bool) -> Annotator:
     annotator.is_active = active
     session.flush()
     return annotator
+
+
+class SignInLocked(VislinkError):
+    """Too many failed sign-ins for a name: ``name``, ``retry_after`` (seconds)."""
+
+    def __init__(self, name: str, retry_after: float):
+        self.name, self.retry_after = name, retry_after
+        super().__init__(f"too many failed sign-ins for {name!r}: try again in {_duration(retry_after)}")
+
+
+def sign_in(session: Session, name: str, password: str, *, now: float | None = None) -> Annotator:
+    """The annotator for ``name`` and ``password``, throttled (see the module docstring). Raises ``SignInLocked``
+    while the name is locked (the password is not checked), ``VislinkError`` for a wrong name or password.
+    Commits the failure count itself, so that a caller rolling back does not undo it."""
+    now = time.time() if now is None else now
+    key = _throttle_key(name)
+    row = session.get(SignInFailure, key)
+    if row is not None and row.last_failure_at < now - FORGET_AFTER_S:
+        session.delete(row)
+        session.flush()
+        row = None
+    if row is not None and row.locked_until and row.locked_until > now:
+        raise SignInLocked(name.strip(), row.locked_until - now)
+    annotator = verify_password(session, name or "", password)
+    if annotator is not None:
+        if row is not None:
+            session.delete(row)
+            session.commit()
+        return annotator
+    locked_for = _record_failure(session, key, now)
+    if locked_for:
+        raise SignInLocked(name.strip(), locked_for)
+    raise VislinkError("unknown annotator or wrong password")
+
+
+def sign_in_failures(session: Session, name: str) -> int:
+    """Consecutive failed sign-ins counted for ``name``."""
+    row = session.get(SignInFailure, _throttle_key(name))
+    return row.failures if row is not None else 0
+
+
+def clear_sign_in_failures(session: Session, name: str) -> None:
+    """Unlock ``name`` (an administrator, after a password reset)."""
+    session.execute(delete(SignInFailure).where(SignInFailure.name == _throttle_key(name)))
+    session.flush()
+
+
+def _record_failure(session: Session, key: str, now: float) -> float:
+    """Count one failure (committed); the lock it starts, in seconds (0: none yet)."""
+    for _ in range(3):  # two first failures at once: one inserts, the other updates
+        row = session.get(SignInFailure, key, populate_existing=True, with_for_update=True)
+        try:
+            if row is None:
+                row = SignInFailure(name=key, failures=0, last_failure_at=now)
+                session.add(row)
+            row.failures += 1
+            row.last_failure_at = now
+            over = row.failures - FREE_FAILURES
+            locked_for = min(LOCK_MAX_S, LOCK_BASE_S * 2 ** (over - 1)) if over > 0 else 0.0
+            row.locked_until = now + locked_for if locked_for else None
+            session.execute(delete(SignInFailure).where(SignInFailure.last_failure_at < now - FORGET_AFTER_S))
+            session.commit()
+            return locked_for
+        except IntegrityError:
+            session.rollback()
+    raise VislinkError("sign-in is busy: try again")
+
+
+def _throttle_key(name: str) -> str:
+    return (name or "").strip().lower()[:100]
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(1, math.ceil(seconds))
+    return f"{seconds} s" if seconds < 120 else f"{math.ceil(seconds / 60)} min"

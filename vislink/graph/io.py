@@ -11,7 +11,9 @@ Formats:
 - JSON: ``{"format": "vislink-graph", "version": 1, "annotators": [...], "groups": [{"key", "title", "note",
   "created_by", "members": [refs]}], "links": [{"a", "b", "type", "note", "annotator"}]}``. On import also
   ``{"groups": {key: [refs]}}``, ``{"pairs": [...]}`` or a bare list of pairs (dicts) or of groups (lists).
-- CSV: ``kind,ref_a,ref_b,type,group,title,note,annotator`` (``kind`` member or link); on import also a
+- CSV: ``kind,ref_a,ref_b,type,group,title,note,annotator`` (``kind`` member or link), every cell a spreadsheet
+  would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR first) written with a leading ``'``
+  (``formats.spreadsheet``) and read back without it in this format (the one vislink writes); on import also a
   groups CSV (``ref``/``image``/``image_id``/``source_ref``/``wga_path`` and ``group``, optional ``title``)
   or a pairs CSV (``ref_a``, ``ref_b``, optional ``type``, ``note``, ``annotator``).
 - GraphML / GEXF: nodes are refs with ``group``, ``group_title``, ``group_note``, ``group_created_by``
@@ -37,6 +39,7 @@ from sqlalchemy.orm import Session, aliased
 
 from vislink.errors import NotFound, VislinkError
 from vislink.formats.replica import is_replica_links_csv
+from vislink.formats.spreadsheet import escape_cell, unescape_cell
 from vislink.graph.annotators import get_or_create
 from vislink.graph.audit import Change
 from vislink.graph.edits import add_member, create_group, parse_link_type, set_links
@@ -195,13 +198,17 @@ def write_graph(data: GraphData, path: Path | str, fmt: str | None = None,
         with path.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, CSV_COLUMNS)
             writer.writeheader()
+
+            def row(**cells) -> None:  # no cell a spreadsheet would run as a formula
+                writer.writerow({k: escape_cell(v) for k, v in cells.items()})
+
             for group in data.groups:
                 for ref in group["members"]:
-                    writer.writerow({"kind": "member", "ref_a": ref, "group": group["key"], "title": group["title"],
-                                     "note": group["note"], "annotator": group["created_by"]})
+                    row(kind="member", ref_a=ref, group=group["key"], title=group["title"], note=group["note"],
+                        annotator=group["created_by"])
             for link in data.links:
-                writer.writerow({"kind": "link", "ref_a": link["a"], "ref_b": link["b"], "type": link["type"],
-                                 "note": link["note"], "annotator": link["annotator"]})
+                row(kind="link", ref_a=link["a"], ref_b=link["b"], type=link["type"], note=link["note"],
+                    annotator=link["annotator"])
     else:
         import networkx as nx
 
@@ -232,6 +239,8 @@ def _read_csv(path: Path) -> GraphData:
     data = GraphData()
     groups: dict[str, dict] = {}
     ref_column = next((c for c in _REF_COLUMNS if c in columns), None)
+    if "kind" in columns:  # vislink's own format: undo write_graph's formula escaping
+        rows = [{k: unescape_cell(v) for k, v in row.items()} for row in rows]
     if "kind" in columns or {"ref_a", "ref_b"} <= set(columns):
         for line, row in enumerate(rows, start=2):
             kind = (row.get("kind") or "link").strip().lower()

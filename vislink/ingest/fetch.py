@@ -143,6 +143,9 @@ class Fetcher:
         self._clients_lock = threading.Lock()
         self._pid = os.getpid()
         try:
+            from vislink.config import make_private_dir
+
+            make_private_dir(self.cache_dir)  # 0700 when it is new (the data folder's rule)
             for sub in ("objects", "urls", "partial/locks"):
                 (self.cache_dir / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -19,6 +19,7 @@ from vislink.store.models import (
     Link,
     LinkType,
     RunStatus,
+    SignInFailure,
     Split,
     SplitMember,
     SplitPart,
@@ -27,6 +28,6 @@ from vislink.store.models import (
 __all__ = [
     "Annotator", "AuditEvent", "Base", "Collection", "DescriptorVariant", "EvaluationQueryResult",
     "EvaluationRun", "Group", "GroupMember", "Image", "ImageDescriptor", "ImageStatus", "IngestRun", "Link",
-    "LinkType", "RunStatus", "Split", "SplitMember", "SplitPart", "check_migrated", "collection_variants",
+    "LinkType", "RunStatus", "SignInFailure", "Split", "SplitMember", "SplitPart", "check_migrated", "collection_variants",
     "find_collection", "get_collection", "get_engine", "get_variant", "session_scope", "upgrade",
 ]

@@ -47,6 +47,25 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def create_private_file(path: Path) -> None:
+    """A missing SQLite file created empty, readable and writable by its owner only (0600 whatever the umask),
+    in a folder made the same way (0700); SQLite gives its ``-wal``, ``-shm`` and ``-journal`` files the database
+    file's mode. An existing file is left as it is."""
+    import os
+
+    from vislink.config import make_private_dir
+
+    make_private_dir(path.parent)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 _ENGINES: dict[str, Engine] = {}
 
 
@@ -70,7 +89,7 @@ def _create_engine(url: str) -> Engine:
     kwargs: dict = {"future": True}
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(Path(parsed.database))
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs.update(pool_pre_ping=True, connect_args={"connect_timeout": 5})
@@ -119,6 +138,7 @@ def _migrate_sqlite(url: str) -> None:
     import fcntl
 
     # Two commands started at once on a new data folder must not both create the tables.
+    create_private_file(Path(f"{database}.migrate.lock"))
     with open(f"{database}.migrate.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if current_revision(url) != head_revision():

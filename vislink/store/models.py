@@ -180,6 +180,19 @@ class Annotator(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class SignInFailure(Base):
+    """Failed password sign-ins per account name (known or not: a lock must not tell names apart), so that
+    guessing is throttled across reruns, browser sessions and UI processes (``graph.annotators.sign_in``).
+    Times are POSIX seconds."""
+
+    __tablename__ = "sign_in_failures"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)  # as typed, stripped and lower-cased
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # consecutive, since the last success
+    last_failure_at: Mapped[float] = mapped_column(Float)
+    locked_until: Mapped[float | None] = mapped_column(Float)
+
+
 class Group(Base):
     """An annotated cluster of linked images (a clique in the link graph)."""
 

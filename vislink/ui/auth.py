@@ -1,6 +1,7 @@
 """Who is annotating. Anyone may search; edits need a signed-in annotator: an SQL account (bcrypt
 password, ``vislink.graph.annotators``) or, when ``[auth]`` is configured in Streamlit's secrets, an
-OIDC identity through ``st.login`` mapped to an annotator by e-mail."""
+OIDC identity through ``st.login`` mapped to an existing annotator by e-mail (``VISLINK_OIDC_SELF_REGISTER``
+lets an identity without one create it). Password sign-ins are throttled per name (``graph.annotators``)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def current() -> services.SignedIn | None:
     signed = st.session_state.get(KEY)
     if signed is None and oidc_configured() and getattr(st.user, "is_logged_in", False):
         try:
-            signed = services.sign_in_oidc(st.user.get("email"), st.user.get("name"))
+            signed = services.sign_in_oidc(st.user.get("email"), st.user.get("name"), st.user.get("email_verified"))
             st.session_state[KEY] = signed
         except VislinkError as exc:
             st.sidebar.error(str(exc))
