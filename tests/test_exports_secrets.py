@@ -183,9 +183,65 @@ def test_sign_in_is_throttled_per_name_in_the_store(vislink_env, monkeypatch):
             attempt("mallory", "x", t0 + i)
     with pytest.raises(acc.SignInLocked, match="'mallory': try again in 30 s"):
         attempt("mallory", "x", t0 + 10)
+    # A password reset (vislink annotator passwd) unlocks the name.
+    for i in range(acc.FREE_FAILURES + 1):
+        with pytest.raises(acc.VislinkError):
+            attempt("alice", "wrong", t0 + 200 + i)
+    with pytest.raises(acc.SignInLocked):
+        attempt("alice", "correct horse", t0 + 210)
+    with session_scope() as session:
+        acc.set_password(session, "alice", "a new password")
+    assert attempt("alice", "a new password", t0 + 211).name == "alice"
     # Old failures are forgotten.
     assert pytest.raises(acc.VislinkError, attempt, "mallory", "x", t0 + acc.FORGET_AFTER_S + 20).type \
         is acc.VislinkError
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request, vislink_env):
+    from vislink.store import db
+
+    if request.param == "sqlite":
+        return vislink_env.database_url
+    pg = request.getfixturevalue("pg_url")
+    db.upgrade(pg)
+    return pg
+
+
+def test_failures_at_the_same_moment_are_all_counted(store_url, monkeypatch):
+    """Guesses sent in parallel (threads here; UI processes alike) must not slip through by overwriting each
+    other's count: one atomic upsert per failure, on SQLite and on PostgreSQL."""
+    import threading
+
+    from vislink.graph import annotators as acc
+    from vislink.store import db
+
+    monkeypatch.setattr(acc, "BCRYPT_ROUNDS", 4)
+    n = 8
+    barrier = threading.Barrier(n)
+    outcomes: list[str] = []
+
+    def guess():
+        barrier.wait()
+        with db.session_scope(store_url) as session:
+            try:
+                acc.sign_in(session, "carol", "guess", now=2_000_000.0)
+            except acc.SignInLocked:
+                outcomes.append("locked")
+            except acc.VislinkError as exc:
+                outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=guess) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(outcomes) == n, outcomes
+    assert set(outcomes) <= {"locked", "unknown annotator or wrong password"}, outcomes
+    with db.session_scope(store_url) as session:
+        assert acc.sign_in_failures(session, "carol") == n
+        with pytest.raises(acc.SignInLocked):
+            acc.sign_in(session, "carol", "guess", now=2_000_001.0)
 
 
 def test_ui_sign_in_says_when_a_name_is_locked(vislink_env, monkeypatch):

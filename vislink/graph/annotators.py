@@ -16,8 +16,7 @@ import re
 import time
 
 import bcrypt
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.orm import Session
 
 from vislink.errors import NotFound, VislinkError
@@ -83,8 +82,10 @@ def create_annotator(session: Session, name: str, password: str | None = None, *
 
 
 def set_password(session: Session, name: str, password: str | None) -> Annotator:
+    """A new password (or none); the name's failed sign-ins are forgotten (a reset unlocks it)."""
     annotator = get_annotator(session, name)
     annotator.password_hash = hash_password(password) if password is not None else None
+    clear_sign_in_failures(session, annotator.name)
     session.flush()
     return annotator
 
@@ -136,11 +137,8 @@ def sign_in(session: Session, name: str, password: str, *, now: float | None = N
     now = time.time() if now is None else now
     key = _throttle_key(name)
     row = session.get(SignInFailure, key)
-    if row is not None and row.last_failure_at < now - FORGET_AFTER_S:
-        session.delete(row)
-        session.flush()
-        row = None
-    if row is not None and row.locked_until and row.locked_until > now:
+    if row is not None and row.last_failure_at >= now - FORGET_AFTER_S and row.locked_until \
+            and row.locked_until > now:
         raise SignInLocked(name.strip(), row.locked_until - now)
     annotator = verify_password(session, name or "", password)
     if annotator is not None:
@@ -156,35 +154,41 @@ def sign_in(session: Session, name: str, password: str, *, now: float | None = N
 
 def sign_in_failures(session: Session, name: str) -> int:
     """Consecutive failed sign-ins counted for ``name``."""
-    row = session.get(SignInFailure, _throttle_key(name))
+    row = session.get(SignInFailure, _throttle_key(name), populate_existing=True)
     return row.failures if row is not None else 0
 
 
 def clear_sign_in_failures(session: Session, name: str) -> None:
-    """Unlock ``name`` (an administrator, after a password reset)."""
+    """Unlock ``name`` (an administrator; ``set_password`` does it too)."""
     session.execute(delete(SignInFailure).where(SignInFailure.name == _throttle_key(name)))
     session.flush()
 
 
 def _record_failure(session: Session, key: str, now: float) -> float:
-    """Count one failure (committed); the lock it starts, in seconds (0: none yet)."""
-    for _ in range(3):  # two first failures at once: one inserts, the other updates
-        row = session.get(SignInFailure, key, populate_existing=True, with_for_update=True)
-        try:
-            if row is None:
-                row = SignInFailure(name=key, failures=0, last_failure_at=now)
-                session.add(row)
-            row.failures += 1
-            row.last_failure_at = now
-            over = row.failures - FREE_FAILURES
-            locked_for = min(LOCK_MAX_S, LOCK_BASE_S * 2 ** (over - 1)) if over > 0 else 0.0
-            row.locked_until = now + locked_for if locked_for else None
-            session.execute(delete(SignInFailure).where(SignInFailure.last_failure_at < now - FORGET_AFTER_S))
-            session.commit()
-            return locked_for
-        except IntegrityError:
-            session.rollback()
-    raise VislinkError("sign-in is busy: try again")
+    """Count one failure, committed; the lock it starts, in seconds (0: none yet). One atomic upsert, so that
+    failures at the same moment (threads, UI processes) are all counted."""
+    session.commit()  # a fresh transaction: SQLite (WAL) cannot turn an older read snapshot into a write
+    table = SignInFailure.__table__
+    forgotten = table.c.last_failure_at < now - FORGET_AFTER_S
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - vislink's stores are SQLite and PostgreSQL
+        raise VislinkError(f"sign-in throttling needs SQLite or PostgreSQL, not {dialect}")
+    session.execute(insert(table).values(name=key, failures=1, last_failure_at=now, locked_until=None)
+                    .on_conflict_do_update(index_elements=[table.c.name], set_={
+                        "failures": case((forgotten, 1), else_=table.c.failures + 1),
+                        "last_failure_at": now}))
+    failures = session.scalar(select(table.c.failures).where(table.c.name == key))
+    over = failures - FREE_FAILURES
+    locked_for = min(LOCK_MAX_S, LOCK_BASE_S * 2 ** (over - 1)) if over > 0 else 0.0
+    session.execute(update(table).where(table.c.name == key)
+                    .values(locked_until=now + locked_for if locked_for else None))
+    session.execute(delete(table).where(forgotten))  # bounded: names tried once long ago go
+    session.commit()
+    return locked_for
 
 
 def _throttle_key(name: str) -> str:
