@@ -84,9 +84,13 @@ class Settings(BaseSettings):
         description="PostgreSQL URL of the distributed ingest task queue (scaled set-up). Default: VISLINK_DB_URL.",
     )
     max_image_pixels: int = Field(
-        default=178_956_970,
+        default=64_000_000,
         alias="VISLINK_MAX_IMAGE_PIXELS",
-        description="Images with more pixels are refused as decompression bombs (Pillow's own default).",
+        description=("Images of more pixels (width x height) are refused (decompression-bomb). 64 million "
+                     "(8000 x 8000: a 2 m painting at 100 pixels per inch; the largest file in the reference data "
+                     "is 1 MP) is more than any painting scan the encoder needs (it works at 256-288 px), and caps "
+                     "what one decode holds: a PNG or TIFF is decoded in full (1-4 bytes a pixel, up to 256 MB) "
+                     "before it is reduced, a JPEG at 1/2-1/8 scale. Raise it for gigapixel masters."),
     )
     max_upload_mb: int = Field(
         default=50, alias="VISLINK_MAX_UPLOAD_MB", description="Largest file the UI accepts as an upload."

@@ -2,6 +2,14 @@
 
 ``open_rgb`` is the one way vislink turns a file into pixels (ingest, upload, search, thumbnails), so a
 query image and a stored image always go through the same decoding and colour conversion.
+
+Large images are decoded reduced when the caller says what the pixels are for (``rules``: the encoder's resize
+rules, or ``min_side``): a JPEG through DCT scaling before anything is decoded (``Image.draft``, 1/2 to 1/8),
+other formats decoded then box-reduced by an integer factor in their own mode, before the RGB conversion, so a
+flat 12000 x 12000 PNG costs its 144 MB palette plane, not 720 MB of planes and RGB copies. The shorter side stays
+at least ``decode_side(rules)`` (``REDUCED_SIDE``, 1024: four times pool5's 256), so an image whose shorter side
+is under twice that is decoded exactly as without ``rules``, and the same file gives the same pixels to ingest
+and to search whatever variants they ask for. ``full_size(image)`` is the size of the file's image (oriented).
 """
 
 from __future__ import annotations
@@ -29,16 +37,47 @@ POOL5_SHORTER_SIDE = 256
 POOL5_MAX_LONGER_SIDE = 4096
 MIN_SHORTER_SIDE = 64
 FC6_SIZE = 224
+# Reduced decoding keeps the shorter side at least this (and at least twice any rule's own side): the resize to
+# the working size then starts from 4x as many pixels as it keeps, and descriptors stay within ~0.999 cosine of
+# a full decode (docs/reliability.md).
+REDUCED_SIDE = 1024
+FULL_SIZE = "vislink.full_size"  # Image.info key: (width, height) of the file's image when decoded reduced
+
+
+def rule_side(rule: str) -> int:
+    """The shorter side a resize rule works at (``shorter-NNN``: NNN; ``crop-224`` / ``warp-224``: 224; 0 for
+    rules that say nothing, such as local features)."""
+    if rule.startswith("shorter-") and rule[8:].isdigit():
+        return int(rule[8:])
+    if rule in ("crop-224", "warp-224"):
+        return FC6_SIZE
+    return 0
+
+
+def decode_side(rules) -> int:
+    """The shorter side a reduced decode keeps for these resize rules: ``REDUCED_SIDE``, or twice the largest
+    rule's side when that is more."""
+    return max([REDUCED_SIDE, *(2 * rule_side(r) for r in rules)])
+
+
+def full_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) of the image in its file, EXIF orientation applied, even when ``open_rgb`` decoded it
+    reduced (what ingest records as the image's size)."""
+    return tuple(image.info.get(FULL_SIZE, image.size))
 
 
 def open_rgb(source: Path | str | bytes | IO[bytes], *, name: str | None = None,
-             max_pixels: int | None = None) -> Image.Image:
-    """Decode an image fully and return it as an 8-bit RGB Pillow image.
+             max_pixels: int | None = None, rules=None, min_side: int | None = None) -> Image.Image:
+    """Decode an image and return it as an 8-bit RGB Pillow image.
 
     EXIF orientation is applied; animated images give their first frame; every mode becomes RGB the
-    same way (transparency composited on white, 16-bit scaled to 8-bit). ``max_pixels`` defaults to the
-    ``VISLINK_MAX_IMAGE_PIXELS`` setting. Raises ``BadImage`` with reason ``empty-file``, ``not-an-image``,
-    ``truncated``, ``decompression-bomb``, ``too-large`` or ``unreadable``.
+    same way (transparency composited on white, 16-bit scaled to 8-bit). ``max_pixels`` (the image's width x
+    height) defaults to the ``VISLINK_MAX_IMAGE_PIXELS`` setting. ``rules`` (the resize rules the pixels are
+    for) or ``min_side``: an image whose shorter side is at least twice ``decode_side(rules)`` (or
+    ``min_side``) is decoded reduced, its shorter side kept at least that (see the module docstring;
+    ``full_size`` gives the file's size); without either, the image is decoded in full. Raises ``BadImage``
+    with reason ``empty-file``, ``not-an-image``, ``truncated``, ``decompression-bomb``, ``too-large`` or
+    ``unreadable``.
     """
     label = name or (str(source) if isinstance(source, (str, Path)) else "<image data>")
     data = _read_bytes(source, label)
@@ -66,21 +105,68 @@ def open_rgb(source: Path | str | bytes | IO[bytes], *, name: str | None = None,
                        f"(VISLINK_MAX_IMAGE_PIXELS)")
     if width == 0 or height == 0:
         raise BadImage(label, "unreadable", f"{width}x{height} pixels")
+    if min_side is None and rules is not None:
+        min_side = decode_side(rules)
+    reduce_to = min_side if min_side and min(width, height) >= 2 * min_side else None
     try:
         if getattr(image, "is_animated", False):
             image.seek(0)  # first frame, explicitly
+        elif reduce_to:
+            image.draft(image.mode, (reduce_to, reduce_to))  # JPEG: DCT scaling by 1/2..1/8; others: nothing
         image.load()
     except OSError as exc:
         reason = "truncated" if "truncat" in str(exc).lower() or "broken data stream" in str(exc) else "unreadable"
         raise BadImage(label, reason, str(exc)) from exc
     except (ValueError, SyntaxError, EOFError) as exc:
         raise BadImage(label, "unreadable", f"{type(exc).__name__}: {exc}") from exc
+    if reduce_to:
+        return _reduced_rgb(image, reduce_to, (width, height), label)
     try:
         oriented = ImageOps.exif_transpose(image)
     except Exception as exc:  # a malformed EXIF block must not cost the image: keep it unrotated
         log.warning("%s: EXIF orientation ignored (%s)", label, exc)
         oriented = image
     return to_rgb(oriented if oriented is not None else image)
+
+
+# EXIF orientation -> the transpose that shows the image upright (as ImageOps.exif_transpose does).
+_ORIENTATIONS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+                 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                 8: Image.Transpose.ROTATE_90}
+STRIP_PIXELS = 4_000_000  # the rows converted to RGB at once by a reduced decode of a non-RGB image
+
+
+def _reduced_rgb(image: Image.Image, side: int, size: tuple[int, int], label: str) -> Image.Image:
+    """A loaded (maybe already DCT-scaled) image box-reduced by the largest integer factor that keeps its
+    shorter side >= ``side``, in RGB, upright; ``info[FULL_SIZE]`` = the file's oriented size."""
+    try:
+        transpose = _ORIENTATIONS.get(image.getexif().get(0x0112))
+    except Exception as exc:  # a malformed EXIF block must not cost the image: keep it unrotated
+        log.warning("%s: EXIF orientation ignored (%s)", label, exc)
+        transpose = None
+    factor = min(image.size) // side
+    if factor < 2:
+        rgb = to_rgb(image)
+    elif image.mode in ("RGB", "L") and "transparency" not in image.info:
+        rgb = to_rgb(image.reduce(factor))  # in its own mode: no full-size RGB copy
+    elif image.mode == "F":
+        rgb = to_rgb(image).reduce(factor)  # its scaling looks at the whole image at once
+    else:
+        # Palette, 16-bit, CMYK, alpha...: converted strip by strip (each a multiple of the factor high), so
+        # the full-size RGB copy never exists; same pixels as reducing the whole converted image.
+        width, height = image.size
+        rows = factor * max(1, STRIP_PIXELS // (width * factor))
+        rgb = Image.new("RGB", (-(-width // factor), -(-height // factor)))
+        for top in range(0, height, rows):
+            strip = image.crop((0, top, width, min(height, top + rows)))
+            rgb.paste(to_rgb(strip).reduce(factor), (0, top // factor))
+    if transpose is not None:
+        rgb = rgb.transpose(transpose)
+    width, height = size
+    rgb.info[FULL_SIZE] = (height, width) if transpose in (Image.Transpose.TRANSPOSE, Image.Transpose.ROTATE_270,
+                                                           Image.Transpose.TRANSVERSE, Image.Transpose.ROTATE_90) \
+        else (width, height)
+    return rgb
 
 
 def _read_bytes(source, label: str) -> bytes:

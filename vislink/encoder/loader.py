@@ -2,8 +2,8 @@
 
 Threads rather than processes: Pillow releases the GIL while decoding and resizing, nothing needs
 pickling, and it behaves the same under fork, spawn, Streamlit and task-queue workers. Files are decoded
-fully with ``open_rgb`` (no JPEG draft mode), so a file gives exactly the descriptor that a search with
-the same file as query gives.
+with ``open_rgb`` for the variants' resize rules (a big one reduced, ``images.decode_side``), as ingest and
+search decode them, so a file gives exactly the descriptor that a search with the same file as query gives.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 def _load(path, rules: set[str], max_pixels: int | None):
     try:
-        return prepare(open_rgb(path, max_pixels=max_pixels), rules)
+        return prepare(open_rgb(path, max_pixels=max_pixels, rules=rules), rules)
     except BadImage as exc:
         return exc
     except MemoryError as exc:

@@ -12,6 +12,7 @@ import hashlib
 import io
 import logging
 import threading
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -73,17 +74,76 @@ def _prewarm() -> None:
 
 # -- uploads -----------------------------------------------------------------------------------
 
+class DecodeSlots:
+    """At most ``size`` big decodes at once in this server process, whatever the number of browser sessions
+    (the search page needs no sign-in): the others wait their turn. ``peak``: the most ever held at once."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._slots = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+        self.busy = self.peak = 0
+
+    def __enter__(self):
+        self._slots.acquire()
+        with self._lock:
+            self.busy += 1
+            self.peak = max(self.peak, self.busy)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self.busy -= 1
+        self._slots.release()
+
+
+# An image over BIG_DECODE_PIXELS (width x height) takes one of DECODE_SLOTS to be decoded: decoded reduced,
+# a PNG of the 64 MP limit still holds up to 256 MB while it is, a JPEG a 16th of that.
+BIG_DECODE_PIXELS = 4_000_000
+DECODE_SLOTS = DecodeSlots(2)
+
+
+def _pixels(data: bytes) -> int:
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a bomb warns here; open_rgb gives it its reason
+            width, height = Image.open(io.BytesIO(data)).size
+        return width * height
+    except Exception:  # noqa: BLE001 - not an image: open_rgb says why, without a slot
+        return 0
+
+
+def decode_image(source, name: str):
+    """An upload's bytes or a stored file, decoded for the encoder and the screen: a big image reduced (shorter
+    side ``REDUCED_SIDE``, as ingest decodes it), and only ``DECODE_SLOTS`` big decodes at once."""
+    from pathlib import Path
+
+    from vislink.encoder.images import REDUCED_SIDE, open_rgb
+
+    settings = get_settings()
+    data = source if isinstance(source, bytes) else None
+    if data is None:
+        try:
+            data = Path(source).read_bytes()
+        except OSError as exc:
+            raise BadImage(name, "unreadable", f"{type(exc).__name__}: {exc.strerror or exc}") from exc
+    if _pixels(data) <= BIG_DECODE_PIXELS:
+        return open_rgb(data, name=name, max_pixels=settings.max_image_pixels, min_side=REDUCED_SIDE)
+    with DECODE_SLOTS:
+        return open_rgb(data, name=name, max_pixels=settings.max_image_pixels, min_side=REDUCED_SIDE)
+
+
 def read_upload(name: str, data: bytes):
-    """Check an uploaded file: size limit, then a full decode. Returns the RGB Pillow image.
+    """Check an uploaded file: size limit, then a decode (``decode_image``). Returns the RGB Pillow image.
     Raises ``BadImage`` naming the file and the reason."""
     settings = get_settings()
     limit = settings.max_upload_mb * 1024 * 1024
     if len(data) > limit:
         raise BadImage(name, "too-large", f"{len(data) / 1e6:.1f} MB, the limit is {settings.max_upload_mb} MB "
                                           "(VISLINK_MAX_UPLOAD_MB)")
-    from vislink.encoder.images import open_rgb
-
-    return open_rgb(data, name=name, max_pixels=settings.max_image_pixels)
+    return decode_image(data, name)
 
 
 def upload_to_collection(collection: str, name: str, data: bytes):
@@ -122,9 +182,7 @@ class Query:
 
 
 def _pil(data: bytes):
-    from vislink.encoder.images import open_rgb
-
-    return open_rgb(io.BytesIO(data), name="query")
+    return decode_image(data, "query")
 
 
 def run_search(query: Query, *, collection: str, variant: str | None, flt: dict | None, mirrored: bool,
