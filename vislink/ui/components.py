@@ -60,6 +60,15 @@ def guard(what: str = "") -> Iterator[None]:
         st.error((f"{what}: " if what else "") + str(exc))
 
 
+def error_text(exc: Exception) -> str:
+    """An error as one line for a list of per-file errors: a bad image's reason and detail, else the message."""
+    if isinstance(exc, BadImage):
+        return exc.reason + (f" ({exc.detail})" if exc.detail else "")
+    if isinstance(exc, OSError):
+        return f"{type(exc).__name__}: {exc.strerror or exc}"
+    return str(exc)
+
+
 def flash(message: str) -> None:
     """A success message shown once, after the rerun that follows an edit."""
     st.session_state.setdefault("flash", []).append(message)

@@ -158,19 +158,32 @@ def _pair(annotator) -> None:
                 ui.flash(f"Images {a} and {b} linked as {kind}.")
 
 
+UPLOAD_REJECTED = "ann_upload_rejected"  # (files, [(name, reason)]) of the last upload, shown until the next one
+
+
 def _upload(info: data.CollectionInfo) -> None:
     st.subheader(f"Upload images into {info.name}")
     files = st.file_uploader("Images", accept_multiple_files=True, key="ann_upload",
                              type=["jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp", "gif"])
     if files and st.button("Upload and index", key="ann_upload_go"):
-        done = []
+        done, rejected = [], []
         for f in files:
-            with ui.guard(f"uploading {f.name}"):
+            try:
                 image = services.upload_to_collection(info.name, f.name, f.getvalue())
+            except (VislinkError, OSError) as exc:  # one bad file never costs the others
+                rejected.append((f.name, ui.error_text(exc)))
+            else:
                 done.append(image.id)
+        # Kept in session state: the rerun that shows the successes would otherwise wipe the errors.
+        st.session_state[UPLOAD_REJECTED] = (len(files), rejected)
         if done:
             ui.basket().extend(i for i in done if i not in ui.basket())
             ui.flash(f"Uploaded and searchable: {', '.join(f'#{i}' for i in done)} (added to the selection).")
+    total, rejected = st.session_state.get(UPLOAD_REJECTED) or (0, [])
+    if rejected:
+        st.error(f"{len(rejected)} of {total} files not uploaded:", icon=":material/broken_image:")
+        for name, reason in rejected:
+            st.error(f"{name}: {reason}")
 
 
 def main() -> None:

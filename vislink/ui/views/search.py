@@ -118,10 +118,10 @@ def _query_input(info: data.CollectionInfo, side) -> services.Query | None:
         if picked.collection_id != info.id:
             st.warning(f"Image {image_id} is in another collection; searching {info.name} with it anyway.")
         if region:
-            from vislink.encoder.images import open_rgb
             from vislink.ui.thumbs import resolve_image_path
 
-            img = _crop(open_rgb(resolve_image_path(picked.file_path)), f"search_crop_{image_id}")
+            img = _crop(services.decode_image(resolve_image_path(picked.file_path), picked.label),
+                        f"search_crop_{image_id}")
             _preview(img, f"region of {picked.label}", side)
             return services.Query(image=_png(img), label=f"region of #{image_id}")
         ui.show_image(picked, 256, side, caption=picked.label)
@@ -140,7 +140,11 @@ def _query_input(info: data.CollectionInfo, side) -> services.Query | None:
                                type=["jpg", "jpeg", "png", "tif", "tiff", "webp", "bmp"], key="search_pos_uploads")
     images, names = [], []
     for upload in uploads or []:
-        services.read_upload(upload.name, upload.getvalue())  # size limit and content check
+        try:
+            services.read_upload(upload.name, upload.getvalue())  # size limit and content check
+        except VislinkError as exc:  # each bad file is named with its reason; the good ones are still used
+            st.error(f"{upload.name}: {ui.error_text(exc)} (not used as an example)", icon=":material/broken_image:")
+            continue
         images.append(upload.getvalue())
         names.append(upload.name)
     positive, negative = _ids(pos_text), _ids(neg_text)
