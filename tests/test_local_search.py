@@ -44,6 +44,13 @@ def verify_collection(tmp_path_factory, migrated_sqlite_template):
     with pytest.MonkeyPatch.context() as mp:
         use_data_folder(mp, home, weights="random")
         ingest("v", folder_items(images), variants=["vgg16-pool5-sum"], progress=False)
+        from vislink.graph.edits import set_link
+        from vislink.graph.refs import ImageResolver
+        from vislink.store import get_collection, session_scope
+
+        with session_scope() as session:
+            refs = ImageResolver(session, get_collection(session, "v").id)
+            set_link(session, refs.require("detail.jpg"), refs.require("mirror.jpg"), "positive")
         close_all()
     from vislink.config import reset_settings
 
@@ -100,3 +107,46 @@ def test_cli_search_verify_and_compare(collection_query, tmp_path):
         assert img.format == "PNG" and img.width > 400
     bad = runner.invoke(app, ["compare", str(collection_query), str(tmp_path / "missing.jpg"), "--out", str(png)])
     assert bad.exit_code == 1 and "missing.jpg: no such image file" in str(bad.exception)
+
+
+def test_benchmark_groups_reranked_variant(vislink_env, tmp_path):
+    """``<variant>+verify`` in benchmark groups: its own Table 1 row, the china group's copies found first
+    whatever the random descriptor says, the cost per query in the stored params."""
+    import numpy as np
+
+    from vislink.cli import app
+
+    rng = np.random.default_rng(3)
+    root = tmp_path / "set"
+    root.mkdir()
+    china = _sample("china.jpg").resize((320, 213))
+    china.save(root / "china.jpg", quality=90)
+    warped_detail(china, scale=1.2, angle_deg=-12, centre=(160, 100), size=(180, 140))[0].save(root / "detail.jpg")
+    ImageOps.mirror(china).save(root / "mirror.jpg", quality=90)
+    rows = ["china.jpg,china", "detail.jpg,china", "mirror.jpg,china"]
+    for i in range(5):
+        Image.fromarray((rng.random((90, 120, 3)) * 255).astype("uint8")).save(root / f"d{i}.jpg")
+        rows.append(f"d{i}.jpg,")
+    (root / "manifest.csv").write_text("file,group\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "reports"
+    result = CliRunner().invoke(app, ["benchmark", "groups", str(root / "manifest.csv"), "--weights", "random",
+                                      "--variants", "vgg16-pool5-sum,vgg16-pool5-sum+verify5", "--out", str(out),
+                                      "--no-progress", "--columns", "1,2"])
+    assert result.exit_code == 0, result.output
+    assert "vgg16-pool5-sum+verify5" in result.output
+    data = json.loads(next(out.glob("*.json")).read_text())
+    run = next(r for r in data["runs"] if r["variant"] == "vgg16-pool5-sum+verify5")
+    assert all(sorted(t["rank"] for t in q["targets"]) == [1, 2] for q in run["queries"]), run["queries"]
+    assert run["params"]["verify_top"] == 5 and run["params"]["verify_ms_per_query"] > 0
+    assert run["params"]["verified_pairs"] == 6  # each of the 3 queries verifies its 2 copies, nothing else
+
+
+def test_evaluate_collection_reranked_variant(collection_query):
+    """``vislink evaluate``'s path: a collection variant with +verify, the stored images' features from the cache."""
+    from vislink.evaluation.runner import evaluate_collection
+
+    report = evaluate_collection("v", "vgg16-pool5-sum+verify", split=None, store=True, progress=False)
+    assert report.variant == "vgg16-pool5-sum+verify" and report.n_queries == 2
+    assert [r.ranks for r in report.results] == [[1], [1]]  # detail and mirror of one photo: verified first
+    assert report.params["verify_top"] == 50 and report.params["verified_pairs"] == 2
+    assert report.run_id is not None

@@ -130,6 +130,10 @@ def _check_pin(name: str, pin: str, spec: VariantSpec) -> str:
 def parse_variant(name: str) -> VariantSpec:
     """The spec of a variant name; unknown names raise ``NotFound`` listing the valid ones. A name ending in
     ``@<weights>`` gives the spec of the name before it, pinned to those weights (``spec.weights``)."""
+    if "+" in name:  # <variant>+verify[K] (vislink.local.rerank): a way to rank, not a descriptor to compute
+        raise NotFound(f"{name!r} is not a stored descriptor variant: a '+verify' suffix re-ranks a variant's "
+                       "results by geometric verification, in vislink evaluate, benchmark groups / replica-wga and "
+                       "(as --verify) search; encode, ingest and add-variant take the variant before the '+'")
     if PIN in name:
         unpinned, _, pin = name.partition(PIN)
         spec = parse_variant(unpinned)

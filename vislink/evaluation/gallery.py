@@ -125,6 +125,14 @@ def encode_gallery(gallery: Gallery, variants: Sequence[str], *, weights: str | 
     from vislink.encoder.variants import parse_variant
 
     settings = get_settings()
+    reranked = reranked_variants(variants)
+    if reranked:  # <variant>+verify[K]: the base variant's vectors, re-ranked at evaluation (evaluation.verify)
+        bases = list(dict.fromkeys(reranked.get(v, v) for v in variants))
+        encoded = encode_gallery(gallery, bases, weights=weights, batch_size=batch_size, workers=workers,
+                                 cache=cache, progress=progress)
+        return Encoded({v: encoded.vectors[reranked.get(v, v)] for v in variants}, encoded.usable, encoded.failures,
+                       encoded.weights_name, encoded.weights_sha256, encoded.notes,
+                       {v: encoded.weights_of(reranked.get(v, v)) for v in variants})
     specs = [parse_variant(v) for v in variants]  # unknown names fail before any work
     if any(s.sparse for s in specs):
         dense = [s.name for s in specs if not s.sparse]
@@ -180,6 +188,38 @@ def encode_gallery(gallery: Gallery, variants: Sequence[str], *, weights: str | 
     digests = {infos[v].sha256 for v in variants}
     return Encoded(vectors, usable, failures, "+".join(names), digests.pop() if len(digests) == 1 else None,
                    variant_weights={v: (infos[v].name, infos[v].sha256) for v in variants})
+
+
+def reranked_variants(variants: Sequence[str]) -> dict[str, str]:
+    """The re-ranked names among ``variants`` (``<base>+verify[K]``) -> their base variant."""
+    from vislink.local.rerank import parse_reranked
+
+    return {v: parse_reranked(v)[0] for v in variants if parse_reranked(v)[1] is not None}
+
+
+def verify_gallery(gallery: Gallery, index, collection: str, results: list, top: int, *, sparse: bool,
+                   progress: bool = False) -> tuple[list, dict]:
+    """``results`` of a gallery ranking with each query's top ``top`` re-ranked by geometric verification; local
+    features from the data folder's feature cache (by file sha256, extracted on a miss)."""
+    from vislink.encoder.images import open_rgb
+    from vislink.evaluation.verify import top_candidates, verified_results
+    from vislink.local import feature_cache
+
+    cache = feature_cache()
+    known: dict[int, object] = {}
+
+    def features(position: int):
+        if position not in known:
+            path = gallery.items[position].path
+            try:
+                known[position] = cache.features_for(sha256_file(path), lambda: open_rgb(path))
+            except BadImage as exc:
+                log.warning("%s: not verified: %s", path, exc)
+                known[position] = None
+        return known[position]
+
+    candidates = top_candidates(index, collection, [r.query for r in results], top, sparse=sparse)
+    return verified_results(results, candidates, features, top, progress=progress)
 
 
 def whiten_gallery(gallery: Gallery, encoded: Encoded, variants: Sequence[str]) -> Encoded:
@@ -281,12 +321,18 @@ def evaluate_gallery(gallery: Gallery, encoded: Encoded, *, cutoffs: Sequence[in
             index.create_collection(variant, DENSE_DIM, sparse=True)
             index.upsert(variant, [Point(i, DENSE_PLACEHOLDER) for i in encoded.usable], sparse=matrix)
             results = rank_sparse_targets(index, variant, queries, depth=max(cutoffs))
-            dimension = parse_variant(variant).dim
+            dimension = parse_variant(reranked_variants([variant]).get(variant, variant)).dim
         else:
             index.create_collection(variant, matrix.shape[1])
             index.upsert(variant, [Point(i, row) for i, row in zip(encoded.usable, matrix)])
             results = rank_targets(index, variant, queries, depth=max(cutoffs), batch_size=batch_size)
             dimension = int(matrix.shape[1])
+        verify_params = {}
+        if variant in reranked_variants([variant]):  # <base>+verify[K]
+            from vislink.local.rerank import parse_reranked
+
+            results, verify_params = verify_gallery(gallery, index, variant, results, parse_reranked(variant)[1],
+                                                    sparse=isinstance(matrix, list))
         for r in results:
             r.target_refs = [gallery.items[t].ref for t in r.query.targets]
         weights_name, weights_sha256 = encoded.weights_of(variant)
@@ -295,7 +341,7 @@ def evaluate_gallery(gallery: Gallery, encoded: Encoded, *, cutoffs: Sequence[in
             benchmark=gallery.name, weights_name=weights_name, weights_sha256=weights_sha256,
             cutoffs=cutoffs, code_version=code_version(), started_at=started, finished_at=utcnow(),
             params={**(params or {}), "n_groups": len({gallery.items[q.query_id].group for q in queries}),
-                    "n_failed": len(encoded.failures), "index_backend": "memory"},
+                    "n_failed": len(encoded.failures), "index_backend": "memory", **verify_params},
         ))
     return reports
 

@@ -97,14 +97,19 @@ def evaluate_collection(collection: str, variant: str, *, split: str | None = "d
                         cutoffs: Sequence[int] = DEFAULT_CUTOFFS, max_depth: int | None = None,
                         batch_size: int = 64, index=None, db_url: str | None = None, store: bool = True,
                         progress: bool = True) -> RunReport:
-    """Evaluate one descriptor variant of a collection; store the run unless ``store=False``."""
+    """Evaluate one descriptor variant of a collection; store the run unless ``store=False``.
+
+    ``<variant>+verify[K]``: the variant's ranking with each query's top K re-ranked by geometric verification
+    (``evaluation.verify``; the stored images' local features from the data folder's feature cache)."""
     from vislink.index import open_index
+    from vislink.local.rerank import parse_reranked
 
     started = utcnow()
     db_url = _db_url(db_url)
+    base_variant, verify_top = parse_reranked(variant)
     with session_scope(db_url) as session:
         coll = get_collection(session, collection)
-        var = get_variant(session, coll, variant)
+        var = get_variant(session, coll, base_variant)
         queries, n_indexed = build_queries(session, coll.id, var.id, split=split, part=part)
         coll_id, var_id, qname = coll.id, var.id, var.qdrant_collection
         dimension, weights_name, weights_sha = var.dimension, var.weights_name, var.weights_sha256
@@ -128,11 +133,20 @@ def evaluate_collection(collection: str, variant: str, *, split: str | None = "d
     else:
         results = rank_targets(index, qname, queries, depth=max(cutoffs), max_depth=max_depth,
                                batch_size=batch_size, progress=progress)
+    verify_params = {}
+    if verify_top is not None:
+        from vislink.evaluation.verify import top_candidates, verified_results
+        from vislink.search.verify import stored_features
+
+        candidates = top_candidates(index, qname, queries, verify_top, sparse=layer == "bow")
+        needed = sorted({q.query_id for q in queries} | {p for ids in candidates.values() for p in ids})
+        known = stored_features(needed, settings=get_settings(), db_url=db_url)
+        results, verify_params = verified_results(results, candidates, known.get, verify_top, progress=progress)
     report = RunReport(
         variant=variant, results=results, n_gallery=n_gallery, dimension=dimension, collection=collection,
         split_name=split, weights_name=weights_name, weights_sha256=weights_sha, cutoffs=cutoffs,
         params={"part": part, "max_depth": max_depth, "index_backend": getattr(index, "name", None),
-                "qdrant_collection": qname},
+                "qdrant_collection": qname, **verify_params},
         code_version=code_version(), started_at=started, finished_at=utcnow(),
     )
     if store:

@@ -16,7 +16,8 @@ from vislink.local.rerank import rerank
 log = logging.getLogger(__name__)
 
 
-def stored_features(image_ids: Sequence[int], *, settings=None) -> dict[int, LocalFeatures | None]:
+def stored_features(image_ids: Sequence[int], *, settings=None,
+                    db_url: str | None = None) -> dict[int, LocalFeatures | None]:
     """Local features of stored images by id (None for an image without a readable stored file, logged)."""
     from sqlalchemy import select
 
@@ -25,7 +26,7 @@ def stored_features(image_ids: Sequence[int], *, settings=None) -> dict[int, Loc
     from vislink.store import Image, session_scope
 
     cache = feature_cache(settings)
-    with session_scope() as session:
+    with session_scope(db_url) as session:
         rows = {i: (sha, path) for i, sha, path in session.execute(
             select(Image.id, Image.sha256, Image.file_path).where(Image.id.in_([int(x) for x in image_ids])))}
     out: dict[int, LocalFeatures | None] = {}
