@@ -63,6 +63,12 @@ def test_vocabulary_trains_saves_and_loads_with_its_provenance(tmp_path):
     loaded = load_vocabulary(path)
     assert loaded.sha256 == sha and loaded.provenance == vocabulary.provenance
     np.testing.assert_array_equal(loaded.quantise(features[0].descriptors), vocabulary.quantise(features[0].descriptors))
+    # Features of a file decoded reduced are kept in the file's own pixels.
+    from vislink.local.bow import features_at_size
+
+    full = features_at_size(features[0], (480, 360))
+    assert full.image_size == (480, 360)
+    np.testing.assert_allclose(full.points, 2 * features[0].points, rtol=1e-6)
     vector = bow_vector(features[0], loaded)
     assert list(vector.indices) == sorted(set(vector.indices))
     assert np.isclose(np.linalg.norm(vector.values), 1.0)
@@ -95,11 +101,12 @@ def test_bow_search_finds_the_near_duplicate_first(bow_folder, vislink_env):
         row = session.scalar(select(DescriptorVariant).where(DescriptorVariant.name == WORDS))
         assert row.dimension == 200 and row.pca_path.endswith(f"{WORDS}.npz") and row.pca_sha256
         qname, ids = row.qdrant_collection, {ref: img.id for ref, img in images.items()}
-        shas = [img.sha256 for img in images.values()]
+        shas = {img.sha256: (img.width, img.height) for img in images.values()}
     stored = open_index().retrieve_sparse(qname, list(ids.values()))
     assert sorted(stored) == sorted(ids.values())
     cache = feature_cache()
-    assert all(cache.get(sha) is not None for sha in shas)  # keypoints kept for geometric verification
+    # Keypoints kept for geometric verification, in each file's own pixels.
+    assert all(cache.get(sha).image_size == size for sha, size in shas.items())
 
     by_file = search(bow_folder / "p0_copy.jpg", collection="bow", variant=WORDS, limit=5)
     assert by_file[0].image_id == ids["p0_copy.jpg"] and by_file[1].image_id == ids["p0.jpg"]

@@ -79,7 +79,7 @@ def encode_batch(paths: list[str], variants: list[str], *, weights: str | Mappin
                 results[i].vectors.update({name: np.asarray(v[row], dtype=np.float32) for name, v in vectors.items()})
         if bow:
             _encode_bow([paths[i] for i in good], [decoded[i] for i in good], [results[i] for i in good], bow,
-                        pca_paths or {})
+                        pca_paths or {})  # results carry each file's full size: keypoints are kept in its pixels
     return results
 
 
@@ -88,7 +88,7 @@ def _encode_bow(paths: list[str], images: list, results: list[EncodeResult], var
     from vislink.errors import ConfigError
     from vislink.hashing import sha256_file
     from vislink.local import feature_cache
-    from vislink.local.bow import bow_vector
+    from vislink.local.bow import bow_vector, cached_features
     from vislink.local.vocabulary import load_vocabulary
 
     missing = [v for v in variants if not vocabulary_paths.get(v)]
@@ -98,7 +98,7 @@ def _encode_bow(paths: list[str], images: list, results: list[EncodeResult], var
     vocabularies = {v: load_vocabulary(vocabulary_paths[v]) for v in variants}
     cache = feature_cache()
     for path, image, result in zip(paths, images, results):
-        features = cache.features_for(sha256_file(path), lambda image=image: image)
+        features = cached_features(cache, sha256_file(path), image, (result.width, result.height))
         for v in variants:
             result.vectors[v] = bow_vector(features, vocabularies[v])
 

@@ -16,6 +16,7 @@ for geometric verification, which re-ranks BoW (and CNN) results with the same k
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -25,6 +26,8 @@ from vislink.index.base import SparseVector
 from vislink.local.cache import FEATURES_VERSION, FeatureCache, feature_cache
 from vislink.local.features import DEFAULT_MAX_FEATURES, DEFAULT_MAX_SIDE, LocalFeatures, extract
 from vislink.local.vocabulary import DEFAULT_MAX_DESCRIPTORS, Vocabulary
+
+log = logging.getLogger(__name__)
 
 # What a BoW variant records as its "weights" (DescriptorVariant.weights_name / sha256): the extraction that
 # its words are counted from. Its vocabulary is the variant's fitted file (pca_path / pca_sha256 columns).
@@ -65,6 +68,34 @@ def features_of(path: str | Path, sha256: str | None = None, *, cache: FeatureCa
     cache = cache or feature_cache()
     sha = sha256 or sha256_file(Path(path))
     return cache.features_for(sha, lambda: open_rgb(path, max_pixels=max_pixels))
+
+
+def features_at_size(features: LocalFeatures, size: tuple[int, int]) -> LocalFeatures:
+    """``features`` of an image decoded reduced (ingest decodes big files reduced) in the pixels of the file's full
+    ``size`` (width, height), so that the cached keypoints of a file are always in its own pixels."""
+    width, height = features.image_size
+    if (width, height) == tuple(size) or not width or not height:
+        return features
+    fx, fy = size[0] / width, size[1] / height
+    keypoints = features.keypoints.copy()
+    keypoints[:, 0] *= fx
+    keypoints[:, 1] *= fy
+    keypoints[:, 2] *= (fx + fy) / 2
+    return LocalFeatures(keypoints, features.descriptors, (int(size[0]), int(size[1])), features.scale / fx)
+
+
+def cached_features(cache: FeatureCache, sha256: str, image, size: tuple[int, int]) -> LocalFeatures:
+    """The cached features of the file with this hash, or those of ``image`` (its decoded pixels, maybe reduced)
+    in the file's full ``size``, stored in the cache."""
+    found = cache.get(sha256)
+    if found is not None:
+        return found
+    features = features_at_size(extract(image, max_side=cache.max_side, max_features=cache.max_features), size)
+    try:
+        cache.put(sha256, features)
+    except OSError as exc:  # a read-only data folder: the features are still returned
+        log.warning("%s", exc)
+    return features
 
 
 def features_of_image(image) -> LocalFeatures:
