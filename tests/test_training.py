@@ -60,6 +60,13 @@ def ft_env(built, tmp_path, monkeypatch):
     use_data_folder(monkeypatch, home)
     settings = get_settings()
     settings.ensure_dirs()
+    # The frozen blocks' cached output depends only on the images, views, base weights and geometry, which
+    # every test here shares: one cache for the module (the cache's own reuse across runs, which the
+    # resume test relies on too), instead of rebuilding it in each test's data folder.
+    shared = built.parent / "ft-features"
+    shared.mkdir(exist_ok=True)
+    (settings.models_dir / "finetune").mkdir(parents=True, exist_ok=True)
+    (settings.models_dir / "finetune" / "features").symlink_to(shared, target_is_directory=True)
     yield settings
     close_all()
     clear_encoders()
