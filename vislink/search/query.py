@@ -47,19 +47,19 @@ class SearchResult:
 def _to_pil(image: Any):
     from PIL import Image as PILImage
 
-    from vislink.encoder.images import open_rgb
+    from vislink.encoder.images import REDUCED_SIDE, open_rgb
 
     if isinstance(image, PILImage.Image):
         return image.convert("RGB") if image.mode != "RGB" else image
     if isinstance(image, (bytes, bytearray)):
-        return open_rgb(bytes(image))
+        return open_rgb(bytes(image), min_side=REDUCED_SIDE)  # a big query decoded reduced, as ingest does
     if isinstance(image, (str, Path)):
         path = Path(image)
         if not path.is_file():
             raise NotFound(f"query image {path}: no such file")
-        return open_rgb(path)
+        return open_rgb(path, min_side=REDUCED_SIDE)
     if isinstance(image, io.IOBase):
-        return open_rgb(image)
+        return open_rgb(image, min_side=REDUCED_SIDE)
     raise ConfigError(f"cannot search with a {type(image).__name__}: give a PIL image, a path or bytes")
 
 
