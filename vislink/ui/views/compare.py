@@ -1,6 +1,11 @@
-"""Compare two images: side by side, overlaid (blend slider, or a flicker between them), their metadata,
+"""Compare two images: side by side, overlaid (blend slider, a flicker between them, or a swipe), their metadata,
 and buttons that link them (positive, negative, duplicate) through the graph module. The left one can be the
-search query itself when it is not in the collection (an upload, a region, an uploaded example)."""
+search query itself when it is not in the collection (an upload, a region, an uploaded example).
+
+Aligned (the default): local features of both are matched and a transform estimated (``vislink.local``, B tried
+mirrored too); when verified, the right image is warped onto the left one, so that blend, flicker and swipe
+superpose a detail, a mirrored copy or an engraving where it belongs, and the matched region is outlined on both.
+When verification fails, a "not aligned" notice says so and the overlay stretches the right image instead."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import streamlit as st
 from PIL import Image as PILImage
 from PIL import ImageOps
 
+from vislink.errors import VislinkError
 from vislink.ui import auth, data, services
 from vislink.ui import components as ui
 
@@ -17,6 +23,29 @@ st.title("Compare")
 
 SIZE = 512  # the largest thumbnail: enough to judge a copy, never the full scan
 OTHER = "an image of the collection (by id)"
+
+
+@st.cache_data(max_entries=64, show_spinner="Matching local features…")
+def _verification(a_id: int | None, a_bytes: bytes | None, b_id: int):
+    """Verification of B onto A (stored images' features from the data folder's feature cache)."""
+    from vislink.encoder.images import open_rgb
+    from vislink.local import extract
+    from vislink.local.matching import verify
+    from vislink.search.verify import query_features
+
+    a = extract(open_rgb(a_bytes)) if a_bytes is not None else query_features(image_id=a_id)
+    return verify(a, query_features(image_id=b_id))
+
+
+def _aligned_overlay(img_a, img_b, v, alpha: float, flicker: bool, swipe: bool):
+    from vislink.local import align
+
+    warped, mask = align.warp_onto(img_a, img_b, v)
+    if flicker:
+        return align.flicker_gif(img_a, warped, mask), "flicker, the right image warped onto the left"
+    if swipe:
+        return align.swipe(img_a, warped, mask, alpha), f"swipe at {alpha:.0%}: left | right warped onto it"
+    return align.blend(img_a, warped, mask, alpha), f"the right image warped onto the left, {alpha:.0%} right"
 
 
 def _open(info: data.ImageInfo) -> PILImage.Image | None:
@@ -30,9 +59,14 @@ def _from_bytes(raw: bytes) -> PILImage.Image:
     return img
 
 
-def _overlay(a: PILImage.Image, b: PILImage.Image, alpha: float, flicker: bool) -> bytes | PILImage.Image:
+def _overlay(a: PILImage.Image, b: PILImage.Image, alpha: float, flicker: bool,
+             swipe: bool = False) -> bytes | PILImage.Image:
     # Both at the size of the first, so that a copy at another resolution lines up.
     b = b.resize(a.size, PILImage.Resampling.BILINEAR)
+    if swipe and not flicker:
+        from vislink.local import align
+
+        return align.swipe(a, b, PILImage.new("L", a.size, 255), alpha)
     if flicker:
         buf = io.BytesIO()
         a.save(buf, "GIF", save_all=True, append_images=[b], duration=600, loop=0)
@@ -98,28 +132,59 @@ def main() -> None:
         a = data.image(int(a_id)) if query_image is None else None
         b = data.image(int(b_id))
         st.session_state["compare"] = (a.id if a else 0, b.id)
-        controls = st.columns(3)
-        mirror = controls[0].checkbox("Mirror the right image", key="cmp_mirror", persist_state="session",
-                                      help="Copies are often mirrored (prints reverse the design).")
-        flicker = controls[1].toggle("Flicker", key="cmp_flicker", persist_state="session",
+        controls = st.columns(5)
+        align_on = controls[0].toggle("Align", value=True, key="cmp_align", persist_state="session",
+                                      help="Match local features (SIFT, RANSAC) and warp the right image onto the "
+                                           "left one; mirrored copies are found by themselves.")
+        check = None
+        if align_on:
+            try:
+                check = _verification(a.id if a is not None else None, query_image if a is None else None, b.id)
+            except (VislinkError, OSError) as exc:  # a missing file: shown as not aligned, the page stays usable
+                st.warning(f"Not aligned: {exc}", icon=":material/crop_free:")
+        aligned = check is not None and check.verified
+        mirror = controls[1].checkbox("Mirror the right image", key="cmp_mirror", persist_state="session",
+                                      disabled=aligned, help="Copies are often mirrored (prints reverse the design). "
+                                      "Aligned images need no mirror: the transform already holds it.")
+        flicker = controls[2].toggle("Flicker", key="cmp_flicker", persist_state="session",
                                      help="Alternate the two images instead of blending them.")
-        alpha = controls[2].slider("Blend (left → right)", 0.0, 1.0, 0.5, 0.05, key="cmp_alpha", persist_state="session",
-                                   disabled=flicker)
+        swipe = controls[3].toggle("Swipe", key="cmp_swipe", persist_state="session", disabled=flicker,
+                                   help="The left image left of a line, the right one (warped onto it) right of it; "
+                                        "the slider moves the line.")
+        alpha = controls[4].slider("Swipe position" if swipe else "Blend (left → right)", 0.0, 1.0, 0.5, 0.05,
+                                   key="cmp_alpha", persist_state="session", disabled=flicker)
+        if check is not None:
+            if aligned:
+                st.success(check.summary().capitalize() + ". Red: where the right image lies on the left one; "
+                           "green: the matched region.", icon=":material/join:")
+            else:
+                st.warning(f"Not aligned: {check.reason} ({check.inliers} inliers of {check.matches} matches). "
+                           "The overlay stretches the right image to the left one's size.",
+                           icon=":material/crop_free:")
         img_a = _open(a) if a is not None else _from_bytes(query_image)
         img_b = _open(b)
-        if img_b is not None and mirror:
+        if img_b is not None and mirror and not aligned:
             img_b = ImageOps.mirror(img_b)
+        shown_a, shown_b = img_a, img_b
+        if aligned and img_a is not None and img_b is not None:
+            from vislink.local import align
+
+            shown_a, shown_b = align.outline_a(img_a, check), align.outline_b(img_b, check)
         # Left, overlay, right in one row: the eye goes from each to the superposition.
         cols = st.columns(3)
         left_label = a.label if a is not None else f"the query: {side.label}"
-        for col, label, img in ((cols[0], left_label, img_a), (cols[2], b.label, img_b)):
+        for col, label, img in ((cols[0], left_label, shown_a), (cols[2], b.label, shown_b)):
             if img is not None:
                 col.image(img, caption=label, width="stretch")
             else:
                 col.caption("(no picture)")
-        if img_a is not None and img_b is not None:
-            cols[1].image(_overlay(img_a, img_b, alpha, flicker), width="stretch",
-                          caption="flicker" if flicker else f"overlay, {alpha:.0%} right")
+        if img_a is not None and img_b is not None and aligned:
+            overlay, caption = _aligned_overlay(img_a, img_b, check, alpha, flicker, swipe)
+            cols[1].image(overlay, width="stretch", caption=caption)
+        elif img_a is not None and img_b is not None:
+            cols[1].image(_overlay(img_a, img_b, alpha, flicker, swipe), width="stretch",
+                          caption="flicker" if flicker else f"{'swipe' if swipe else 'overlay'}, {alpha:.0%} right"
+                          + " (not aligned: stretched)")
         meta = st.columns(2)
         with meta[0]:
             if a is not None:
