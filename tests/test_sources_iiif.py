@@ -93,8 +93,9 @@ def test_v2_all_canvases_and_fallbacks(site, fetcher):
     assert [i.source_ref.rsplit("/", 1)[1] for i in items] == ["c1", "c2", "c3"]
     assert items[0].url == f"{base}/iiif/v2img/full/512,/0/default.jpg"
     assert items[1].url == f"{base}/images/verso.jpg"  # no service: the painting annotation's image
-    # The third service has no info.json (404): the size comes from the canvas (1000 x 1000) and its level.
-    assert items[2].url == f"{base}/iiif/gone/full/512,/0/default.jpg"
+    # The third service has no info.json (404): the canvas size is only an estimate, so its level 2 server is
+    # asked to fit the box (issue #20 item 3), never for full/full.
+    assert items[2].url == f"{base}/iiif/gone/full/!512,512/0/default.jpg"
     assert [i.metadata["extra"]["canvas_index"] for i in items] == [0, 1, 2]
     assert all(i.metadata["title"] == items[0].metadata["title"] for i in items)
     assert image_size(fetcher, items[0].url) == (512, 384)
@@ -208,19 +209,23 @@ def test_lang_text(value, expected):
 def test_size_parameter_rules():
     svc = ImageService
     assert svc("s", version=2, level=2).size_parameter(1024) == "!1024,1024"  # no size known
-    assert svc("s", version=3, level=2).size_parameter(1024) == "max"
-    assert svc("s", version=2, level=1).size_parameter(1024) == "full"  # !w,h is level 2 only
-    assert svc("s", version=3, level=2, width=4000, height=3000).size_parameter(1024) == "1024,"
-    assert svc("s", version=3, level=2, width=500, height=300).size_parameter(1024) == "max"  # no upscaling
-    assert svc("s", version=2, level=2, width=500, height=300).size_parameter(1024) == "full"
+    assert svc("s", version=3, level=2).size_parameter(1024) == "!1024,1024"  # v3 !w,h never upscales
+    assert svc("s", version=2, level=1).size_parameter(1024) == "1024,"  # !w,h is level 2 only
+    known = {"from_info": True}  # sizes read from info.json; otherwise an estimate (issue #20 item 3)
+    assert svc("s", version=3, level=2, width=4000, height=3000, **known).size_parameter(1024) == "1024,"
+    assert svc("s", version=3, level=2, width=4000, height=3000).size_parameter(1024) == "!1024,1024"
+    assert svc("s", version=3, level=2, width=500, height=300, **known).size_parameter(1024) == "max"  # no upscaling
+    assert svc("s", version=2, level=2, width=500, height=300, **known).size_parameter(1024) == "full"
+    assert svc("s", version=2, level=1, width=4000, height=3000).size_parameter(1024) == "1024,"  # estimate, level 1
     assert svc("s", version=2, level=0, width=4000, height=3000).size_parameter(1024) == "full"
     assert svc("s", version=3, level=0, width=4000, height=3000,
                sizes=[(400, 300), (2000, 1500)]).size_parameter(1024) == "2000,1500"
     assert svc("s", version=3, level=0, width=4000, height=3000,
                sizes=[(400, 300), (800, 600)]).size_parameter(1024) == "800,600"  # the largest there is
     # maxHeight defaults to maxWidth (Image API 3.0, 5.3)
-    assert svc("s", version=3, level=1, width=1000, height=3000, max_width=800).size_parameter(4000) == ",795"
-    assert svc("s", version=2, level=1).image_url() == "s/full/full/0/default.jpg"
+    assert svc("s", version=3, level=1, width=1000, height=3000, max_width=800,
+               **known).size_parameter(4000) == ",796"
+    assert svc("s", version=2, level=1).image_url() == "s/full/1024,/0/default.jpg"  # never full/full blindly
 
 
 def test_references_inside_documents_never_read_local_files(http_server, fetcher, tmp_path):

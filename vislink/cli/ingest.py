@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -36,6 +37,7 @@ def _run(collection: str, stream, **kwargs) -> None:
 
 def _ingest(collection: str, stream, *, source_kind: str, source_ref: str, variants, weights, workers, batch_size,
             queue, progress) -> None:
+    started = time.monotonic()
     items = list(stream)  # sources are lazy; a list gives the progress bar its total (and ETA)
     left_out = getattr(stream, "counts", None)
     if left_out is not None and stream.skipped:
@@ -63,6 +65,20 @@ def _ingest(collection: str, stream, *, source_kind: str, source_ref: str, varia
         typer.echo(f"  {ref}: {reason}", err=True)
     if summary.failed > 10:
         typer.echo(f"  ... (all failures: vislink collection show {collection})", err=True)
+    if source_kind == "iiif":
+        _iiif_outcome(summary, stream, started)
+
+
+def _iiif_outcome(summary, stream, started: float) -> None:
+    """The whole run's time (documents, info.json and ingest; the summary's own time is the ingest's), and exit
+    code 1 when no image of the source could be ingested (every one failed or none was found)."""
+    reading = getattr(stream, "seconds", None)
+    typer.echo(f"whole run {time.monotonic() - started:.1f} s" + (
+        f" (IIIF documents and info.json {reading:.1f} s, ingest {summary.seconds:.1f} s)" if reading is not None
+        else ""))
+    if summary.done == 0 and summary.skipped == 0 and (summary.failed or getattr(stream, "skipped", None)):
+        typer.echo("error: no image of this IIIF source could be ingested (see the reasons above)", err=True)
+        raise typer.Exit(1)
 
 
 @ingest_app.command("folder")

@@ -2,7 +2,7 @@
 
 Catalog dates are written by people: ``1598``, ``1598.0`` (a spreadsheet number), ``1545-50``, ``c. 1500``,
 ``before 1520``, ``1630s``, ``c. 1510-15``, ``after 1600``, ``16th century``, ``June 1888, Arles``,
-``1614-15 (cast 1620)``, ``-``. Every date expression found in the text is turned into a span and the result
+``1614-15 (cast 1620)``, ``-``, ``1890-01-01`` (an ISO date: 1890), ``[ca. 1460-1490]``. Every date expression found in the text is turned into a span and the result
 is the union of the spans (``1614-15 (cast 1620)`` -> 1614-1620). Text with no recognisable year gives
 ``(None, None)``; whatever the input, a returned range has ``start <= end``.
 
@@ -50,6 +50,8 @@ _YEAR_RE = re.compile(
 
 _BC_RE = re.compile(r"\b(?:b\.?\s?c\.?|bce)(?![a-z])")
 _FLOAT_RE = re.compile(r"(\d+)\.0+")
+# An ISO 8601 date or date-time (IIIF navDate, "Date Created: 1890-01-01"): its year, not 1890-1901.
+_ISO_DATE_RE = re.compile(r"(?<![\d/])(\d{4})-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?:t[\d:.]+(?:z|[+-][\d:]+)?)?(?!\d)")
 _CIRCA = {"c", "ca", "circa", "around", "about", "approx", "approximately"}
 _BEFORE = {"before", "by", "not after"}
 _AFTER = {"after", "soon after", "not before"}
@@ -64,6 +66,7 @@ def parse_year_range(text: object) -> tuple[int, int] | tuple[None, None]:
     s = str(text).strip().lower().replace("\u2013", "-").replace("\u2014", "-")
     if _BC_RE.search(s):  # no negative years in the store: a BC date has no usable range
         return None, None
+    s = _ISO_DATE_RE.sub(r"\1", s)
     match = _FLOAT_RE.fullmatch(s)
     if match:  # a spreadsheet number: 1598.0
         s = match.group(1)

@@ -167,12 +167,12 @@ class Fetcher:
         if not refresh:
             hit = self.cached(url)
             if hit is not None:
-                return _checked_hit(url, hit, expect)
+                return _checked_hit(url, hit, expect, self._content_type(url) if expect == "json" else None)
         with self._stripes[int(key[:2], 16)], self._file_lock(key):
             if not refresh:  # another thread or process may have finished it while we waited
                 hit = self.cached(url)
                 if hit is not None:
-                    return _checked_hit(url, hit, expect)
+                    return _checked_hit(url, hit, expect, self._content_type(url) if expect == "json" else None)
             entry = self._download_with_retries(url, key, expect)
             self._write_index(key, entry)
             return self._object_path(entry["sha256"])
@@ -184,9 +184,50 @@ class Fetcher:
         """The JSON document at ``url`` (cached like any download; a reply that is not JSON is not kept)."""
         data = self.fetch_bytes(url, refresh=refresh, expect="json")
         try:
-            return json.loads(data.decode("utf-8-sig"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DownloadError(url, "not-json", str(exc)[:200]) from exc
+            doc, encoding = decode_json(data, self._content_type(url))
+        except ValueError as exc:
+            raise DownloadError(url, "not-json", str(exc)[:300]) from None
+        if encoding != "utf-8":
+            log.info("%s: not UTF-8, read as %s", url, encoding)
+        return doc
+
+    def fetch_json_many(self, urls, *, per_host: int = 4, max_workers: int = 16) -> dict[str, Any]:
+        """url -> JSON document, or the ``DownloadError`` that URL failed with, for several URLs at once:
+        at most ``per_host`` downloads at a time to one host (each request still waits for its slot under
+        ``per_host_rate``), hosts in parallel. Once one URL of a host fails because the host does not answer
+        (``connect-error``, ``timeout``), its URLs not yet started fail at once with that reason."""
+        urls = list(dict.fromkeys(urls))
+        results: dict[str, Any] = {}
+        by_host: dict[str, list[str]] = {}
+        for url in urls:
+            by_host.setdefault(urlsplit(url).netloc.lower(), []).append(url)
+        down: dict[str, str] = {}
+        gates = {host: threading.Semaphore(max(1, per_host)) for host in by_host}
+
+        def one(host: str, url: str) -> None:
+            with gates[host]:
+                if host in down:
+                    results[url] = DownloadError(url, down[host].split(":", 1)[0], f"not tried: {down[host]}")
+                    return
+                try:
+                    results[url] = self.fetch_json(url)
+                except DownloadError as exc:
+                    results[url] = exc
+                    if exc.reason in ("connect-error", "timeout"):
+                        down.setdefault(host, f"{exc.reason}: {host} did not answer for {url}")
+
+        order = [(host, group[i]) for i in range(max((len(g) for g in by_host.values()), default=0))
+                 for host, group in by_host.items() if i < len(group)]  # hosts interleaved
+        workers = min(max_workers, sum(min(max(1, per_host), len(g)) for g in by_host.values()))
+        if workers <= 1:
+            for host, url in order:
+                one(host, url)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(workers, thread_name_prefix="fetch-json") as pool:
+                list(pool.map(lambda pair: one(*pair), order))
+        return {url: results[url] for url in urls}
 
     def cached(self, url: str) -> Path | None:
         """The cached file for ``url`` without any request, or None."""
@@ -202,6 +243,10 @@ class Fetcher:
         with self._stats_lock:
             self.stats.cache_hits += 1
         return path
+
+    def _content_type(self, url: str) -> str | None:
+        entry = self.index_entry(url)
+        return entry.get("content_type") if entry else None
 
     def index_entry(self, url: str) -> dict[str, Any] | None:
         """The URL index entry (url, sha256, size, content_type, fetched_at) or None."""
@@ -351,7 +396,7 @@ class Fetcher:
                     self.stats.bytes_received += len(chunk)
         if expected is not None and received < expected:
             raise _Retry("connection-broken", f"got {received} of {expected} bytes", status)
-        wrong = _wrong_content(expect, part)
+        wrong = _wrong_content(expect, part, content_type)
         if wrong:  # never renamed into objects/
             _discard(part, meta_path)
             raise DownloadError(url, f"not-{'an-image' if expect == 'image' else expect}",
@@ -485,7 +530,39 @@ def _wrong_type(expect: str | None, content_type: str | None) -> str | None:
     return None
 
 
-def _wrong_content(expect: str | None, path: Path) -> str | None:
+def decode_json(data: bytes, content_type: str | None = None) -> tuple[Any, str]:
+    """(document, encoding) of JSON bytes: UTF-8 (a BOM dropped), UTF-16/32 (by BOM or by the zero bytes of
+    ASCII, RFC 4627), then the charset the ``Content-Type`` declares, then Windows-1252. ``ValueError`` says
+    whether the bytes are not text in any of those ("not UTF-8 ...") or not JSON."""
+    declared = None
+    for param in (content_type or "").split(";")[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset" and value.strip(' "'):
+            declared = value.strip(' "').lower()
+    boms = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+            (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+    candidates = [enc for bom, enc in boms if data.startswith(bom)][:1]
+    head = data[:4]
+    if not candidates and len(head) == 4 and head.count(0):
+        candidates = ["utf-32-be" if head[:3] == b"\0\0\0" else "utf-32-le" if head[1:] == b"\0\0\0" else
+                      "utf-16-be" if head[0] == 0 else "utf-16-le"]
+    candidates += ["utf-8", *([declared] if declared else []), "cp1252"]
+    first_error = None
+    for encoding in dict.fromkeys(candidates):
+        try:
+            text = data.decode(encoding)
+        except (UnicodeDecodeError, LookupError) as exc:
+            first_error = first_error or exc
+            continue
+        try:
+            return json.loads(text), "utf-8" if encoding == "utf-8-sig" else encoding
+        except ValueError as exc:
+            raise ValueError(f"not JSON ({exc}; it starts {data[:24]!r})") from None
+    tried = ", ".join(dict.fromkeys(candidates))
+    raise ValueError(f"not UTF-8 text, nor {tried.replace('utf-8, ', '')} ({first_error})")
+
+
+def _wrong_content(expect: str | None, path: Path, content_type: str | None = None) -> str | None:
     """Why the downloaded file is not what was asked for, or None."""
     if expect == "image":
         with open(path, "rb") as fh:
@@ -493,15 +570,15 @@ def _wrong_content(expect: str | None, path: Path) -> str | None:
         return None if is_image_data(head) else f"the content is not an image (it starts {head[:16]!r})"
     if expect == "json":
         try:
-            json.loads(path.read_bytes().decode("utf-8-sig"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            return f"the content is not JSON ({str(exc)[:120]})"
+            decode_json(path.read_bytes(), content_type)
+        except ValueError as exc:
+            return f"the content is {str(exc)[:200]}"
     return None
 
 
-def _checked_hit(url: str, path: Path, expect: str | None) -> Path:
+def _checked_hit(url: str, path: Path, expect: str | None, content_type: str | None = None) -> Path:
     """A cached file, refused when it is not what was asked for (a file cached without an expectation)."""
-    wrong = _wrong_content(expect, path)
+    wrong = _wrong_content(expect, path, content_type)
     if wrong:
         raise DownloadError(url, f"not-{'an-image' if expect == 'image' else expect}", f"cached copy: {wrong}")
     return path
