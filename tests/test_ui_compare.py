@@ -51,3 +51,21 @@ def test_unrelated_pair_is_not_aligned(ui_env):
     at.toggle(key="cmp_align").set_value(False).run()
     ok(at)
     assert not any("Not aligned" in w.value for w in at.warning)
+
+
+def test_search_page_verify_switch(ui_env):
+    """The Search page's 'Verify the top results': the verified results are marked with their matching points."""
+    from test_ui_support import result_ids
+
+    _, _, ids = ui_env
+    at = app().run()
+    at.radio(key="search_mode").set_value("An image of the collection").run()
+    at.number_input(key="search_pick_id").set_value(ids["work01.jpg"]).run()
+    at.checkbox(key="search_verify").check().run()
+    at.select_slider(key="search_verify_top").set_value(20).run()
+    at.button(key="search_go").click().run()
+    ok(at)
+    shown = result_ids(at)
+    assert shown[0] == ids["work01_mirror.jpg"], shown  # verified (20 points), though the copy scores higher
+    marks = [c.value for c in at.caption if "verified: " in c.value]
+    assert marks and any("mirrored" in m for m in marks), marks

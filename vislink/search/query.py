@@ -180,6 +180,8 @@ def _verified_search(image, *, image_id, limit: int, offset: int, verify_top: in
     if image is None and image_id is None:
         raise ConfigError("verify needs a query image or an image id to verify the results against")
     pil = _to_pil(image) if image is not None else None
+    if offset >= top:  # re-ranking only permutes the first ``top``: a later page is the plain search's
+        return search(pil, image_id=image_id, limit=limit, offset=offset, **kwargs)
     found = search(pil, image_id=image_id, limit=max(limit + offset, top), offset=0, **kwargs)
     ranked, checks = rerank_results(found, query_features(pil, image_id=image_id), top)
     out = []

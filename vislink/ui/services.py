@@ -186,13 +186,19 @@ def _pil(data: bytes):
 
 
 def run_search(query: Query, *, collection: str, variant: str | None, flt: dict | None, mirrored: bool,
-               offset: int, limit: int) -> list:
-    """One block of results (``vislink.search.search``)."""
+               offset: int, limit: int, verify: int | None = None) -> list:
+    """One block of results (``vislink.search.search``); ``verify``: re-rank the top ``verify`` by geometric
+    verification against the query image (None: off; a search by examples alone is not verified)."""
     from vislink.search import search
 
     if query.is_empty:
         raise VislinkError("no query: upload an image, pick one, or choose positive examples")
     common = dict(collection=collection, variant=variant, limit=limit, offset=offset, filters=flt, mirrored=mirrored)
+    if verify and (query.image is not None or query.image_id is not None) and not (
+            query.positive or query.positive_images or query.negative):
+        return search(_pil(query.image) if query.image is not None else None,
+                      image_id=query.image_id if query.image is None else None, verify=True, verify_top=verify,
+                      **common)
     if query.positive or query.positive_images:
         positive: list = list(query.positive) + [_pil(b) for b in query.positive_images]
         if query.image is not None:
@@ -210,7 +216,7 @@ def run_search(query: Query, *, collection: str, variant: str | None, flt: dict 
 
 
 def search_page(query: Query, *, collection: str, variant: str | None, flt: dict | None, mirrored: bool,
-                page: int, page_size: int, cache: dict) -> list:
+                page: int, page_size: int, cache: dict, verify: int | None = None) -> list:
     """Results ranked ``page*page_size+1`` to ``(page+1)*page_size``, from blocks of ``BLOCK`` kept in
     ``cache`` (the session's), so paging never encodes the query again."""
     start = page * page_size
@@ -218,10 +224,10 @@ def search_page(query: Query, *, collection: str, variant: str | None, flt: dict
     while len(out) < page_size:
         block = (start + len(out)) // BLOCK
         key = (query.key(), collection, variant, repr(sorted((flt or {}).items(), key=lambda kv: kv[0])), mirrored,
-               block)
+               verify, block)
         if key not in cache:
             cache[key] = run_search(query, collection=collection, variant=variant, flt=flt, mirrored=mirrored,
-                                    offset=block * BLOCK, limit=BLOCK)
+                                    offset=block * BLOCK, limit=BLOCK, verify=verify)
         rows = cache[key]
         skip = start + len(out) - block * BLOCK
         taken = rows[skip:skip + page_size - len(out)]
