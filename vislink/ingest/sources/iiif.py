@@ -181,7 +181,11 @@ class _Walker:
                 found.append((index, canvas, canvas_id, image))
             infos = self.fetch_infos([image.service for *_, image in found if image.service is not None])
             for index, canvas, canvas_id, image in found:
-                item = self.item(manifest_id, common, index, canvas, canvas_id, image, infos, stream, parent)
+                try:
+                    item = self.item(manifest_id, common, index, canvas, canvas_id, image, infos, stream, parent)
+                except _MALFORMED as exc:
+                    stream.skip(canvas_id, "bad-manifest", f"{manifest_id}: canvas {canvas_id}: {_why(exc)}")
+                    continue
                 if item is not None:
                     yield item
 
