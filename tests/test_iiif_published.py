@@ -232,7 +232,8 @@ def test_image_api_1_1_url_from_conforms_to_and_without_info(http_server, fetche
     assert item.url == f"{sid}/full/!1024,1024/0/native.jpg"
     http_server.add_json("/iiif1.1/scroll/info.json", {
         "@context": "http://library.stanford.edu/iiif/image-api/1.1/context.json", "@id": sid,
-        "width": 62651, "height": 1976, "profile": "http://library.stanford.edu/iiif/image-api/1.1/compliance.html#level1"})
+        "width": 62651, "height": 1976,
+        "profile": "http://library.stanford.edu/iiif/image-api/1.1/compliance.html#level1"})
     fresh = Fetcher(fetcher.cache_dir.parent / "cache2", timeout=5, retries=0, per_host_rate=None,
                     allow_hosts="127.0.0.1")
     item = next(iter(iiif_items(http_server.url("/v11.json"), fetcher=fresh)))
@@ -263,7 +264,8 @@ def test_image_api_3_url(http_server, fetcher):
     http_server.add_json("/iiif3/big/info.json", info3(http_server.url("/iiif3/big"), 4000, 3000, level=2))
     url = _one_canvas_manifest(http_server, "v3big", {"id": http_server.url("/iiif3/big"), "type": "ImageService3",
                                                       "profile": "level2"})
-    assert next(iter(iiif_items(url, fetcher=fetcher))).url == f"{http_server.url('/iiif3/big')}/full/1024,/0/default.jpg"
+    big = next(iter(iiif_items(url, fetcher=fetcher)))
+    assert big.url == f"{http_server.url('/iiif3/big')}/full/1024,/0/default.jpg"
 
 
 # ------------------------------------------------------------------------------------------ 4. repeated canvas ids
@@ -336,6 +338,17 @@ def test_metadata_labels_to_artist_and_date(entries, expected):
     fields, pairs = metadata_fields(entries, "en")
     assert {k: fields.get(k) for k in expected} == expected
     assert len(pairs) == len(entries)  # every pair kept
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("[ca. 1460-1490]", (1455, 1495)), ("1460-90", (1460, 1490)), ("c. 1500", (1495, 1505)),
+    ("1890-01-01", (1890, 1890)), ("1460-01-01T00:00:00Z", (1460, 1460)), ("1890-01-01/1895-12-31", (1890, 1895)),
+    ("1598-02", (1598, 1602)),  # an abbreviated range, not a month
+])
+def test_published_dates(text, expected):
+    from vislink.ingest.dates import parse_year_range
+
+    assert parse_year_range(text) == expected
 
 
 def test_v3_manifest_metadata_served(http_server, fetcher):
@@ -437,3 +450,8 @@ def test_cli_exits_non_zero_with_the_summary_when_every_image_failed(vislink_env
     out = result.output
     assert "0 done" in out and "2 failed" in out and "1 no-image" in out
     assert "whole run" in out and "Traceback" not in out
+    # A malformed manifest named on the command line: its reason, exit code 1, no traceback.
+    bad = _serve(http_server, "/bad.json", {**v2_manifest(f"{base}/bad.json", []), "sequences": "oops"})
+    result = CliRunner().invoke(app, ["ingest", "iiif", bad, "-c", "failing", "--no-progress"])
+    assert result.exit_code == 1 and (result.exception is None or isinstance(result.exception, SystemExit))
+    assert "bad-manifest" in result.output and "sequences is a str" in result.output

@@ -2,9 +2,10 @@
 
 Catalog dates are written by people: ``1598``, ``1598.0`` (a spreadsheet number), ``1545-50``, ``c. 1500``,
 ``before 1520``, ``1630s``, ``c. 1510-15``, ``after 1600``, ``16th century``, ``June 1888, Arles``,
-``1614-15 (cast 1620)``, ``-``, ``1890-01-01`` (an ISO date: 1890), ``[ca. 1460-1490]``. Every date expression found in the text is turned into a span and the result
-is the union of the spans (``1614-15 (cast 1620)`` -> 1614-1620). Text with no recognisable year gives
-``(None, None)``; whatever the input, a returned range has ``start <= end``.
+``1614-15 (cast 1620)``, ``-``, ``1890-01-01`` (an ISO date: 1890), ``[ca. 1460-1490]``. Every date expression
+found in the text is turned into a span and the result is the union of the spans (``1614-15 (cast 1620)`` ->
+1614-1620). Text with no recognisable year gives ``(None, None)``; whatever the input, a returned range has
+``start <= end``.
 
 Vague expressions are widened the way museum cataloguing practice does (CDWA's "earliest/latest date"),
 so that a period filter still finds them:
@@ -51,7 +52,8 @@ _YEAR_RE = re.compile(
 _BC_RE = re.compile(r"\b(?:b\.?\s?c\.?|bce)(?![a-z])")
 _FLOAT_RE = re.compile(r"(\d+)\.0+")
 # An ISO 8601 date or date-time (IIIF navDate, "Date Created: 1890-01-01"): its year, not 1890-1901.
-_ISO_DATE_RE = re.compile(r"(?<![\d/])(\d{4})-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?:t[\d:.]+(?:z|[+-][\d:]+)?)?(?!\d)")
+_ISO_DATE_RE = re.compile(r"(?<![\d/])(\d{4})-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+                          r"(?:t[\d:.]+(?:z|[+-][\d:]+)?)?(?!\d)")
 _CIRCA = {"c", "ca", "circa", "around", "about", "approx", "approximately"}
 _BEFORE = {"before", "by", "not after"}
 _AFTER = {"after", "soon after", "not before"}
