@@ -28,7 +28,9 @@ def pytest_configure(config):
     try:
         import torch
 
-        torch.set_num_threads(2)  # the suite's budget: 2 cores
+        from vislink_testenv import TEST_THREADS
+
+        torch.set_num_threads(TEST_THREADS)  # the suite's budget: 2 cores, shared by the xdist workers
     except ImportError:
         pass
 
