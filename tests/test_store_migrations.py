@@ -13,7 +13,7 @@ from vislink.store.models import Base
 EXPECTED_TABLES = {
     "annotators", "audit_events", "collections", "descriptor_variants", "evaluation_query_results",
     "evaluation_runs", "group_members", "groups", "image_descriptors", "images", "ingest_runs", "links",
-    "split_members", "splits",
+    "split_members", "splits", "jobs", "job_holders",
 }
 
 

@@ -16,6 +16,9 @@ from vislink.store.models import (
     ImageDescriptor,
     ImageStatus,
     IngestRun,
+    Job,
+    JobHolder,
+    JobState,
     Link,
     LinkType,
     RunStatus,
@@ -27,7 +30,8 @@ from vislink.store.models import (
 
 __all__ = [
     "Annotator", "AuditEvent", "Base", "Collection", "DescriptorVariant", "EvaluationQueryResult",
-    "EvaluationRun", "Group", "GroupMember", "Image", "ImageDescriptor", "ImageStatus", "IngestRun", "Link",
+    "EvaluationRun", "Group", "GroupMember", "Image", "ImageDescriptor", "ImageStatus", "IngestRun", "Job", "JobHolder",
+    "JobState", "Link",
     "LinkType", "RunStatus", "SignInFailure", "Split", "SplitMember", "SplitPart", "check_migrated", "collection_variants",
     "find_collection", "get_collection", "get_engine", "get_variant", "session_scope", "upgrade",
 ]

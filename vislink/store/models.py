@@ -341,3 +341,53 @@ class EvaluationQueryResult(Base):
     weight: Mapped[float] = mapped_column(Float)
     average_precision: Mapped[float | None] = mapped_column(Float)
     target_ranks: Mapped[list[Any]] = mapped_column(JSON, default=list)  # 1-based; null when beyond the cutoff
+
+
+class JobState(str, enum.Enum):
+    queued = "queued"
+    running = "running"
+    done = "done"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class Job(Base):
+    """Long work (an ingest, add-variant, an evaluation) or a short request (a search while the index is held)
+    kept in the store, whoever asked for it, run by a holder (``vislink.store.jobs``, docs/jobs.md)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_state_kind", "state", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))  # ingest | add-variant | evaluate | search | index-info
+    arguments: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state: Mapped[JobState] = mapped_column(_enum(JobState, "job_state"), default=JobState.queued)
+    progress_done: Mapped[int] = mapped_column(Integer, default=0)
+    progress_total: Mapped[int | None] = mapped_column(Integer)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # {"done": .., "skipped": .., "failed": ..}
+    errors: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [[source_ref, reason], ...], first ones
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    message: Mapped[str | None] = mapped_column(Text)  # why it failed, or what it is doing
+    requested_by: Mapped[str | None] = mapped_column(String(200))
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims: > 1 when taken again from a dead holder
+    holder_host: Mapped[str | None] = mapped_column(String(200))
+    holder_pid: Mapped[int | None] = mapped_column(Integer)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class JobHolder(Base):
+    """A process that runs jobs (``vislink ui``, ``vislink worker --embedded``), with its heartbeat: what a
+    command that finds the embedded index held asks before queueing work for it."""
+
+    __tablename__ = "job_holders"
+
+    host: Mapped[str] = mapped_column(String(200), primary_key=True)
+    pid: Mapped[int] = mapped_column(Integer, primary_key=True)
+    role: Mapped[str] = mapped_column(String(40))  # ui | worker
+    index_location: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
