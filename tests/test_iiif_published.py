@@ -197,6 +197,26 @@ def test_malformed_members_are_skipped_and_the_walk_goes_on(http_server, fetcher
     assert all(f"{base}/" in detail for _, detail in why.values())  # every reason names the document
 
 
+def test_v3_malformed_members_are_skipped_and_the_walk_goes_on(http_server, fetcher):
+    base = http_server.base_url
+    good = v3_manifest(f"{base}/v3good.json", [v3_canvas(f"{base}/c/v3good", {"id": f"{base}/g.jpg", "type": "Image"})])
+    one = v3_manifest(f"{base}/v3one.json", [])
+    one["items"] = v3_canvas(f"{base}/c/v3one", {"id": f"{base}/o.jpg", "type": "Image"})  # an object, not a list
+    pages = v3_manifest(f"{base}/v3pages.json", [{"id": f"{base}/c/pages", "type": "Canvas", "items": "page"}])
+    body = v3_manifest(f"{base}/v3body.json", [v3_canvas(f"{base}/c/body", 7)])
+    collection = {"@context": P3, "id": f"{base}/v3coll.json", "type": "Collection", "label": {"en": ["c"]},
+                  "items": [one, pages, body, {"id": f"{base}/v3items.json", "type": "Manifest"},
+                            "not a member", good]}
+    http_server.add_json("/v3items.json", {**v3_manifest(f"{base}/v3items.json", []), "items": 12})
+    stream = iiif_items(_serve(http_server, "/v3coll.json", collection), fetcher=fetcher)
+    assert [i.source_ref.rsplit("/", 1)[1] for i in stream] == ["v3one", "v3good"]
+    why = {s.source_ref.replace(base, ""): (s.reason, s.detail) for s in stream.skipped}
+    assert why["/c/pages"][0] == "bad-manifest" and "the canvas's items is a str" in why["/c/pages"][1]
+    assert why["/c/body"][0] == "bad-manifest" and "body is a int" in why["/c/body"][1]
+    assert why["/v3items.json"][0] == "bad-manifest" and "the manifest's items is a int" in why["/v3items.json"][1]
+    assert why["/v3coll.json"][0] == "bad-manifest" and "a member is a str" in why["/v3coll.json"][1]
+
+
 # ------------------------------------------------------------------------------------------ 3. Image API versions
 
 
