@@ -31,7 +31,8 @@ def top_candidates(index, collection: str, queries: Sequence, top: int, *, spars
             stored.update(index.retrieve_sparse(collection, ids[start:start + 256]))
         for qid in ids:
             vector = stored.get(qid)
-            hits = index.query_sparse(collection, vector, limit=top + 1) if vector is not None and vector.indices else []
+            found = vector is not None and vector.indices
+            hits = index.query_sparse(collection, vector, limit=top + 1) if found else []
             out[qid] = [int(h.id) for h in hits if int(h.id) != qid][:top]
         return out
     vectors = {}

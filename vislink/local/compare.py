@@ -8,7 +8,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from vislink.errors import BadImage, ConfigError, NotFound
+from vislink.errors import ConfigError, NotFound
 from vislink.local.features import LocalFeatures, extract
 from vislink.local.matching import Verification, verify
 
@@ -51,12 +51,7 @@ def load_image(ref: str | Path, *, collection: str | None = None) -> NamedImage:
         if not row.file_path or not Path(row.file_path).is_file():
             raise NotFound(f"image {row.id} ({row.source_ref}) has no stored file to compare")
         sha, file_path, label = row.sha256, row.file_path, f"#{row.id} {row.source_ref}"
-    try:
-        return NamedImage(open_rgb(Path(file_path)), label, sha, image_id)
-    except BadImage:
-        raise
-    except OSError as exc:
-        raise BadImage(file_path, "unreadable", str(exc)) from exc
+    return NamedImage(open_rgb(Path(file_path)), label, sha, image_id)  # BadImage names the file and why
 
 
 def features_of(named: NamedImage, *, settings=None) -> LocalFeatures:
