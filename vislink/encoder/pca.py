@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vislink.errors import ConfigError, NotFound
+from vislink.encoder.fitted_files import read_fitted, write_fitted
+from vislink.errors import ConfigError
 
 FORMAT = "vislink-pca-1"
 # Components with (numerically) no variance would blow up when divided by sqrt(variance).
@@ -74,30 +75,15 @@ class PCAWhitening:
 
     def save(self, path: Path | str) -> str:
         """Write an .npz (with its hash inside) and return the sha256."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, format=np.array(FORMAT), mean=self.mean, components=self.components,
-                 variances=self.variances, variant=np.array(self.variant or ""), sha256=np.array(self.sha256))
-        tmp.replace(path)
+        write_fitted(path, FORMAT, self.sha256, {"mean": self.mean, "components": self.components,
+                                                 "variances": self.variances,
+                                                 "variant": np.array(self.variant or "")})
         return self.sha256
 
     @classmethod
     def load(cls, path: Path | str) -> PCAWhitening:
-        path = Path(path)
-        if not path.is_file():
-            raise NotFound(f"PCA whitening file {path} not found")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                if str(data["format"]) != FORMAT:
-                    raise ConfigError(f"{path}: not a vislink PCA file (format {data['format']})")
-                pca = cls(data["mean"], data["components"], data["variances"], str(data["variant"]) or None)
-                stored = str(data["sha256"])
-        except (OSError, KeyError, ValueError) as exc:
-            raise ConfigError(f"{path}: cannot read PCA whitening ({exc})") from exc
-        if pca.sha256 != stored:
-            raise ConfigError(f"{path}: content hash {pca.sha256} differs from the stored {stored} (damaged file)")
-        return pca
+        return read_fitted(path, FORMAT, "PCA whitening", lambda data: cls(
+            data["mean"], data["components"], data["variances"], str(data["variant"]) or None))
 
 
 def load_pca(path: str | Path) -> PCAWhitening:

@@ -20,7 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
-from vislink.errors import ConfigError, NotFound
+from vislink.encoder.fitted_files import read_fitted, write_fitted
+from vislink.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -112,31 +113,14 @@ class Vocabulary:
 
     def save(self, path: Path | str) -> str:
         """Write an .npz (with its hash and provenance inside) and return the sha256."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, format=np.array(FORMAT), centers=self.centers, idf=self.idf,
-                 provenance=np.array(json.dumps(self.provenance, sort_keys=True)), sha256=np.array(self.sha256))
-        tmp.replace(path)
+        write_fitted(path, FORMAT, self.sha256, {"centers": self.centers, "idf": self.idf, "provenance": np.array(
+            json.dumps(self.provenance, sort_keys=True))})
         return self.sha256
 
     @classmethod
     def load(cls, path: Path | str) -> Vocabulary:
-        path = Path(path)
-        if not path.is_file():
-            raise NotFound(f"visual vocabulary file {path} not found")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                if str(data["format"]) != FORMAT:
-                    raise ConfigError(f"{path}: not a vislink visual vocabulary (format {data['format']})")
-                vocabulary = cls(data["centers"], data["idf"], json.loads(str(data["provenance"])))
-                stored = str(data["sha256"])
-        except (OSError, KeyError, ValueError, EOFError) as exc:
-            raise ConfigError(f"{path}: cannot read the visual vocabulary ({exc})") from exc
-        if vocabulary.sha256 != stored:
-            raise ConfigError(f"{path}: content hash {vocabulary.sha256} differs from the stored {stored} "
-                              "(damaged file)")
-        return vocabulary
+        return read_fitted(path, FORMAT, "visual vocabulary", lambda data: cls(
+            data["centers"], data["idf"], json.loads(str(data["provenance"]))))
 
 
 def _sklearn_version() -> str:
