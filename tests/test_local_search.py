@@ -105,6 +105,12 @@ def test_cli_search_verify_and_compare(collection_query, tmp_path):
     assert "aligned" in done.output and "inliers" in done.output
     with Image.open(png) as img:
         assert img.format == "PNG" and img.width > 400
+    flower = next(r["image_id"] for r in json.loads(runner.invoke(app, [
+        "search", str(collection_query), "-c", "v", "--limit", "9", "--json"]).output) if r["source_ref"] == "flower.jpg")
+    unrelated = runner.invoke(app, ["compare", str(collection_query), str(flower), "--json"])
+    assert unrelated.exit_code == 0, unrelated.output
+    shown = json.loads(unrelated.output)
+    assert not shown["verified"] and shown["reason"] and shown["b"].endswith("flower.jpg")
     bad = runner.invoke(app, ["compare", str(collection_query), str(tmp_path / "missing.jpg"), "--out", str(png)])
     assert bad.exit_code == 1 and "missing.jpg: no such image file" in str(bad.exception)
 

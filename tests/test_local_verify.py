@@ -126,3 +126,17 @@ def test_rerank_moves_a_verified_copy_above_an_unverified_look_alike(china, chin
         parse_reranked("vgg16-pool5-sum+ransac")
     with pytest.raises(NotFound, match="1..1000"):
         parse_reranked("vgg16-pool5-sum+verify0")
+
+
+def test_homography_model_fits_a_perspective_view(china, china_features):
+    import cv2
+
+    truth = np.array([[0.9, 0.06, 40.0], [0.02, 0.85, 30.0], [2e-4, 1e-4, 1.0]])  # B's pixels -> china's
+    size = (480, 340)
+    view = cv2.warpPerspective(np.asarray(china), truth, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    b = extract(Image.fromarray(view))
+    result = verify(china_features, b, model="homography")
+    assert result.verified and result.model == "homography", result.summary()
+    error = np.abs(result.outline_b_in_a() - _apply(truth, _corners(size))).max()
+    similarity = verify(china_features, b)
+    assert error < 3.0 < np.abs(similarity.outline_b_in_a() - _apply(truth, _corners(size))).max()
