@@ -288,6 +288,27 @@ def test_image_api_3_url(http_server, fetcher):
     assert big.url == f"{http_server.url('/iiif3/big')}/full/1024,/0/default.jpg"
 
 
+def test_cookbook_rotation_and_image_service1_without_info(http_server, fetcher):
+    """Shapes of the IIIF cookbook's 0040 (a SpecificResource turned 90 degrees on a level 1 v3 service, the canvas
+    in turned coordinates) and 0036 (an ImageService1 service) recipes, their info.json unreachable (404)."""
+    base = http_server.base_url
+    turned = {"id": f"{base}/c/turned/body", "type": "SpecificResource",
+              "source": {"id": f"{base}/iiif3/p1/full/max/0/default.jpg", "type": "Image", "width": 1523,
+                         "height": 2105, "service": [{"id": f"{base}/iiif3/p1", "type": "ImageService3",
+                                                      "profile": "level1"}]},
+              "selector": {"@context": "http://iiif.io/api/annex/openannotation/context.json",
+                           "type": "iiif:ImageApiSelector", "rotation": "90"}}
+    v1 = {"id": f"{base}/iiif1/mini/full/full/0/native.jpg", "type": "Image", "format": "image/jpeg",
+          "service": [{"id": f"{base}/iiif1/mini", "type": "ImageService1", "profile": "level2"}]}
+    manifest = v3_manifest(f"{base}/cookbook.json", [v3_canvas(f"{base}/c/turned", turned, width=2105, height=1523),
+                                                     v3_canvas(f"{base}/c/v1", v1, width=2138, height=2414)])
+    items = list(iiif_items(_serve(http_server, "/cookbook.json", manifest), all_canvases=True, fetcher=fetcher))
+    # The canvas is 2105 x 1523 turned: the image is 1523 x 2105, a portrait (level 1 sizes it by its height).
+    assert items[0].url == f"{base}/iiif3/p1/full/,1024/0/default.jpg"
+    assert "rotation 90" in items[0].metadata["extra"]["iiif_not_applied"][0]  # level 1 does not rotate
+    assert items[1].url == f"{base}/iiif1/mini/full/!1024,1024/0/native.jpg"
+
+
 # ------------------------------------------------------------------------------------------ 4. repeated canvas ids
 
 

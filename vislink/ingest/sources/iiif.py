@@ -193,7 +193,8 @@ class _Walker:
              infos: dict[str, Any], stream: ItemStream, parent: str | None) -> SourceItem | None:
         url, not_applied, service = image.id, [], image.service
         if service is not None:
-            service = self.complete(service, image.resource, canvas, infos.get(service.info_url))
+            service = self.complete(service, image.resource, canvas, infos.get(service.info_url),
+                                    turned=str(image.rotation or "").lstrip("!").split(".")[0] in ("90", "270"))
             url, not_applied = service.request(self.max_size, image.region, image.rotation)
         elif image.region or image.rotation:
             not_applied = [f"region {image.region or 'full'}, rotation {image.rotation or 0} (no Image API "
@@ -268,14 +269,19 @@ class _Walker:
         metadata["extra"] = {k: v for k, v in extra.items() if v}
         return metadata
 
-    def complete(self, service: ImageService, body: dict, canvas: dict, info: Any) -> ImageService:
-        """The service with its size and limits from its info.json; the size from the canvas when that failed."""
+    def complete(self, service: ImageService, body: dict, canvas: dict, info: Any, *,
+                 turned: bool = False) -> ImageService:
+        """The service with its size and limits from its info.json; the size from the canvas when that failed
+        (its sides swapped when the image is painted turned by 90 or 270 degrees)."""
         if isinstance(info, dict):
             return service_from_info(info, service)
         log.warning("%s: no info.json (%s); the size comes from the canvas", service.id,
                     info if info is not None else "not fetched")
-        service.width = _int(canvas.get("width")) or service.width or _int(body.get("width"))
-        service.height = _int(canvas.get("height")) or service.height or _int(body.get("height"))
+        width, height = _int(canvas.get("width")), _int(canvas.get("height"))
+        if turned:
+            width, height = height, width
+        service.width = width or service.width or _int(body.get("width"))
+        service.height = height or service.height or _int(body.get("height"))
         return service
 
     def text(self, value: Any) -> str | None:
