@@ -99,3 +99,112 @@ def test_a_dead_holders_job_is_taken_again_once(db_session):
     assert store.beat(db_session, alive, mine) is True
     assert store.finish(db_session, alive, mine, "cancelled") is True
     assert store.finish(db_session, store.HolderId("elsewhere", 1), job_id, "done") is False  # not theirs
+
+
+# -- end to end: a holder process and the commands of another ------------------------------------------------
+def _scalar(url: str, sql: str):
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text(sql)).scalar()
+    except Exception:  # noqa: BLE001 - locked or not yet written: poll again
+        return None
+    finally:
+        engine.dispose()
+
+
+def _wait_for(predicate, what: str, timeout: float = 120, proc: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the holder ended ({proc.returncode}) before {what}: {proc.stdout.read()[-3000:]}")
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _start_holder(env, url, *args):
+    proc = subprocess.Popen(vislink_cmd("worker", "--embedded", *args), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    _wait_for(lambda: _scalar(url, f"SELECT count(*) FROM job_holders WHERE pid = {proc.pid}"), "the holder",
+              proc=proc)
+    return proc
+
+
+@pytest.fixture
+def holder_env(tmp_path, migrated_sqlite_template):
+    home = fresh_home(tmp_path, migrated_sqlite_template)
+    env = env_for(home, backend="qdrant-edge")
+    env["VISLINK_DEFAULT_VARIANTS"] = "vgg16-pool5-sum"  # one variant: the least work per image
+    procs: list[subprocess.Popen] = []
+    yield env, env["VISLINK_DB_URL"], procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_commands_queue_for_the_holder_and_search_and_doctor_answer(tmp_path, holder_env):
+    env, url, procs = holder_env
+    make_photos(tmp_path / "a", 4)
+    make_photos(tmp_path / "b", 6, start=10)
+    procs.append(_start_holder(env, url))
+
+    first = run_cli(["ingest", "folder", str(tmp_path / "a"), "-c", "a", "--batch-size", "2", "--no-progress"], env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "held by vislink worker --embedded" in first.stderr and "queued job 1" in first.stderr
+    assert "job 1 ingest done: 4/4" in first.stderr
+    assert "collection a: 4 done, 0 skipped, 0 failed" in first.stdout
+
+    second = run_cli(["ingest", "folder", str(tmp_path / "b"), "-c", "b", "--batch-size", "1", "--no-progress",
+                      "--detach"], env)
+    assert second.returncode == 0 and second.stdout.strip().splitlines()[-1] == "2", second.stderr[-3000:]
+
+    # while the holder holds the index (and runs job 2): search and doctor are answered by it
+    found = run_cli(["search", str(tmp_path / "a" / "photo001.jpg"), "-c", "a", "-k", "2"], env)
+    assert found.returncode == 0, found.stderr[-3000:]
+    assert found.stdout.splitlines()[0].split()[3] == "photo001.jpg"
+    doctor = run_cli(["doctor"], env)
+    assert "[ok  ] vector index: qdrant-edge" in doctor.stdout and "answered for it" in doctor.stdout, doctor.stdout
+    listed = run_cli(["jobs"], env)
+    assert listed.returncode == 0 and " done " in listed.stdout and "search" not in listed.stdout, listed.stdout
+
+    followed = run_cli(["jobs", "follow", "2"], env)
+    assert followed.returncode == 0, followed.stderr[-3000:]
+    assert "collection b: 6 done, 0 skipped, 0 failed" in followed.stdout
+    assert _scalar(url, "SELECT count(*) FROM images WHERE status = 'done'") == 10
+    assert _scalar(url, "SELECT count(*) FROM jobs") == 2  # the answered requests are deleted
+
+    cancelled = run_cli(["jobs", "cancel", "2"], env)
+    assert cancelled.returncode == 1 and "already done" in cancelled.stderr
+
+
+def test_a_sigkilled_holders_job_resumes_in_the_next_holder(tmp_path, holder_env):
+    env, url, procs = holder_env
+    n = 8
+    make_photos(tmp_path / "src", n)
+    first = _start_holder(env, url)
+    procs.append(first)
+    queued = run_cli(["ingest", "folder", str(tmp_path / "src"), "-c", "k", "--batch-size", "1", "--no-progress",
+                      "--detach"], env)
+    assert queued.returncode == 0, queued.stderr[-3000:]
+    done_at_kill = _wait_for(lambda: _scalar(url, "SELECT count(*) FROM images WHERE status = 'done'") or 0,
+                             "the first image", proc=first)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(10)
+    done_at_kill = _scalar(url, "SELECT count(*) FROM images WHERE status = 'done'")
+    assert 1 <= done_at_kill < n, "the holder must be killed in the middle of the job"
+    assert _scalar(url, "SELECT state FROM jobs WHERE id = 1") == "running"  # as the dead holder left it
+
+    second = subprocess.run(vislink_cmd("worker", "--embedded", "--no-wait"), env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert _scalar(url, "SELECT state FROM jobs WHERE id = 1") == "done"
+    assert _scalar(url, "SELECT attempts FROM jobs WHERE id = 1") == 2
+    assert _scalar(url, "SELECT count(*) FROM images WHERE status = 'done'") == n
+    assert _scalar(url, "SELECT count(*) FROM image_descriptors") == n  # each image encoded once
+    followed = run_cli(["jobs", "follow", "1"], env)
+    assert followed.returncode == 0
+    assert f"{n - done_at_kill} done" in followed.stdout and "already-done" in followed.stdout, followed.stdout

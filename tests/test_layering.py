@@ -21,7 +21,7 @@ LAYERS = {
     "encoder": 4, "augment": 4, "local": 4,
     "ingest": 5, "search": 5,
     "evaluation": 6,
-    "training": 7,
+    "training": 7, "jobs": 7,  # jobs run ingest, add-variant, evaluate (and may run training)
     "ui": 8, "cli": 8,
 }
 

@@ -59,17 +59,25 @@ def add_variant(name: str = typer.Argument(..., help="Collection name."),
                                                        "or images to train a sift-bow vocabulary on (default "
                                                        "1,000)."),
                 workers: int = typer.Option(1, "--workers", "-j", min=1, help="Encoding worker processes."),
-                progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar.")) -> None:
+                progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+                detach: bool = typer.Option(False, "--detach", help="When `vislink ui` or `vislink worker --embedded` "
+                                            "holds the index (the work is queued for it as a job): return at once "
+                                            "instead of following it.")) -> None:
     """Compute a new descriptor variant for a collection from its stored files (nothing is downloaded again)."""
-    from vislink.ingest.reencode import add_variant as run
-
+    from vislink.cli.jobs import run_here_or_queue
     from vislink.index import close_all
 
-    try:
+    def here() -> None:
+        from vislink.ingest.reencode import add_variant as run
+
         row = run(name, variant, sample=sample, workers=workers, progress=progress)
+        typer.echo(f"variant {row.name} of {name}: {row.dimension}-d, Qdrant collection {row.qdrant_collection}")
+
+    try:
+        run_here_or_queue("add-variant", {"collection": name, "variant": variant, "sample": sample,
+                                          "workers": workers}, here, detach=detach)
     finally:
         close_all()
-    typer.echo(f"variant {row.name} of {name}: {row.dimension}-d, Qdrant collection {row.qdrant_collection}")
 
 
 @collection_app.command("remove")

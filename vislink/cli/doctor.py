@@ -40,7 +40,7 @@ def run_checks() -> list[Check]:
         checks.append(Check("vector index", True, f"{index.name} ({settings.qdrant_url or settings.qdrant_path}), "
                                                   f"{len(names)} collection(s)"))
     except VislinkError as exc:
-        checks.append(Check("vector index", False, str(exc)))
+        checks.append(held_index_check(settings, exc))
     except Exception as exc:  # a lock held by another process, a bad URL: say it, don't crash
         checks.append(Check("vector index", False, f"{type(exc).__name__}: {exc}"))
 
@@ -63,6 +63,29 @@ def run_checks() -> list[Check]:
                         f"{free_gb:.1f} GB free under {probe}" + ("" if free_gb >= MIN_FREE_GB else
                                                                  f" (need {MIN_FREE_GB} GB)")))
     return checks
+
+
+def held_index_check(settings, exc) -> Check:
+    """The index check when opening failed: held by a job holder (`vislink ui`, `vislink worker --embedded`),
+    that holder answers for it (docs/jobs.md); else the error."""
+    from vislink.errors import VislinkError
+    from vislink.jobs import ask, held_elsewhere
+    from vislink.store import session_scope
+    from vislink.store.jobs import live_holders
+
+    if not held_elsewhere(exc):
+        return Check("vector index", False, str(exc))
+    try:
+        with session_scope() as s:
+            holders = live_holders(s, index_location=str(settings.qdrant_url or settings.qdrant_path))
+        if not holders:
+            return Check("vector index", False, f"{exc} (and that process runs no jobs: `vislink jobs` cannot use it)")
+        info = ask("index-info", {}, timeout=30)
+    except VislinkError as err:
+        return Check("vector index", False, f"held by another process, which did not answer: {err}")
+    return Check("vector index", True, f"{info['name']} ({settings.qdrant_url or settings.qdrant_path}), "
+                                       f"{len(info['collections'])} collection(s); held by {holders[0]}, which "
+                                       "runs queued jobs and answered for it")
 
 
 def _version(dist: str) -> str | None:

@@ -80,6 +80,9 @@ def evaluate(
     show_history: bool = typer.Option(False, "--history", help="List stored runs (newest first) and exit."),
     limit: int = typer.Option(20, help="With --history: how many runs."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    detach: bool = typer.Option(False, "--detach", help="When `vislink ui` or `vislink worker --embedded` holds the "
+                                "index (the evaluation is queued for it as a job): return at once instead of "
+                                "following it."),
 ) -> None:
     """Evaluate descriptor variants of a collection the paper's way: every test image with linked images is a
     query, the whole collection is searched exactly in the index, and the ranks of all linked images give the
@@ -110,7 +113,14 @@ def evaluate(
         typer.echo(f"evaluating {collection} on schedule {schedule!r} (UTC); stop with Ctrl-C")
         code = run_schedule(schedule, job, max_runs=max_runs, stop_on_failure=stop_on_drop)
     else:
-        code = job()
+        from vislink.cli.jobs import run_here_or_queue
+
+        codes: list[int] = []
+        run_here_or_queue("evaluate", {"collection": collection, "variants": names, "split": the_split,
+                                       "part": part, "cutoffs": list(cuts), "out": str(out.resolve()) if out else None,
+                                       "max_drop": max_drop, "max_depth": max_depth},
+                          lambda: codes.append(job()), detach=detach)
+        code = codes[0] if codes else 0
     if code:
         raise typer.Exit(code)
 

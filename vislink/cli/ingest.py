@@ -24,13 +24,29 @@ BATCH = typer.Option(16, "--batch-size", min=1, help="Images per encoding batch 
 QUEUE = typer.Option(False, "--queue", help="Do not ingest here: queue jobs for `vislink worker` processes "
                      "(PostgreSQL, VISLINK_QUEUE_URL). Local paths must be readable by the workers.")
 PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show a progress bar (rate and ETA).")
+DETACH = typer.Option(False, "--detach", help="When `vislink ui` or `vislink worker --embedded` holds the index "
+                      "(the work is queued for it as a job): return at once instead of following its progress.")
 
 
-def _run(collection: str, stream, **kwargs) -> None:
+def _run(collection: str, stream, *, source: dict | None = None, detach: bool = False, **kwargs) -> None:
+    """Ingest here; when a holder (`vislink ui`, `vislink worker --embedded`) holds the embedded index, queue an
+    ingest job of ``source`` for it instead and follow it. ``stream`` is the source items, or a function
+    making them (so that a queued job does not list the source twice)."""
     from vislink.index import close_all
 
+    def here() -> None:
+        _ingest(collection, stream() if callable(stream) else stream, **kwargs)
+
     try:
-        _ingest(collection, stream, **kwargs)
+        if kwargs.get("queue") or source is None:
+            here()
+            return
+        from vislink.cli.jobs import run_here_or_queue
+
+        arguments = {"collection": collection, "source": source, "variants": kwargs.get("variants") or None,
+                     "weights": kwargs.get("weights"), "batch_size": kwargs.get("batch_size"),
+                     "workers": kwargs.get("workers")}
+        run_here_or_queue("ingest", arguments, here, detach=detach)
     finally:
         close_all()  # release the embedded index now, not in interpreter teardown
 
@@ -87,23 +103,28 @@ def folder(root: Path = typer.Argument(..., help="Folder of images (walked recur
            metadata: Optional[Path] = typer.Option(None, "--metadata", help="CSV with a file/path column (paths "
                                                    "relative to ROOT) and metadata columns (artist, title, date...)."),
            variants: Optional[List[str]] = VARIANTS, weights: Optional[str] = WEIGHTS, workers: int = WORKERS,
-           batch_size: int = BATCH, queue: bool = QUEUE, progress: bool = PROGRESS) -> None:
+           batch_size: int = BATCH, queue: bool = QUEUE, progress: bool = PROGRESS, detach: bool = DETACH) -> None:
     """Ingest every image under ROOT."""
     from vislink.ingest.sources.folder import folder_items
 
-    _run(collection, folder_items(root, metadata), source_kind="folder", source_ref=str(root.resolve()),
-         variants=variants, weights=weights, workers=workers, batch_size=batch_size, queue=queue, progress=progress)
+    source = {"kind": "folder", "root": str(root.resolve()),
+              "metadata": str(metadata.resolve()) if metadata else None}
+    _run(collection, lambda: folder_items(root, metadata), source=source, detach=detach, source_kind="folder",
+         source_ref=str(root.resolve()), variants=variants, weights=weights, workers=workers, batch_size=batch_size,
+         queue=queue, progress=progress)
 
 
 @ingest_app.command("file")
 def files(paths: List[Path] = typer.Argument(..., help="Image files."), collection: str = COLLECTION,
           variants: Optional[List[str]] = VARIANTS, weights: Optional[str] = WEIGHTS, workers: int = WORKERS,
-          batch_size: int = BATCH, progress: bool = PROGRESS) -> None:
+          batch_size: int = BATCH, progress: bool = PROGRESS, detach: bool = DETACH) -> None:
     """Ingest single files (their source reference is the absolute path)."""
     from vislink.ingest.sources.base import SourceItem
 
     items = [SourceItem(str(p.resolve()), {"title": p.stem, "extra": {}}, local_path=p.resolve()) for p in paths]
-    _run(collection, items, source_kind="file", source_ref=None, variants=variants, weights=weights,
+    source = {"kind": "files", "paths": [str(p.resolve()) for p in paths], "source_kind": "file"}
+    _run(collection, items, source=source, detach=detach, source_kind="file", source_ref=None, variants=variants,
+         weights=weights,
          workers=workers, batch_size=batch_size, queue=False, progress=progress)
 
 
@@ -118,13 +139,19 @@ def wga(catalog: Path = typer.Argument(..., help="WGA catalog: catalog.xls, data
                                                 "range, e.g. 1501-1650."),
         limit: Optional[int] = typer.Option(None, "--limit", help="At most this many rows (after filtering)."),
         variants: Optional[List[str]] = VARIANTS, weights: Optional[str] = WEIGHTS, workers: int = WORKERS,
-        batch_size: int = BATCH, queue: bool = QUEUE, progress: bool = PROGRESS) -> None:
+        batch_size: int = BATCH, queue: bool = QUEUE, progress: bool = PROGRESS, detach: bool = DETACH) -> None:
     """Ingest the Web Gallery of Art catalog (rows whose image is missing are reported, not fatal)."""
     from vislink.ingest import sources
 
-    stream = sources.wga_catalog_items(catalog, images_root=images_root, where=_where(where), timeframe=timeframe,
-                                       limit=limit)
-    _run(collection, stream, source_kind="wga", source_ref=str(catalog), variants=variants, weights=weights,
+    def stream():
+        return sources.wga_catalog_items(catalog, images_root=images_root, where=_where(where), timeframe=timeframe,
+                                         limit=limit)
+
+    source = {"kind": "wga", "catalog": str(catalog.resolve()),
+              "images_root": str(images_root.resolve()) if images_root else None, "where": _where(where),
+              "timeframe": timeframe, "limit": limit}
+    _run(collection, stream, source=source, detach=detach, source_kind="wga", source_ref=str(catalog),
+         variants=variants, weights=weights,
          workers=workers, batch_size=batch_size, queue=queue, progress=progress)
 
 
@@ -145,11 +172,15 @@ def iiif(manifest: str = typer.Argument(..., help="URL or file of a IIIF Present
          collection: str = COLLECTION,
          all_canvases: bool = typer.Option(False, "--all-canvases", help="Every canvas, not only the first."),
          variants: Optional[List[str]] = VARIANTS, weights: Optional[str] = WEIGHTS, workers: int = WORKERS,
-         batch_size: int = BATCH, queue: bool = QUEUE, progress: bool = PROGRESS) -> None:
+         batch_size: int = BATCH, queue: bool = QUEUE, progress: bool = PROGRESS, detach: bool = DETACH) -> None:
     """Ingest the images of IIIF manifests (sized through their Image API service)."""
     from vislink.ingest import sources
 
-    _run(collection, sources.iiif_items(manifest, all_canvases=all_canvases), source_kind="iiif",
+    local = Path(manifest)
+    ref = str(local.resolve()) if "://" not in manifest and local.exists() else manifest
+    source = {"kind": "iiif", "manifest": ref, "all_canvases": all_canvases}
+    _run(collection, lambda: sources.iiif_items(manifest, all_canvases=all_canvases), source=source, detach=detach,
+         source_kind="iiif",
          source_ref=manifest, variants=variants, weights=weights, workers=workers, batch_size=batch_size,
          queue=queue, progress=progress)
 
@@ -157,11 +188,14 @@ def iiif(manifest: str = typer.Argument(..., help="URL or file of a IIIF Present
 @ingest_app.command("urls")
 def urls(csv_path: Path = typer.Argument(..., help="CSV with a url column and metadata columns."),
          collection: str = COLLECTION, variants: Optional[List[str]] = VARIANTS, weights: Optional[str] = WEIGHTS,
-         workers: int = WORKERS, batch_size: int = BATCH, queue: bool = QUEUE, progress: bool = PROGRESS) -> None:
+         workers: int = WORKERS, batch_size: int = BATCH, queue: bool = QUEUE, progress: bool = PROGRESS,
+         detach: bool = DETACH) -> None:
     """Ingest images listed by URL in a CSV."""
     from vislink.ingest import sources
 
-    _run(collection, sources.url_csv_items(csv_path), source_kind="urls", source_ref=str(csv_path),
+    source = {"kind": "urls", "csv": str(csv_path.resolve())}
+    _run(collection, lambda: sources.url_csv_items(csv_path), source=source, detach=detach, source_kind="urls",
+         source_ref=str(csv_path),
          variants=variants, weights=weights, workers=workers, batch_size=batch_size, queue=queue, progress=progress)
 
 
@@ -171,14 +205,45 @@ def worker(wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for ne
                                               "stopped sending heartbeats, then exit."),
            stalled_after: float = typer.Option(30.0, "--stalled-after", help="Seconds without a heartbeat after "
                                                "which a worker's job is stalled."),
-           heartbeat: float = typer.Option(10.0, "--heartbeat", help="Seconds between this worker's heartbeats.")) -> None:
-    """Run an ingest worker of the distributed queue (procrastinate on PostgreSQL, VISLINK_QUEUE_URL)."""
+           heartbeat: float = typer.Option(10.0, "--heartbeat", help="Seconds between this worker's heartbeats."),
+           embedded: bool = typer.Option(False, "--embedded", help="Instead of the procrastinate queue: hold this "
+                                         "data folder's index and run the jobs of the store (what `vislink ingest`, "
+                                         "`collection add-variant`, `evaluate`, `search` and `doctor` queue when the "
+                                         "index is held; see `vislink jobs`). With --no-wait: exit when no job is "
+                                         "queued.")) -> None:
+    """Run an ingest worker of the distributed queue (procrastinate on PostgreSQL, VISLINK_QUEUE_URL), or with
+    --embedded the job holder of the embedded index (no PostgreSQL needed)."""
+    if embedded:
+        _hold(wait)
+        return
     from vislink.ingest import queue
 
     if retry_stalled:
         typer.echo(f"re-queued {queue.retry_stalled(stalled_after)} stalled jobs")
         return
     queue.run_worker(wait=wait, heartbeat=heartbeat, stalled_after=stalled_after)
+
+
+def _hold(wait: bool) -> None:
+    import signal
+
+    from vislink.index import close_all
+    from vislink.jobs import Holder
+
+    holder = Holder(role="worker", exit_when_idle=not wait)
+    try:
+        holder.start()
+        typer.echo(f"holding the index at {holder.index_location} ({holder.me}); running queued jobs"
+                   + ("" if wait else " until none is left") + "; stop with Ctrl-C", err=True)
+        signal.signal(signal.SIGTERM, lambda *_: holder.stop_event.set())
+        try:
+            holder.wait()
+        except KeyboardInterrupt:
+            typer.echo("stopping: a running job goes back to the queue at its next batch", err=True)
+            holder.stop(timeout=60)
+    finally:
+        close_all()
+    typer.echo(f"{holder.jobs_run} job(s) run", err=True)
 
 
 def reconcile(collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Only this collection."),

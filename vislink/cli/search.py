@@ -37,12 +37,25 @@ def search(image: Optional[Path] = typer.Argument(None, help="Query image file (
 
     if (image is None) == (image_id is None):
         raise ConfigError("give a query IMAGE_FILE or --image-id, not both and not neither")
+    from types import SimpleNamespace
+
+    from vislink.cli.jobs import held_answer
     from vislink.index import close_all
 
+    parse_filter_args(filters or [])  # a bad filter is reported here, not by the holder
     try:
-        results = run(image, image_id=image_id, collection=collection, variant=variant, limit=limit, offset=offset,
-                      filters=parse_filter_args(filters or []), mirrored=mirrored, exact=exact,
-                      verify=verify or verify_top is not None, verify_top=verify_top)
+        # When `vislink ui` or `vislink worker --embedded` holds the embedded index, it answers the search.
+        answer = held_answer("search", {"image": str(image.resolve()) if image else None, "image_id": image_id,
+                                        "collection": collection, "variant": variant, "limit": limit,
+                                        "offset": offset, "filters": list(filters or []), "mirrored": mirrored,
+                                        "exact": exact, "verify": verify or verify_top is not None,
+                                        "verify_top": verify_top})
+        if answer is None:
+            results = run(image, image_id=image_id, collection=collection, variant=variant, limit=limit,
+                          offset=offset, filters=parse_filter_args(filters or []), mirrored=mirrored, exact=exact,
+                          verify=verify or verify_top is not None, verify_top=verify_top)
+        else:
+            results = [SimpleNamespace(as_dict=lambda d=d: d, **d) for d in answer["results"]]
     finally:
         close_all()  # release the embedded index now, not in interpreter teardown
     if as_json:

@@ -4,7 +4,7 @@ The scaled set-up queues the same work instead (``queue``)."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import select
 
@@ -27,10 +27,12 @@ OPTIMIZE_AFTER = 1000  # new points after which an ingest asks the index to opti
 
 def ingest(collection: str, items: Iterable, *, variants: list[str] | None = None, workers: int = 1,
            progress: bool = True, weights: str | None = None, batch_size: int = 16, source_kind: str = "items",
-           source_ref: str | None = None, fetcher: Any = None, index: Any = None) -> IngestSummary:
+           source_ref: str | None = None, fetcher: Any = None, index: Any = None,
+           on_batch: Callable[[IngestSummary], None] | None = None) -> IngestSummary:
     """Ingest ``items`` (``SourceItem``s) into ``collection``, creating it with ``variants`` (default: the
     three pool5 variants) and ``weights`` (default: settings) when new. Re-running skips what is done.
-    The summary is also stored in an ``IngestRun`` row."""
+    The summary is also stored in an ``IngestRun`` row. ``on_batch(summary)`` is called before each batch is
+    prepared (a job's progress; an exception it raises stops the run, whose row then says failed)."""
     from vislink.index import open_index
 
     settings = get_settings()
@@ -49,7 +51,12 @@ def ingest(collection: str, items: Iterable, *, variants: list[str] | None = Non
                                     "workers": workers},
                                    embedded=settings.effective_index_backend in ("qdrant-edge", "qdrant-local"))
     total = len(items) if hasattr(items, "__len__") else None
-    summary = execute_run(ctx, batches(items, batch_size), prepare_items, workers=workers, total=total,
+    prepare = prepare_items
+    if on_batch is not None:
+        def prepare(ctx_, session, chunk):  # noqa: E306 - the hook, then the usual preparation
+            on_batch(ctx_.summary)
+            return prepare_items(ctx_, session, chunk)
+    summary = execute_run(ctx, batches(items, batch_size), prepare, workers=workers, total=total,
                           progress=progress, desc=f"ingest {collection}")
     if summary.done >= OPTIMIZE_AFTER:
         # Embedded qdrant-edge has no background optimizer: merge segments and build the HNSW graph now.
