@@ -459,6 +459,44 @@ def test_info_json_fetched_concurrently_and_a_down_host_asked_once(http_server, 
     assert elapsed < 4.0, elapsed
 
 
+class Gauge:
+    """Server handlers that wait ``delay`` seconds and record how many requests were in flight at once."""
+
+    def __init__(self, delay: float = 0.25):
+        self.delay, self.lock, self.active, self.peak = delay, threading.Lock(), 0, 0
+
+    def handler(self, doc: dict):
+        def answer(req):
+            with self.lock:
+                self.active += 1
+                self.peak = max(self.peak, self.active)
+            time.sleep(self.delay)
+            with self.lock:
+                self.active -= 1
+            return Reply(200, json.dumps(doc).encode(), {"Content-Type": "application/json"})
+        return answer
+
+
+def test_a_collections_manifests_and_their_info_json_are_fetched_together(http_server, fetcher):
+    base = http_server.base_url
+    manifests, infos = Gauge(), Gauge()
+    for n in range(6):
+        sid = f"{base}/svc/m{n}"
+        body = {"@id": f"{sid}/full/full/0/default.jpg", "@type": "dctypes:Image", "service": {
+            "@context": "http://iiif.io/api/image/2/context.json", "@id": sid,
+            "profile": "http://iiif.io/api/image/2/level2.json"}}
+        http_server.add_handler(f"/svc/m{n}/info.json", infos.handler(info2(sid)))
+        http_server.add_handler(f"/m{n}.json", manifests.handler(
+            v2_manifest(f"{base}/m{n}.json", [v2_canvas(f"{base}/m{n}/c1", body)])))
+    collection = {"@context": P2, "@id": f"{base}/c6.json", "@type": "sc:Collection",
+                  "manifests": [{"@id": f"{base}/m{n}.json", "@type": "sc:Manifest"} for n in range(6)]}
+    stream = iiif_items(_serve(http_server, "/c6.json", collection), fetcher=fetcher, info_per_host=3)
+    items = list(stream)
+    assert [i.source_ref for i in items] == [f"{base}/m{n}/c1" for n in range(6)]  # in the collection's order
+    assert items[0].url == f"{base}/svc/m0/full/1024,/0/default.jpg"
+    assert (manifests.peak, infos.peak) == (3, 3)  # together, never more than info_per_host at once
+
+
 def test_fetch_json_many_asks_a_down_host_once(http_server, tmp_path):
     down = f"http://127.0.0.1:{_closed_port()}"
     urls = [f"{down}/{n}/info.json" for n in range(4)] + [http_server.url("/ok.json")]

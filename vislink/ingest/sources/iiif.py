@@ -86,11 +86,15 @@ class _Walker:
             self._fetcher = Fetcher()
         return self._fetcher
 
-    def load(self, ref: str, *, named_by_user: bool = False) -> dict:
-        """The JSON document at ``ref``. Only the document the user named may be a local file: a reference found
-        inside a document (fetched or local) is followed only when it is http(s), so that a document served by
-        someone else can never make vislink read this machine's files."""
-        if re.match(r"https?://", ref):
+    def load(self, ref: str, *, named_by_user: bool = False, prefetched: dict[str, Any] | None = None) -> dict:
+        """The JSON document at ``ref`` (or its result in ``prefetched``). Only the document the user named may be a
+        local file: a reference found inside a document (fetched or local) is followed only when it is http(s), so
+        that a document served by someone else can never make vislink read this machine's files."""
+        if prefetched and ref in prefetched:
+            doc = prefetched[ref]
+            if isinstance(doc, Exception):
+                raise doc
+        elif re.match(r"https?://", ref):
             doc = self.fetcher.fetch_json(ref)
         elif not named_by_user:
             raise NotFollowed(f"{ref or '(no id)'}: a reference inside a IIIF document must be an http(s) URL; "
@@ -117,10 +121,7 @@ class _Walker:
             return
         self.seen.add(doc_id)
         if kind == "Manifest":
-            try:
-                yield from self.manifest_items(doc, doc_id, stream, parent)
-            except _MALFORMED as exc:  # the canvases before it are kept; one bad manifest never ends the walk
-                stream.skip(doc_id, "bad-manifest", f"{doc_id}: {_why(exc)}")
+            yield from self.manifests_items([(doc, doc_id)], stream, parent)
             return
         if kind != "Collection":
             stream.skip(doc_id, "bad-manifest", f"{ref}: not a IIIF manifest or collection (type {kind or 'missing'})")
@@ -133,54 +134,67 @@ class _Walker:
         except _MALFORMED as exc:
             stream.skip(doc_id, "bad-manifest", f"{doc_id}: {_why(exc)}")
             return
-        for member in members:
-            if not isinstance(member, dict):
-                stream.skip(doc_id, "bad-manifest", f"{doc_id}: a member is a {type(member).__name__}, "
-                            "not an object")
-                continue
-            member_id = id_of(member)
-            try:
-                # A member may be embedded whole, or only referenced by id (then it is fetched).
-                full = member if _is_complete(member) else self.load(member_id or "")
-            except NotFollowed as exc:
-                stream.skip(member_id or "?", "not-followed", str(exc))
-                continue
-            except FetchError as exc:
-                stream.skip(member_id or "?", "fetch-failed", str(exc))
-                continue
-            except SourceError as exc:
-                stream.skip(member_id or "?", "bad-manifest", str(exc))
-                continue
-            yield from self.walk(full, member_id or doc_id, stream, depth + 1, doc_id)
+        # Members referenced by id are fetched together (per host, within the rate limit), _CHUNK at a time;
+        # consecutive manifests are then read together, so that their info.json documents are fetched together.
+        for start in range(0, len(members), _CHUNK):
+            chunk = members[start:start + _CHUNK]
+            prefetched = self.prefetch([id_of(m) for m in chunk if isinstance(m, dict) and not _is_complete(m)])
+            batch: list[tuple[dict, str]] = []
+            for member in chunk:
+                full, member_id = self.member(member, doc_id, stream, prefetched)
+                if full is None:
+                    continue
+                manifest_id = id_of(full) or member_id or doc_id
+                if kind_of(full) == "Manifest":
+                    if manifest_id not in self.seen:
+                        self.seen.add(manifest_id)
+                        batch.append((full, manifest_id))
+                    continue
+                yield from self.manifests_items(batch, stream, doc_id)  # in the collection's order
+                batch = []
+                yield from self.walk(full, member_id or doc_id, stream, depth + 1, doc_id)
+            yield from self.manifests_items(batch, stream, doc_id)
 
-    def manifest_items(self, doc: dict, manifest_id: str, stream: ItemStream,
-                       parent: str | None) -> Iterator[SourceItem]:
-        version = _version(doc)
-        common = self.describe(doc, version)
-        canvases = _canvases(doc, version)
-        if not canvases:
-            stream.skip(manifest_id, "no-image", "the manifest has no canvas")
-            return
-        chosen = list(enumerate(canvases if self.all_canvases else canvases[:1]))
-        for start in range(0, len(chosen), _CHUNK):
-            found = []
-            for index, canvas in chosen[start:start + _CHUNK]:
-                canvas_id = (id_of(canvas) if isinstance(canvas, dict) else None) or f"{manifest_id}#canvas={index}"
-                if not isinstance(canvas, dict):
-                    stream.skip(canvas_id, "bad-manifest", f"{manifest_id}: canvas {index} is a "
-                                f"{type(canvas).__name__}, not an object")
-                    continue
-                try:
-                    image = painted_image(canvas, version)
-                except _MALFORMED as exc:
-                    stream.skip(canvas_id, "bad-manifest", f"{manifest_id}: canvas {canvas_id}: {_why(exc)}")
-                    continue
-                if isinstance(image, str):
-                    stream.skip(canvas_id, "no-image", image)
-                    continue
-                found.append((index, canvas, canvas_id, image))
-            infos = self.fetch_infos([image.service for *_, image in found if image.service is not None])
-            for index, canvas, canvas_id, image in found:
+    def member(self, member: Any, collection_id: str, stream: ItemStream,
+               prefetched: dict[str, Any]) -> tuple[dict | None, str | None]:
+        """A collection's member as a whole document (embedded, or fetched by its id), or (None, id) when it is
+        skipped (with its reason)."""
+        if not isinstance(member, dict):
+            stream.skip(collection_id, "bad-manifest", f"{collection_id}: a member is a {type(member).__name__}, "
+                        "not an object")
+            return None, None
+        member_id = id_of(member)
+        try:
+            return (member if _is_complete(member) else self.load(member_id or "", prefetched=prefetched)), member_id
+        except NotFollowed as exc:
+            stream.skip(member_id or "?", "not-followed", str(exc))
+        except FetchError as exc:
+            stream.skip(member_id or "?", "fetch-failed", str(exc))
+        except SourceError as exc:
+            stream.skip(member_id or "?", "bad-manifest", str(exc))
+        return None, member_id
+
+    def prefetch(self, refs: list[str | None]) -> dict[str, Any]:
+        """url -> JSON document or its FetchError, for the http(s) references among ``refs``, fetched at once."""
+        urls = [r for r in dict.fromkeys(refs) if r and re.match(r"https?://", r)]
+        if len(urls) < 2 or not hasattr(self.fetcher, "fetch_json_many"):
+            return {}
+        return self.fetcher.fetch_json_many(urls, per_host=self.info_per_host)
+
+    def manifests_items(self, manifests: list[tuple[dict, str]], stream: ItemStream,
+                        parent: str | None) -> Iterator[SourceItem]:
+        """The items of consecutive manifests: their canvases read first, then the images' info.json documents
+        fetched together (_CHUNK canvases at a time), then the items in order."""
+        found = []
+        for doc, manifest_id in manifests:
+            try:
+                found += self.manifest_canvases(doc, manifest_id, stream)
+            except _MALFORMED as exc:  # one bad manifest never ends the walk
+                stream.skip(manifest_id, "bad-manifest", f"{manifest_id}: {_why(exc)}")
+        for start in range(0, len(found), _CHUNK):
+            chunk = found[start:start + _CHUNK]
+            infos = self.fetch_infos([entry[-1].service for entry in chunk if entry[-1].service is not None])
+            for manifest_id, common, index, canvas, canvas_id, image in chunk:
                 try:
                     item = self.item(manifest_id, common, index, canvas, canvas_id, image, infos, stream, parent)
                 except _MALFORMED as exc:
@@ -188,6 +202,33 @@ class _Walker:
                     continue
                 if item is not None:
                     yield item
+
+    def manifest_canvases(self, doc: dict, manifest_id: str, stream: ItemStream) -> list[tuple]:
+        """(manifest id, shared metadata, index, canvas, canvas id, its image) of the chosen canvases painted with
+        an image; the others are skipped with their reason."""
+        version = _version(doc)
+        common = self.describe(doc, version)
+        canvases = _canvases(doc, version)
+        if not canvases:
+            stream.skip(manifest_id, "no-image", "the manifest has no canvas")
+            return []
+        found = []
+        for index, canvas in enumerate(canvases if self.all_canvases else canvases[:1]):
+            canvas_id = (id_of(canvas) if isinstance(canvas, dict) else None) or f"{manifest_id}#canvas={index}"
+            if not isinstance(canvas, dict):
+                stream.skip(canvas_id, "bad-manifest", f"{manifest_id}: canvas {index} is a "
+                            f"{type(canvas).__name__}, not an object")
+                continue
+            try:
+                image = painted_image(canvas, version)
+            except _MALFORMED as exc:
+                stream.skip(canvas_id, "bad-manifest", f"{manifest_id}: canvas {canvas_id}: {_why(exc)}")
+                continue
+            if isinstance(image, str):
+                stream.skip(canvas_id, "no-image", image)
+                continue
+            found.append((manifest_id, common, index, canvas, canvas_id, image))
+        return found
 
     def item(self, manifest_id: str, common: dict, index: int, canvas: dict, canvas_id: str, image: PaintedImage,
              infos: dict[str, Any], stream: ItemStream, parent: str | None) -> SourceItem | None:
