@@ -381,6 +381,12 @@ def test_metadata_labels_to_artist_and_date(entries, expected):
     assert len(pairs) == len(entries)  # every pair kept
 
 
+def test_a_label_given_twice_keeps_both_values():
+    _, pairs = metadata_fields([{"label": "Subject", "value": "Saints"}, {"label": "Subject", "value": "Martyrs"},
+                                {"label": "Subject", "value": "Saints"}])
+    assert pairs == {"Subject": "Saints; Martyrs"}
+
+
 @pytest.mark.parametrize("text, expected", [
     ("[ca. 1460-1490]", (1455, 1495)), ("1460-90", (1460, 1490)), ("c. 1500", (1495, 1505)),
     ("1890-01-01", (1890, 1890)), ("1460-01-01T00:00:00Z", (1460, 1460)), ("1890-01-01/1895-12-31", (1890, 1895)),

@@ -94,6 +94,8 @@ def metadata_fields(entries: Any, language: str = "en") -> tuple[dict[str, Any],
         label, value = lang_text(entry.get("label"), language), lang_text(entry.get("value"), language)
         if not (label and value):
             continue
+        if label in pairs and value not in pairs[label].split("; "):
+            pairs[label] = f"{pairs[label]}; {value}"  # a label given twice (two subjects): both values kept
         pairs.setdefault(label, value)
         by_english.setdefault(lang_text(entry.get("label"), "en") or label, value)
         for text in label_texts(entry.get("label")):
