@@ -14,7 +14,10 @@
   setting ``VISLINK_FETCH_ALLOW_HOSTS`` (or ``allow_hosts``) names them: the resolved address of every hop is
   checked where the connection is made (``netguard``), redirects are followed here one at a time;
 - ``expect="image"`` / ``"json"`` (``fetch_json``): a reply of another kind is refused before it is stored, so
-  ``objects/`` never keeps an HTML page or a text file that was asked for as an image;
+  ``objects/`` never keeps an HTML page or a text file that was asked for as an image; JSON is decoded as UTF-8,
+  UTF-16/32, the declared charset, then Windows-1252 (``decode_json``);
+- ``fetch_json_many(urls, per_host=4)``: several JSON documents at once, at most ``per_host`` downloads at a time
+  to one host (within ``per_host_rate``), a host that does not answer asked once;
 - a URL index (``urls/<key>.json``: url -> sha256) so that fetching the same URL again is a cache hit with no
   request; identical content under two URLs is stored once;
 - safe from several threads (one HTTP client per thread) and several processes (lock files, one per
@@ -192,7 +195,7 @@ class Fetcher:
         return doc
 
     def fetch_json_many(self, urls, *, per_host: int = 4, max_workers: int = 16) -> dict[str, Any]:
-        """url -> JSON document, or the ``DownloadError`` that URL failed with, for several URLs at once:
+        """url -> JSON document, or the ``FetchError`` that URL failed with, for several URLs at once:
         at most ``per_host`` downloads at a time to one host (each request still waits for its slot under
         ``per_host_rate``), hosts in parallel. Once one URL of a host fails because the host does not answer
         (``connect-error``, ``timeout``), its URLs not yet started fail at once with that reason."""
@@ -211,9 +214,9 @@ class Fetcher:
                     return
                 try:
                     results[url] = self.fetch_json(url)
-                except DownloadError as exc:
+                except FetchError as exc:
                     results[url] = exc
-                    if exc.reason in ("connect-error", "timeout"):
+                    if getattr(exc, "reason", None) in ("connect-error", "timeout"):
                         down.setdefault(host, f"{exc.reason}: {host} did not answer for {url}")
 
         order = [(host, group[i]) for i in range(max((len(g) for g in by_host.values()), default=0))
