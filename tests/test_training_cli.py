@@ -28,7 +28,7 @@ def trained(vislink_env, tmp_path, monkeypatch):
     clear_encoders()
 
 
-def test_finetune_prints_the_epochs_and_the_variants(trained):
+def check_printed_epochs_and_variants(trained: str) -> None:
     assert "epoch 0 (base weights)" in trained and "epoch 1; loss" in trained
     assert "val links R@20" in trained and "val transforms top1" in trained
     assert "weights ft:cli" in trained
@@ -37,6 +37,7 @@ def test_finetune_prints_the_epochs_and_the_variants(trained):
 
 
 def test_a_collection_holds_base_and_finetuned_variants_evaluated_side_by_side(trained, vislink_env):
+    """One training run (the fixture's) for everything: what `vislink finetune` printed, then the collection."""
     from sqlalchemy import select
 
     from vislink.cli import app
@@ -45,6 +46,7 @@ def test_a_collection_holds_base_and_finetuned_variants_evaluated_side_by_side(t
     from vislink.ingest.collections import variant_weights
     from vislink.store import DescriptorVariant, collection_variants, get_collection, session_scope
 
+    check_printed_epochs_and_variants(trained)
     runner = CliRunner()
     result = runner.invoke(app, ["collection", "add-variant", COLLECTION, "vgg16-pool5-sum@ft:cli", "--no-progress"])
     assert result.exit_code == 0, result.output
