@@ -208,3 +208,51 @@ def test_a_sigkilled_holders_job_resumes_in_the_next_holder(tmp_path, holder_env
     followed = run_cli(["jobs", "follow", "1"], env)
     assert followed.returncode == 0
     assert f"{n - done_at_kill} done" in followed.stdout and "already-done" in followed.stdout, followed.stdout
+
+
+# -- the UI's process holds the index and runs the Ingest page's job ------------------------------------------
+def test_the_ingest_page_queues_a_job_the_ui_process_runs(tmp_path, monkeypatch, migrated_sqlite_template):
+    import streamlit as st
+
+    import test_ui_support as support
+    from vislink.index import close_all
+    from vislink.store import session_scope
+    from vislink.store.jobs import get_job
+
+    home = fresh_home(tmp_path, migrated_sqlite_template)
+    support.point_settings(monkeypatch, home)
+    monkeypatch.setenv("VISLINK_DEFAULT_VARIANTS", "vgg16-pool5-sum")
+    support.reset()
+    src = tmp_path / "src"
+    make_photos(src, 3)
+    (src / "broken.jpg").write_bytes(b"not a jpeg")
+    try:
+        at = support.app().run()
+        support.ok(at)
+        at.switch_page("views/ingest.py").run()
+        support.ok(at)
+        at.text_input(key="ing_collection").set_value("fromui").run()
+        at.text_input(key="ing_folder").set_value(str(src)).run()
+        at.button(key="ing_go").click().run()
+        support.ok(at)
+        job_id = at.session_state["ing_job"]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with session_scope() as s:
+                job = get_job(s, job_id)
+            if job.finished:
+                break
+            time.sleep(0.2)
+        assert job.state == "done", job
+        assert job.counts["done"] == 3 and job.counts["failed"] == 1 and job.progress_done == job.progress_total == 4
+        assert job.holder == f"pid {os.getpid()} on {job.holder.split(' on ')[1]}"  # this (the UI's) process ran it
+        at.run()
+        support.ok(at)
+        text = support.texts(at)
+        assert f"**Job {job_id}** · ingest · fromui" in text and "**done**" in text
+        assert "3 added, 0 skipped, 1 failed" in text
+        assert [e.label for e in at.expander] == ["Failures (1 listed)"] and "broken.jpg" in text
+    finally:
+        st.cache_resource.clear()
+        close_all()
+        support.reset()

@@ -29,6 +29,7 @@ class Holder:
                  quick_poll: float = 0.2, beat_every: float = 1.0, stale_after: float = store.STALE_AFTER,
                  exit_when_idle: bool = False):
         self.settings = settings or get_settings()
+        self.url = self.settings.database_url
         self.role = role
         self.poll, self.quick_poll, self.beat_every, self.stale_after = poll, quick_poll, beat_every, stale_after
         self.exit_when_idle = exit_when_idle
@@ -52,7 +53,7 @@ class Holder:
         from vislink.index import open_index
 
         self.index = open_index(self.settings)
-        with session_scope() as s:
+        with session_scope(self.url) as s:
             store.register_holder(s, self.me, self.role, self.index_location)
         for name, target in (("beat", self._beat_loop), ("jobs", self._long_loop), ("requests", self._quick_loop)):
             t = threading.Thread(target=target, name=f"vislink-holder-{name}", daemon=True)
@@ -73,7 +74,7 @@ class Holder:
         alive = any(t.is_alive() for t in self.threads)
         if not alive:
             try:
-                with session_scope() as s:
+                with session_scope(self.url) as s:
                     store.drop_holder(s, self.me)
             except VislinkError as exc:  # the database went away: its heartbeat stops all the same
                 log.warning("could not unregister the job holder: %s", exc)
@@ -86,15 +87,22 @@ class Holder:
             jobs_thread.join(0.5)
         self.stop(timeout=10)
 
+    def serving(self) -> bool:
+        """Still running jobs: not stopped, and the process's settings are the ones it started with (tests
+        reset them between data folders; a holder serves the data folder it holds, never the next one)."""
+        if get_settings() is not self.settings:
+            self.stop_event.set()
+        return not self.stop_event.is_set()
+
     # -- threads ---------------------------------------------------------------------------------------------
     def _beat_loop(self) -> None:
-        while not self.stop_event.wait(self.beat_every):
+        while not self.stop_event.wait(self.beat_every) and self.serving():
             self._beat()
 
     def _beat(self) -> None:
         ctx = self.current
         try:
-            with session_scope() as s:
+            with session_scope(self.url) as s:
                 progress = ctx.take_progress() if ctx else {}
                 if store.beat(s, self.me, ctx.job_id if ctx else None, **progress) and ctx:
                     ctx.cancel.set()
@@ -102,9 +110,9 @@ class Holder:
             log.warning("job holder heartbeat failed: %s", exc)
 
     def _long_loop(self) -> None:
-        while not self.stop_event.is_set():
+        while self.serving():
             try:
-                with session_scope() as s:
+                with session_scope(self.url) as s:
                     for job_id in store.requeue_stale(s, kinds=self.long_kinds, stale_after=self.stale_after):
                         log.warning("job %d: its holder died; it runs again here", job_id)
                     job = store.claim(s, self.me, self.long_kinds)
@@ -120,9 +128,9 @@ class Holder:
 
     def _quick_loop(self) -> None:
         kinds = quick_kinds()
-        while not self.stop_event.is_set():
+        while self.serving():
             try:
-                with session_scope() as s:
+                with session_scope(self.url) as s:
                     store.requeue_stale(s, kinds=kinds, stale_after=self.stale_after)
                     job = store.claim(s, self.me, kinds)
             except Exception as exc:  # noqa: BLE001
@@ -161,7 +169,7 @@ class Holder:
         message = message or progress.pop("message", None)
         progress.pop("message", None)
         try:
-            with session_scope() as s:
+            with session_scope(self.url) as s:
                 if not store.finish(s, self.me, job.id, state, result=result, message=message,
                                     **progress) and not quick:
                     log.warning("job %d was taken back from this holder before it finished", job.id)
@@ -169,7 +177,7 @@ class Holder:
             log.error("could not record the end of job %d: %s", job.id, exc)
 
     def _requeue(self, job_id: int) -> None:
-        with session_scope() as s:
+        with session_scope(self.url) as s:
             store.release(s, self.me, job_id, f"put back in the queue: {self.me} stopped")
 
 
@@ -183,6 +191,6 @@ def start_holder(settings: Settings | None = None, role: str = "ui") -> Holder:
     key = str(settings.qdrant_url or settings.qdrant_path)
     with _STARTED_LOCK:
         holder = _STARTED.get(key)
-        if holder is None or holder.stop_event.is_set():
+        if holder is None or not holder.serving():
             holder = _STARTED[key] = Holder(settings, role).start()
         return holder

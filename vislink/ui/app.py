@@ -20,10 +20,12 @@ pages = [
     st.Page(VIEWS / "annotate.py", title="Annotate", icon=":material/edit:"),
     st.Page(VIEWS / "browse.py", title="Browse", icon=":material/photo_library:"),
     st.Page(VIEWS / "evaluation.py", title="Evaluation", icon=":material/monitoring:"),
+    st.Page(VIEWS / "ingest.py", title="Ingest", icon=":material/add_photo_alternate:"),
 ]
 navigation = st.navigation(pages)
 with components.guard("vector index"):
     services.index()  # opened once per process (st.cache_resource); a locked or unreachable index says so here
+    services.job_holder()  # runs queued jobs (Ingest page, `vislink ingest` from a shell) in background threads
 services.prewarm_in_background()
 st.sidebar.markdown("### vislink\nVisual links between artworks")
 auth.sidebar()

@@ -431,3 +431,67 @@ def graph_view(image_id: int, max_images: int = 60):
 
     with session_scope() as session:
         return neighbourhood_view(session, int(image_id), max_images=max_images)
+
+
+# -- jobs (docs/jobs.md) --------------------------------------------------------------------------------------
+def job_holder():
+    """This server process's job holder: it holds the index (opened by ``index()``) and runs the jobs queued by
+    the Ingest page and by `vislink ingest` / `evaluate` / `search` from other shells, in background threads
+    (started once per process and data folder)."""
+    from vislink.jobs import start_holder
+
+    return start_holder(get_settings(), role="ui")
+
+
+UPLOAD_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".tif", ".tiff", ".webp", ".bmp")
+
+
+def save_uploads(files: Sequence[tuple[str, bytes]]):
+    """Write uploaded files (images, or zips of images) into a new folder under the data folder's uploads/,
+    for an ingest job to read; its path. Zip members keep only their base name (nothing is written outside)."""
+    import uuid
+    import zipfile
+    from pathlib import Path
+
+    folder = get_settings().resolved_home / "uploads" / uuid.uuid4().hex[:12]
+    folder.mkdir(parents=True)
+    limit = get_settings().max_upload_mb * 1024 * 1024
+    for name, data in files:
+        base = Path(name).name
+        if base.lower().endswith(".zip"):
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                for i, member in enumerate(zf.infolist()):
+                    inner = Path(member.filename).name
+                    if member.is_dir() or not inner.lower().endswith(UPLOAD_SUFFIXES) or member.file_size > limit:
+                        continue
+                    (folder / f"{Path(base).stem}-{i:05d}-{inner}").write_bytes(zf.read(member))
+        elif base:
+            (folder / base).write_bytes(data)
+    return folder
+
+
+def queue_ingest(collection: str, source: dict) -> int:
+    """Queue an ingest job of ``source`` (docs/jobs.md: folder, iiif, wga, ...) into ``collection``; its id."""
+    from vislink.jobs import submit
+
+    if not collection.strip():
+        raise VislinkError("name the collection to add the images to")
+    return submit("ingest", {"collection": collection.strip(), "source": source})
+
+
+def recent_jobs(limit: int = 10) -> list:
+    """The newest long jobs (not the short search requests), as ``vislink.store.jobs.JobInfo``."""
+    from vislink.jobs import list_kinds, quick_kinds
+    from vislink.store import session_scope
+    from vislink.store.jobs import list_jobs
+
+    with session_scope() as s:
+        return list_jobs(s, kinds=[k for k in list_kinds() if k not in quick_kinds()], limit=limit)
+
+
+def cancel_job(job_id: int):
+    from vislink.store import session_scope
+    from vislink.store.jobs import cancel
+
+    with session_scope() as s:
+        return cancel(s, job_id)
