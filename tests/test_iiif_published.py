@@ -217,6 +217,21 @@ def test_v3_malformed_members_are_skipped_and_the_walk_goes_on(http_server, fetc
     assert why["/v3coll.json"][0] == "bad-manifest" and "a member is a str" in why["/v3coll.json"][1]
 
 
+def test_collections_nested_too_deep_are_cut_and_the_rest_walked(http_server, fetcher):
+    base = http_server.base_url
+    leaf = v3_manifest(f"{base}/deep.json", [v3_canvas(f"{base}/c/deep", {"id": f"{base}/d.jpg", "type": "Image"})])
+    doc = leaf
+    for level in range(10, 0, -1):  # ten collections, each holding the next
+        doc = {"@context": P3, "id": f"{base}/level{level}.json", "type": "Collection", "label": {"en": ["l"]},
+               "items": [doc]}
+    shallow = v3_manifest(f"{base}/shallow.json", [v3_canvas(f"{base}/c/shallow",
+                                                             {"id": f"{base}/s.jpg", "type": "Image"})])
+    doc["items"].append(shallow)
+    stream = iiif_items(_serve(http_server, "/level1.json", doc), fetcher=fetcher, max_depth=8)
+    assert [i.source_ref for i in stream] == [f"{base}/c/shallow"]
+    assert [(s.source_ref, s.reason) for s in stream.skipped] == [(f"{base}/level9.json", "too-deep")]
+
+
 # ------------------------------------------------------------------------------------------ 3. Image API versions
 
 
