@@ -324,6 +324,16 @@ def test_cookbook_rotation_and_image_service1_without_info(http_server, fetcher)
     assert items[1].url == f"{base}/iiif1/mini/full/!1024,1024/0/native.jpg"
 
 
+def test_a_service_id_ending_in_info_json_is_its_base():
+    from vislink.ingest.sources.iiif_image import service_from_entry
+
+    svc = service_from_entry({"@id": "https://img.example/iiif/p1/info.json",
+                              "profile": "http://iiif.io/api/image/2/level2.json"})
+    assert (svc.id, svc.info_url, svc.version, svc.level) == ("https://img.example/iiif/p1",
+                                                              "https://img.example/iiif/p1/info.json", 2, 2)
+    assert service_from_entry({"id": "https://x/search", "type": "SearchService1"}) is None  # not an image server
+
+
 # ------------------------------------------------------------------------------------------ 4. repeated canvas ids
 
 

@@ -148,7 +148,7 @@ def service_from_entry(entry: dict) -> ImageService | None:
     else:
         return None
     sizes = _sizes(entry.get("sizes"))
-    return ImageService(service_id, version=version, level=_level(text), width=_int(entry.get("width")),
+    return ImageService(_base_id(service_id), version=version, level=_level(text), width=_int(entry.get("width")),
                         height=_int(entry.get("height")), sizes=sizes)
 
 
@@ -173,12 +173,18 @@ def service_from_info(info: dict, declared: ImageService) -> ImageService:
                 limits[k] = limits[k] or p.get(k)
     level = _level(text)
     return ImageService(
-        id=str(info.get("id") or info.get("@id") or declared.id), version=version,
+        id=_base_id(str(info.get("id") or info.get("@id") or declared.id)), version=version,
         level=level if level is not None else declared.level,
         width=_int(info.get("width")), height=_int(info.get("height")),
         max_width=_int(limits["maxWidth"]), max_height=_int(limits["maxHeight"]), max_area=_int(limits["maxArea"]),
         sizes=_sizes(info.get("sizes")) or declared.sizes, from_info=True,
     )
+
+
+def _base_id(service_id: str) -> str:
+    """A service id without the ``/info.json`` some publishers leave on it (the URL of the document, not the id)."""
+    service_id = service_id.strip()
+    return service_id[: -len("/info.json")] if service_id.endswith("/info.json") else service_id.rstrip("/")
 
 
 def _strings(value: Any) -> list[str]:
