@@ -152,6 +152,20 @@ def test_v2_choice_specific_resource_and_sound(http_server, fetcher):
     assert items["plain"].url == f"{base}/img/plain"
 
 
+def test_painting_among_other_motivations_and_resource_lists():
+    from vislink.ingest.sources.iiif_bodies import painted_image
+
+    caption = {"type": "Annotation", "motivation": "supplementing",
+               "body": {"id": "https://x/captions.vtt", "type": "Text"}}
+    painting = {"type": "Annotation", "motivation": ["painting"], "body": {"id": "https://x/p.jpg", "type": "Image"}}
+    canvas = {"id": "c", "type": "Canvas", "items": [{"type": "AnnotationPage", "items": [caption, painting]}]}
+    assert painted_image(canvas, 3).id == "https://x/p.jpg"
+    v2 = {"@id": "c", "images": [{"motivation": "sc:painting", "resource": [{"@id": "https://x/a.mp3",
+                                                                            "@type": "dctypes:Sound"},
+                                                                           {"@id": "https://x/b.jpg"}]}]}
+    assert painted_image(v2, 2).id == "https://x/b.jpg"
+
+
 # ------------------------------------------------------------------------------------------ 2. odd shapes
 
 

@@ -96,11 +96,11 @@ def painted_image(canvas: dict, version: int) -> PaintedImage | str:
             if not isinstance(page, dict):
                 raise BadShape("an annotation page of the canvas is not an object")
             annotations = [a for a in as_list(page.get("items"), "an annotation page's items") if isinstance(a, dict)]
-            painting = [a for a in annotations if a.get("motivation") in ("painting", "sc:painting")] or annotations
+            painting = [a for a in annotations if _painting(a)] or annotations
             bodies += [b for a in painting for b in as_list(a.get("body"), "an annotation's body")]
     else:
-        bodies = [a.get("resource") for a in as_list(canvas.get("images"), "the canvas's images")
-                  if isinstance(a, dict)]
+        bodies = [r for a in as_list(canvas.get("images"), "the canvas's images") if isinstance(a, dict)
+                  for r in as_list(a.get("resource"), "an image annotation's resource")]
     others = []
     for body in bodies:
         if not isinstance(body, dict):
@@ -112,6 +112,12 @@ def painted_image(canvas: dict, version: int) -> PaintedImage | str:
     if others:
         return "painted with " + ", ".join(dict.fromkeys(others))
     return "no painting annotation"
+
+
+def _painting(annotation: dict) -> bool:
+    motivation = annotation.get("motivation")
+    motivations = motivation if isinstance(motivation, list) else [motivation]
+    return any(str(m).split(":")[-1] == "painting" for m in motivations)
 
 
 def resolve(body: dict, *, lenient: bool = False) -> PaintedImage | str:
