@@ -180,6 +180,14 @@ def test_commands_queue_for_the_holder_and_search_and_doctor_answer(tmp_path, ho
     cancelled = run_cli(["jobs", "cancel", "2"], env)
     assert cancelled.returncode == 1 and "already done" in cancelled.stderr
 
+    # add-variant and evaluate are queued the same way; a failing job says why and exits 1
+    added = run_cli(["collection", "add-variant", "a", "vgg16-pool5-max", "--no-progress"], env)
+    assert added.returncode == 0, added.stderr[-3000:]
+    assert "job 3 add-variant done" in added.stderr and "variant vgg16-pool5-max of a: 512-d" in added.stdout
+    evaluated = run_cli(["evaluate", "-c", "a", "--split", "none", "--no-progress"], env)
+    assert evaluated.returncode == 1 and "queued job 4" in evaluated.stderr
+    assert "error: job 4 failed: nothing to evaluate in 'a'" in evaluated.stderr, evaluated.stderr[-3000:]
+
 
 def test_a_sigkilled_holders_job_resumes_in_the_next_holder(tmp_path, holder_env):
     env, url, procs = holder_env

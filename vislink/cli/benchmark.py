@@ -164,6 +164,9 @@ def transforms(
     store: bool = typer.Option(True, "--store/--no-store", help="Store the runs in the SQL database."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse vectors computed by earlier runs."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    detach: bool = typer.Option(False, "--detach", help="With --collection, when `vislink ui` or `vislink worker "
+                                "--embedded` holds the index (the benchmark is queued for it as a job): return at "
+                                "once instead of following it."),
 ) -> None:
     """How robust descriptor variants are to link-like transformations: each image transformed by each
     transformation is a query among the untransformed images, its original the one target. Prints top-1,
@@ -182,14 +185,26 @@ def transforms(
     if collection is not None:
         if weights is not None:
             raise ConfigError("--weights applies to a folder: a collection's variants use their recorded weights")
+        from vislink.cli.jobs import run_here_or_queue
         from vislink.index import close_all
 
+        done: list = []
         try:
-            reports = benchmark_collection(collection, _variants(variants) if variants else None, transforms=names,
-                                           strength=strength, sample=sample, seed=seed, cutoffs=cuts, cache=cache,
-                                           progress=progress, store=store)
+            # When `vislink ui` or `vislink worker --embedded` holds the index, the benchmark is its job.
+            run_here_or_queue("benchmark-transforms",
+                              {"collection": collection, "variants": _variants(variants) if variants else None,
+                               "transforms": names, "strength": strength, "sample": sample, "seed": seed,
+                               "cutoffs": list(cuts), "cache": cache, "store": store,
+                               "out": str(out.resolve()) if out else None},
+                              lambda: done.append(benchmark_collection(
+                                  collection, _variants(variants) if variants else None, transforms=names,
+                                  strength=strength, sample=sample, seed=seed, cutoffs=cuts, cache=cache,
+                                  progress=progress, store=store)), detach=detach)
         finally:
             close_all()
+        if not done:  # run by the holder: its output is printed
+            return
+        reports = done[0]
         label = f"transforms:{collection}"
     else:
         from vislink.evaluation.gallery import store_reports

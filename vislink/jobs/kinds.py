@@ -198,6 +198,31 @@ def run_evaluate(ctx: JobContext, args: dict) -> dict:
     return {"lines": lines, "alerts": alerts, "exit_code": 3 if result.drops else 0}
 
 
+@register_kind("benchmark-transforms", help="the transformations benchmark of a collection (its own index)")
+def run_benchmark_transforms(ctx: JobContext, args: dict) -> dict:
+    """`vislink benchmark transforms --collection`: robustness of a collection's variants to link-like
+    transformations, searched in the collection's own index."""
+    from vislink.config import get_settings
+    from vislink.evaluation.reports import format_transforms_table, write_transform_reports
+    from vislink.evaluation.transforms import benchmark_collection
+
+    collection = args["collection"]
+    ctx.report(message=f"benchmarking transformations on {collection}")
+    cuts = tuple(args["cutoffs"])
+    reports = benchmark_collection(collection, args.get("variants"), transforms=args.get("transforms"),
+                                   strength=float(args["strength"]), sample=args.get("sample"),
+                                   seed=int(args.get("seed", 0)), cutoffs=cuts, cache=bool(args.get("cache", True)),
+                                   progress=False, store=bool(args.get("store", True)))
+    r0 = reports[0]
+    out = Path(args["out"]) if args.get("out") else get_settings().reports_dir
+    paths = write_transform_reports(reports, out, title=f"Benchmark transforms:{collection}", cutoffs=cuts)
+    stored = f"runs stored: {', '.join(str(r.run_id) for r in reports)}; " if args.get("store", True) else ""
+    return {"lines": [f"transforms:{collection}: {r0.params['n_images']} images x {len(r0.params['transforms'])} "
+                      f"transformations (strength {args['strength']}) searched among {r0.n_gallery} untransformed "
+                      "images (exact); in %", format_transforms_table(reports),
+                      f"{stored}reports: {paths['markdown']}, {paths['json']}, {paths['plot']}"]}
+
+
 # -- short requests ----------------------------------------------------------------------------------------------
 @register_kind("search", quick=True, help="a search answered by the holder (`vislink search` while it holds the index)")
 def run_search(ctx: JobContext, args: dict) -> dict:
