@@ -17,6 +17,11 @@ weights: the backbone, the layer and pooling, the resize rule, and an optional P
   RootSIFT descriptors (longer side 640, 1000 keypoints) quantised to a visual vocabulary of N words (``sift-bow``:
   10,000) fitted on a sample of the collection, tf-idf weighted, l2-normalised, stored as a sparse vector
   (``spec.sparse``). Neither PCA-whitened nor pinned: its fitted file is its vocabulary.
+- ``<a VGG16 pool5 variant>-regions``: the same global descriptor plus regional ones (``spec.regions``): an
+  R-MAC-style multi-scale grid of overlapping squares pooled from the same pool5 map (``vislink.encoder.regions``),
+  stored as the point's multivector (MaxSim) for detail search (docs/detail.md), e.g. ``vgg16-pool5-sum-regions``
+  or ``vgg16-pool5-sum-regions@ft:wga-ss1``. Not for ONNX backbones (no feature map), fc6, bag-of-words or -pcaN
+  variants yet: those names raise ``NotFound`` saying so.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ SIFT = "sift"  # the backbone of the bag-of-words variants (vislink.local)
 BOW = "sift-bow"
 BOW_DEFAULT_WORDS = 10_000  # sift-bow: sized for 2 cores (docs/local.md: training time and query cost measured)
 BOW_MAX_WORDS = 1_000_000
+REGIONS_SUFFIX = "-regions"  # <pool5 variant>-regions: regional descriptors as the point's multivector
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class VariantSpec:
     backbone: str = VGG16  # vgg16, or the name of a registered ONNX model
     base_dim: int = 0  # length before PCA (filled in by __post_init__ when 0)
     weights: str | None = None  # pinned weights (the name's "@..." suffix), None: the collection's / the default
+    regions: bool = False  # also regional descriptors (the name's "-regions" suffix), stored as a multivector
 
     def __post_init__(self):
         if not self.base_dim:
@@ -64,8 +71,10 @@ class VariantSpec:
 
     @property
     def base(self) -> str:
-        """Name of the variant before PCA (itself when not whitened), pinned to the same weights."""
-        base = self.unpinned if self.pca_dim is None else self.unpinned.rsplit("-pca", 1)[0]
+        """Name of the variant before PCA (itself when not whitened) and without ``-regions`` (its global
+        descriptor is the base's), pinned to the same weights."""
+        base = self.unpinned.removesuffix(REGIONS_SUFFIX) if self.regions else self.unpinned
+        base = base if self.pca_dim is None else base.rsplit("-pca", 1)[0]
         return base if self.weights is None else f"{base}{PIN}{self.weights}"
 
 
@@ -127,6 +136,24 @@ def _check_pin(name: str, pin: str, spec: VariantSpec) -> str:
     return pin
 
 
+def _regions_spec(name: str) -> VariantSpec:
+    inner = parse_variant(name.removesuffix(REGIONS_SUFFIX))
+    why = None
+    if inner.sparse:
+        why = "a bag of visual words has no regions"
+    elif inner.backbone != VGG16:
+        why = (f"regions of the ONNX backbone {inner.backbone} are not built: it has no feature map to pool them "
+               "from, and encoding each of the ~20 grid crops as an image would cost ~20 forward passes per image")
+    elif inner.layer != "pool5":
+        why = "fc6 has no spatial map to pool regions from"
+    elif inner.pca_dim is not None:
+        why = "PCA-whitened regions are not built yet"
+    if why:
+        raise NotFound(f"descriptor variant {name!r}: {why}; regional variants are VGG16 pool5 ones: "
+                       + ", ".join(f"{v}{REGIONS_SUFFIX}" for v in BASE_VARIANTS if "pool5" in v))
+    return replace(inner, name=name, regions=True)
+
+
 def parse_variant(name: str) -> VariantSpec:
     """The spec of a variant name; unknown names raise ``NotFound`` listing the valid ones. A name ending in
     ``@<weights>`` gives the spec of the name before it, pinned to those weights (``spec.weights``)."""
@@ -140,6 +167,8 @@ def parse_variant(name: str) -> VariantSpec:
         if len(name) > MAX_NAME:
             raise NotFound(f"descriptor variant {name!r}: longer than {MAX_NAME} characters")
         return replace(spec, name=name, weights=_check_pin(name, pin, spec))
+    if name.endswith(REGIONS_SUFFIX):
+        return _regions_spec(name)
     base = _base_spec(name)
     if base is not None:
         return base

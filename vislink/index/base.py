@@ -91,10 +91,11 @@ class VectorIndex(abc.ABC):
     # -- collections -------------------------------------------------------------------------
     @abc.abstractmethod
     def create_collection(self, collection: str, dim: int, *, payload_indexes: Mapping[str, str] | None = None,
-                          sparse: bool = False) -> None:
+                          sparse: bool = False, regions: bool = False) -> None:
         """Create a collection of ``dim``-d cosine vectors. ``payload_indexes`` maps field -> "keyword" |
-        "integer" | "float". With ``sparse=True`` the points also carry a sparse vector named "sparse".
-        Creating an existing collection with the same dimension is a no-op."""
+        "integer" | "float". With ``sparse=True`` the points also carry a sparse vector named "sparse"; with
+        ``regions=True`` a multivector of ``dim``-d regional descriptors named "regions", compared by MaxSim
+        (``query_regions``). Creating an existing collection with the same dimension is a no-op."""
 
     @abc.abstractmethod
     def delete_collection(self, collection: str) -> None: ...
@@ -107,8 +108,10 @@ class VectorIndex(abc.ABC):
 
     # -- points ------------------------------------------------------------------------------
     @abc.abstractmethod
-    def upsert(self, collection: str, points: Sequence[Point], *, sparse: Sequence[SparseVector] | None = None) -> None:
-        """Insert or replace points (idempotent: re-upserting an id never duplicates it)."""
+    def upsert(self, collection: str, points: Sequence[Point], *, sparse: Sequence[SparseVector] | None = None,
+               regions: Sequence[np.ndarray] | None = None) -> None:
+        """Insert or replace points (idempotent: re-upserting an id never duplicates it). ``regions``: one
+        (R, dim) matrix per point (R >= 1), its regional descriptors, in a collection made with ``regions=True``."""
 
     @abc.abstractmethod
     def delete(self, collection: str, ids: Iterable[int]) -> None: ...
@@ -163,12 +166,41 @@ class VectorIndex(abc.ABC):
         """The stored sparse vectors of points by id (a stored image as a query); ids without one are left out."""
         raise NotImplementedError(f"the {self.name} index backend has no sparse vectors")
 
+    def query_regions(self, collection: str, vectors: np.ndarray, *, limit: int,
+                      flt: Filter | None = None) -> list[list[Hit]]:
+        """For each row of ``vectors``, the points whose best region is nearest (MaxSim of one query vector:
+        the highest cosine over the point's regions), best first; exact. Points without regions are left out."""
+        raise NotImplementedError(f"the {self.name} index backend has no regional multivectors (detail search): "
+                                  "use qdrant-edge or memory")
+
+    def retrieve_regions(self, collection: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The stored (R, dim) regional descriptors of points by id; ids without them are left out."""
+        raise NotImplementedError(f"the {self.name} index backend has no regional multivectors (detail search): "
+                                  "use qdrant-edge or memory")
+
     def optimize(self, collection: str) -> None:  # noqa: B027 - optional hook
         """Tidy a collection after a large ingest (qdrant-edge: merge segments, build the HNSW graph).
         Searches are correct without it; backends that optimise on their own do nothing."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release files and connections."""
+
+
+def check_regions(collection: str, dim: int, points: Sequence[Point],
+                  regions: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The points' regional matrices as float32 (R, dim), R >= 1, one per point; IndexUnavailable otherwise."""
+    from vislink.errors import IndexUnavailable
+
+    if len(regions) != len(points):
+        raise IndexUnavailable(f"{len(regions)} region matrices for {len(points)} points in {collection}")
+    out = []
+    for point, matrix in zip(points, regions):
+        matrix = np.asarray(matrix, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[1] != dim or not len(matrix):
+            raise IndexUnavailable(f"regions of shape {matrix.shape} for point {point.id} of the {dim}-d collection "
+                                   f"{collection}: give an (R, {dim}) matrix, R >= 1")
+        out.append(matrix)
+    return out
 
 
 def average_recommendation_vector(positive: Sequence[np.ndarray], negative: Sequence[np.ndarray]) -> np.ndarray:

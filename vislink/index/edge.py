@@ -33,7 +33,7 @@ import qdrant_edge as qe
 
 from vislink.errors import IndexUnavailable, NotFound
 from vislink.index.base import (AnyOf, Filter, Hit, Payload, Point, Range, SparseVector, VectorIndex,
-                                average_recommendation_vector)
+                                average_recommendation_vector, check_regions)
 
 try:  # POSIX advisory locks; elsewhere Edge's own WAL lock still keeps a second process out
     import fcntl
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 META_FILE = "vislink.json"
 LOCK_FILE = ".vislink.lock"
 SPARSE_NAME = "sparse"
+REGIONS_NAME = "regions"  # the multivector of regional descriptors (MaxSim), in collections made with regions=True
 # One Edge update per chunk of about 8M floats (32 MB): bounded memory, WAL records of sane size.
 UPSERT_CHUNK_FLOATS = 8_000_000
 # Collection names become folder names: no separators, no leading dot (hidden / trash folders).
@@ -157,10 +158,11 @@ class _Gate:
 
 
 class _Shard:
-    def __init__(self, shard: qe.EdgeShard, dim: int, sparse: bool):
+    def __init__(self, shard: qe.EdgeShard, dim: int, sparse: bool, regions: bool = False):
         self.shard = shard
         self.dim = dim
         self.sparse = sparse
+        self.regions = regions
 
 
 def _jsonable(value: Any) -> Any:
@@ -280,7 +282,7 @@ class EdgeIndex(VectorIndex):
             raise IndexUnavailable(f"unreadable collection metadata {path / META_FILE}: {exc}") from exc
 
     def create_collection(self, collection: str, dim: int, *, payload_indexes: Mapping[str, str] | None = None,
-                          sparse: bool = False) -> None:
+                          sparse: bool = False, regions: bool = False) -> None:
         path = self._path(collection)
         indexes = dict(payload_indexes or {})
         for field, kind in indexes.items():
@@ -306,8 +308,13 @@ class EdgeIndex(VectorIndex):
             if path.exists():  # left over by a creation that died before its marker: start again
                 log.warning("removing the unfinished qdrant-edge collection folder %s", path)
                 shutil.rmtree(path)
+            dense = qe.EdgeVectorParams(size=int(dim), distance=qe.Distance.Cosine)
+            if regions:  # the global vector "" beside the regions' multivector, compared by MaxSim
+                dense = {"": dense, REGIONS_NAME: qe.EdgeVectorParams(
+                    size=int(dim), distance=qe.Distance.Cosine,
+                    multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim))}
             config = qe.EdgeConfig(
-                vectors=qe.EdgeVectorParams(size=int(dim), distance=qe.Distance.Cosine),
+                vectors=dense,
                 sparse_vectors={SPARSE_NAME: qe.EdgeSparseVectorParams()} if sparse else None,
                 max_search_threads=self.search_threads,
                 # indexing_threshold=0 turns vector indexing off (Qdrant's convention): every search is an
@@ -320,9 +327,9 @@ class EdgeIndex(VectorIndex):
                     shard.update(qe.UpdateOperation.create_field_index(field, _SCHEMA[kind]))
                 shard.flush()
             self._write_meta(path, {"format": 1, "dim": int(dim), "distance": "cosine", "sparse": bool(sparse),
-                                    "hnsw": bool(self.hnsw), "payload_indexes": indexes})
+                                    "regions": bool(regions), "hnsw": bool(self.hnsw), "payload_indexes": indexes})
             with self._open_lock:
-                self._shards[collection] = _Shard(shard, int(dim), bool(sparse))
+                self._shards[collection] = _Shard(shard, int(dim), bool(sparse), bool(regions))
 
     @staticmethod
     def _write_meta(path: Path, meta: dict[str, Any]) -> None:
@@ -370,11 +377,13 @@ class EdgeIndex(VectorIndex):
                 raise NotFound(f"no vector collection named {collection!r} in qdrant-edge ({self.root})")
             with _edge_errors(f"opening collection {collection} at {path}"):
                 edge = qe.EdgeShard.load(str(path))
-            shard = self._shards[collection] = _Shard(edge, int(meta["dim"]), bool(meta.get("sparse")))
+            shard = self._shards[collection] = _Shard(edge, int(meta["dim"]), bool(meta.get("sparse")),
+                                                      bool(meta.get("regions")))
             return shard
 
     # -- points ------------------------------------------------------------------------------
-    def upsert(self, collection: str, points: Sequence[Point], *, sparse: Sequence[SparseVector] | None = None) -> None:
+    def upsert(self, collection: str, points: Sequence[Point], *, sparse: Sequence[SparseVector] | None = None,
+               regions: Sequence[np.ndarray] | None = None) -> None:
         if not points:
             return
         if sparse is not None and len(sparse) != len(points):
@@ -383,6 +392,10 @@ class EdgeIndex(VectorIndex):
             shard = self._shard(collection)
             if sparse is not None and not shard.sparse:
                 raise IndexUnavailable(f"collection {collection} has no sparse vectors (create it with sparse=True)")
+            if regions is not None:
+                if not shard.regions:
+                    raise IndexUnavailable(f"collection {collection} has no regions (create it with regions=True)")
+                regions = check_regions(collection, shard.dim, points, regions)
             edge_points = []
             for i, p in enumerate(points):
                 vec = np.asarray(p.vector, dtype=np.float32)
@@ -393,8 +406,12 @@ class EdgeIndex(VectorIndex):
                     sv = sparse[i]
                     vector = {"": vector, SPARSE_NAME: qe.SparseVector([int(k) for k in sv.indices],
                                                                        [float(v) for v in sv.values])}
+                if regions is not None:
+                    vector = vector if isinstance(vector, dict) else {"": vector}
+                    vector[REGIONS_NAME] = regions[i].tolist()
                 edge_points.append(qe.Point(int(p.id), vector, _jsonable(dict(p.payload))))
-            chunk = max(1, UPSERT_CHUNK_FLOATS // shard.dim)
+            per_point = shard.dim * (1 + max((len(r) for r in regions), default=0) if regions is not None else 1)
+            chunk = max(1, UPSERT_CHUNK_FLOATS // per_point)
             with _edge_errors(f"upsert into {collection}"):
                 for start in range(0, len(edge_points), chunk):
                     shard.shard.update(qe.UpdateOperation.upsert_points(edge_points[start:start + chunk]))
@@ -519,6 +536,40 @@ class EdgeIndex(VectorIndex):
             with _edge_errors(f"sparse query in {collection}"):
                 points = shard.shard.query(request)
         return [Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in points]
+
+    def retrieve_regions(self, collection, ids):
+        ids = [int(i) for i in ids]
+        with self._gate.shared():
+            shard = self._shard(collection)
+            if not shard.regions:
+                raise IndexUnavailable(f"collection {collection} has no regions (create it with regions=True)")
+            if not ids:
+                return {}
+            with _edge_errors(f"retrieve regions from {collection}"):
+                records = shard.shard.retrieve(ids, False, [REGIONS_NAME])
+        out = {}
+        for record in records:
+            matrix = record.vector.get(REGIONS_NAME) if isinstance(record.vector, dict) else None
+            if matrix:
+                out[int(record.id)] = np.asarray(matrix, dtype=np.float32)
+        return out
+
+    def query_regions(self, collection, vectors, *, limit, flt=None):
+        with self._gate.shared():
+            shard = self._shard(collection)
+            if not shard.regions:
+                raise IndexUnavailable(f"collection {collection} has no regions (create it with regions=True)")
+            vectors = self._check_queries(shard, collection, vectors)
+            if not len(vectors):
+                return []
+            qfilter = to_edge_filter(flt)
+            params = qe.SearchParams(exact=True)
+            # One query vector against a MaxSim multivector: its best cosine over the point's regions.
+            requests = [qe.QueryRequest(limit=int(limit), query=qe.Query.Nearest([v.tolist()], using=REGIONS_NAME),
+                                        filter=qfilter, params=params, with_payload=True) for v in vectors]
+            with _edge_errors(f"region query in {collection}"):
+                results = shard.shard.query_batch(qe.QueryBatchRequest(requests))
+        return [[Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in points] for points in results]
 
     # -- upkeep ------------------------------------------------------------------------------
     def optimize(self, collection: str) -> None:

@@ -40,9 +40,10 @@ class LockedFolderIndex(VectorIndex):
             finally:
                 index.close()
 
-    def create_collection(self, collection, dim, *, payload_indexes=None, sparse=False):
+    def create_collection(self, collection, dim, *, payload_indexes=None, sparse=False, regions=False):
         with self._open() as ix:
-            return ix.create_collection(collection, dim, payload_indexes=payload_indexes, sparse=sparse)
+            return ix.create_collection(collection, dim, payload_indexes=payload_indexes, sparse=sparse,
+                                        regions=regions)
 
     def delete_collection(self, collection):
         with self._open() as ix:
@@ -56,9 +57,9 @@ class LockedFolderIndex(VectorIndex):
         with self._open() as ix:
             return ix.list_collections()
 
-    def upsert(self, collection, points, *, sparse=None):
+    def upsert(self, collection, points, *, sparse=None, regions=None):
         with self._open() as ix:
-            return ix.upsert(collection, points, sparse=sparse)
+            return ix.upsert(collection, points, sparse=sparse, regions=regions)
 
     def delete(self, collection, ids):
         with self._open() as ix:
@@ -91,3 +92,11 @@ class LockedFolderIndex(VectorIndex):
     def retrieve_sparse(self, collection, ids):
         with self._open() as ix:
             return ix.retrieve_sparse(collection, ids)
+
+    def query_regions(self, collection, vectors, *, limit, flt=None):
+        with self._open() as ix:
+            return ix.query_regions(collection, vectors, limit=limit, flt=flt)
+
+    def retrieve_regions(self, collection, ids):
+        with self._open() as ix:
+            return ix.retrieve_regions(collection, ids)

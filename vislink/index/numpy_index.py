@@ -10,16 +10,19 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from vislink.errors import IndexUnavailable, NotFound
-from vislink.index.base import Filter, Hit, Point, SparseVector, VectorIndex, average_recommendation_vector, filter_matches
+from vislink.index.base import (Filter, Hit, Point, SparseVector, VectorIndex, average_recommendation_vector,
+                                check_regions, filter_matches)
 
 
 class _Table:
-    def __init__(self, dim: int, sparse: bool):
+    def __init__(self, dim: int, sparse: bool, regions: bool = False):
         self.dim = dim
         self.sparse = sparse
+        self.regions = regions
         self.vectors: dict[int, np.ndarray] = {}
         self.payloads: dict[int, dict] = {}
         self.sparse_vectors: dict[int, SparseVector] = {}
+        self.region_vectors: dict[int, np.ndarray] = {}
 
 
 def _normalise(v: np.ndarray) -> np.ndarray:
@@ -53,12 +56,13 @@ class NumpyIndex(VectorIndex):
             raise NotFound(f"no vector collection named {collection!r} in the memory index") from None
 
     @_locked
-    def create_collection(self, collection, dim, *, payload_indexes: Mapping[str, str] | None = None, sparse=False):
+    def create_collection(self, collection, dim, *, payload_indexes: Mapping[str, str] | None = None, sparse=False,
+                          regions=False):
         if collection in self._tables:
             if self._tables[collection].dim != dim:
                 raise IndexUnavailable(f"collection {collection} exists with dimension {self._tables[collection].dim}")
             return
-        self._tables[collection] = _Table(dim, sparse)
+        self._tables[collection] = _Table(dim, sparse, regions)
 
     @_locked
     def delete_collection(self, collection):
@@ -73,11 +77,15 @@ class NumpyIndex(VectorIndex):
         return sorted(self._tables)
 
     @_locked
-    def upsert(self, collection, points: Sequence[Point], *, sparse=None):
+    def upsert(self, collection, points: Sequence[Point], *, sparse=None, regions=None):
         table = self._table(collection)
         if sparse is not None and (not table.sparse or len(sparse) != len(points)):
             raise IndexUnavailable(f"{len(sparse)} sparse vectors for {len(points)} points in {collection} "
                                    f"({'with' if table.sparse else 'without'} sparse vectors)")
+        if regions is not None:
+            if not table.regions:
+                raise IndexUnavailable(f"collection {collection} has no regions (create it with regions=True)")
+            regions = check_regions(collection, table.dim, points, regions)
         for i, p in enumerate(points):
             vec = np.asarray(p.vector, dtype=np.float32)
             if vec.shape != (table.dim,):
@@ -87,6 +95,8 @@ class NumpyIndex(VectorIndex):
             table.payloads[int(p.id)] = dict(p.payload)
             if sparse is not None:
                 table.sparse_vectors[int(p.id)] = sparse[i]
+            if regions is not None:
+                table.region_vectors[int(p.id)] = _normalise(regions[i])
 
     @_locked
     def delete(self, collection, ids: Iterable[int]):
@@ -95,6 +105,7 @@ class NumpyIndex(VectorIndex):
             table.vectors.pop(int(i), None)
             table.payloads.pop(int(i), None)
             table.sparse_vectors.pop(int(i), None)
+            table.region_vectors.pop(int(i), None)
 
     @_locked
     def retrieve(self, collection, ids, *, with_vectors=False):
@@ -177,3 +188,28 @@ class NumpyIndex(VectorIndex):
             if score > 0:
                 scored.append(Hit(i, float(score), dict(table.payloads[i])))
         return sorted(scored, key=lambda h: (-h.score, h.id))[:limit]
+
+    @_locked
+    def retrieve_regions(self, collection, ids):
+        table = self._table(collection)
+        return {int(i): table.region_vectors[int(i)].copy() for i in ids if int(i) in table.region_vectors}
+
+    @_locked
+    def query_regions(self, collection, vectors, *, limit, flt=None):
+        table = self._table(collection)
+        if not table.regions:
+            raise IndexUnavailable(f"collection {collection} has no regions (create it with regions=True)")
+        vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+        if vectors.shape[1] != table.dim:
+            raise IndexUnavailable(f"query vectors of shape {vectors.shape} for a {table.dim}-d collection {collection}")
+        ids = [i for i in self._ids(table, flt) if i in table.region_vectors]
+        if not ids:
+            return [[] for _ in vectors]
+        id_array = np.asarray(ids)
+        # MaxSim of one query vector: its best cosine over each point's regions.
+        scores = np.stack([(table.region_vectors[i] @ _normalise(vectors).T).max(axis=0) for i in ids], axis=1)
+        out = []
+        for row in scores:
+            order = np.lexsort((id_array, -row))[:limit]
+            out.append([Hit(int(id_array[j]), float(row[j]), dict(table.payloads[int(id_array[j])])) for j in order])
+        return out

@@ -145,9 +145,12 @@ class QdrantClientIndex(VectorIndex):
     # -- collections -------------------------------------------------------------------------
     @_serialised
     def create_collection(self, collection: str, dim: int, *, payload_indexes: Mapping[str, str] | None = None,
-                          sparse: bool = False) -> None:
+                          sparse: bool = False, regions: bool = False) -> None:
         from qdrant_client import models
 
+        if regions:
+            raise NotImplementedError(f"the {self.name} index backend has no regional multivectors yet (detail "
+                                      f"search, collection {collection}): use qdrant-edge or memory")
         if self.client.collection_exists(collection):
             info = self.client.get_collection(collection)
             size = info.config.params.vectors.size
@@ -187,9 +190,13 @@ class QdrantClientIndex(VectorIndex):
 
     # -- points ------------------------------------------------------------------------------
     @_serialised
-    def upsert(self, collection: str, points: Sequence[Point], *, sparse: Sequence[SparseVector] | None = None) -> None:
+    def upsert(self, collection: str, points: Sequence[Point], *, sparse: Sequence[SparseVector] | None = None,
+               regions: Sequence[np.ndarray] | None = None) -> None:
         from qdrant_client import models
 
+        if regions is not None:
+            raise NotImplementedError(f"the {self.name} index backend has no regional multivectors yet (detail "
+                                      f"search, collection {collection}): use qdrant-edge or memory")
         if not points:
             return
         self._require(collection)

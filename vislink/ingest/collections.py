@@ -180,7 +180,8 @@ def ensure_index_collections(index, variants: list[DescriptorVariant]) -> None:
         if parse_variant(v.name).sparse:
             index.create_collection(v.qdrant_collection, DENSE_DIM, payload_indexes=PAYLOAD_INDEXES, sparse=True)
         else:
-            index.create_collection(v.qdrant_collection, v.dimension, payload_indexes=PAYLOAD_INDEXES)
+            index.create_collection(v.qdrant_collection, v.dimension, payload_indexes=PAYLOAD_INDEXES,
+                                    regions=parse_variant(v.name).regions)
 
 
 def pca_dict(variants: list[DescriptorVariant]) -> dict[str, str]:

@@ -362,6 +362,7 @@ def finish_batch(ctx: IngestContext, works: list[WorkItem], results: list) -> in
     from vislink.index import Point
     from vislink.index.base import SparseVector
     from vislink.index.payload import image_payload
+    from vislink.encoder.regions import Regions, region_payload
     from vislink.local.bow import DENSE_PLACEHOLDER
 
     summary = ctx.summary
@@ -396,10 +397,14 @@ def finish_batch(ctx: IngestContext, works: list[WorkItem], results: list) -> in
             mine = [(w, r.vectors[v.name]) for w, r in ok if v.name in w.variants]
             # A bag of words (sift-bow) is the point's sparse vector, beside a constant dense placeholder.
             sparse = [vec for _, vec in mine] if mine and isinstance(mine[0][1], SparseVector) else None
-            points = [Point(w.image_id, DENSE_PLACEHOLDER if sparse else vec,
-                            image_payload(images[w.image_id], ctx.coll_name)) for w, vec in mine]
+            # A -regions variant: the global descriptor, its regions as the point's multivector, boxes in the payload.
+            regional = [vec for _, vec in mine] if mine and isinstance(mine[0][1], Regions) else None
+            points = [Point(w.image_id, DENSE_PLACEHOLDER if sparse else vec.vector if regional else vec,
+                            {**image_payload(images[w.image_id], ctx.coll_name),
+                             **(region_payload(vec) if regional else {})}) for w, vec in mine]
             if points:
-                ctx.index.upsert(v.qdrant_collection, points, sparse=sparse)  # before `done`: see the module docstring
+                ctx.index.upsert(v.qdrant_collection, points, sparse=sparse,  # before `done`: see the module docstring
+                                 regions=[r.vectors for r in regional] if regional else None)
         by_name = {v.name: v.id for v in ctx.variants}
         for work, _ in ok:
             img = images[work.image_id]

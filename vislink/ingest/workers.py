@@ -66,9 +66,17 @@ def encode_batch(paths: list[str], variants: list[str], *, weights: str | Mappin
         from vislink.encoder.variants import parse_variant
 
         bow = [v for v in variants if parse_variant(v).sparse]
-        dense = [v for v in variants if v not in bow]
+        regional = [v for v in variants if parse_variant(v).regions]
+        dense = [v for v in variants if v not in bow and v not in regional]
         for i in good:
             results[i].vectors = {}
+        if regional:  # -regions variants: a ``Regions`` (global and regional descriptors of one pool5 pass)
+            from vislink.encoder.regions import encode_regions
+
+            for v in regional:
+                found = encode_regions([decoded[i] for i in good], v, weights=weights)
+                for row, i in enumerate(good):
+                    results[i].vectors[v] = found[row]
         if dense:
             from vislink.encoder import encode_variants  # torch / onnxruntime: only when there is work
             from vislink.encoder.pca import load_pca
