@@ -275,10 +275,10 @@ def test_image_api_1_1_url_from_conforms_to_and_without_info(http_server, fetche
     service = {"@context": "http://iiif.io/api/image/1/context.json", "@id": sid,
                "dcterms:conformsTo": "http://library.stanford.edu/iiif/image-api/1.1/compliance.html#level2"}
     # info.json answers 404: the size comes from the canvas (a 62651 x 1976 scroll, not the 400 px body) and the
-    # level 2 server is asked to fit the encoder's box; never full/full.
+    # level 2 server is asked to fit a box whose short side keeps the encoders' 288 px (4096 long); never full/full.
     item = next(iter(iiif_items(_one_canvas_manifest(http_server, "v11", service, width=62651, height=1976),
                                 fetcher=fetcher)))
-    assert item.url == f"{sid}/full/!1024,1024/0/native.jpg"
+    assert item.url == f"{sid}/full/!4096,4096/0/native.jpg"
     http_server.add_json("/iiif1.1/scroll/info.json", {
         "@context": "http://library.stanford.edu/iiif/image-api/1.1/context.json", "@id": sid,
         "width": 62651, "height": 1976,
@@ -286,7 +286,7 @@ def test_image_api_1_1_url_from_conforms_to_and_without_info(http_server, fetche
     fresh = Fetcher(fetcher.cache_dir.parent / "cache2", timeout=5, retries=0, per_host_rate=None,
                     allow_hosts="127.0.0.1")
     item = next(iter(iiif_items(http_server.url("/v11.json"), fetcher=fresh)))
-    assert item.url == f"{sid}/full/1024,/0/native.jpg"  # level 1 from info.json: w,
+    assert item.url == f"{sid}/full/4096,/0/native.jpg"  # level 1 from info.json: w, (4096 x 129, not 1024 x 32)
     fresh.close()
 
 

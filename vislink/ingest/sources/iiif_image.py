@@ -6,7 +6,8 @@ image URL that asks one for a picture at the encoder's working size.
   without context, with an ``identifier``).
 - URL: ``{id}/{region}/{size}/{rotation}/{quality}.jpg``, quality ``native`` (1.x) or ``default`` (2.x, 3.0);
   the whole image is ``full`` (1.x, 2.x) / ``max`` (3.0).
-- Size (``size_parameter``): the long side at most ``max_size``, never upscaled, inside maxWidth / maxHeight /
+- Size (``size_parameter``): the long side at most ``max_size`` (more for a very elongated image, so that its short
+  side keeps ``MIN_SHORTER_SIDE``; never over ``MAX_LONGER_SIDE``), never upscaled, inside maxWidth / maxHeight /
   maxArea, with only the syntaxes the compliance level allows. When the size is not known from ``info.json``
   (an estimate from the canvas, or nothing), level 2 gets ``!max_size,max_size`` (the server fits the box),
   level 1 ``w,`` / ``,h`` from the estimate, so the full-resolution file is never asked for blindly.
@@ -21,6 +22,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _V1_MARKERS = ("image/1/", "image-api/1", "library.stanford.edu/iiif/image-api")
+
+# A very elongated image (a scroll of 62651 x 1976) fitted to max_size on its long side would be a strip of 32 px:
+# the long side may then grow, up to the encoders' own cap on it, until the short side reaches the largest
+# working side of vislink's encoders (SSCD's 288; pool5 uses 256).
+MIN_SHORTER_SIDE = 288
+MAX_LONGER_SIDE = 4096  # vislink.encoder.images caps the longer side of every input at this
+
+
+def long_side_for(width: int, height: int, max_size: int) -> int:
+    """The long side to ask for: ``max_size``, or more for an elongated image (see MIN_SHORTER_SIDE)."""
+    shorter, longer = min(width, height), max(width, height)
+    if shorter * max_size >= MIN_SHORTER_SIDE * longer:
+        return max_size
+    return max(max_size, min(MAX_LONGER_SIDE, math.ceil(longer * MIN_SHORTER_SIDE / shorter)))
 
 
 @dataclass
@@ -102,10 +117,12 @@ class ImageService:
         if not (W and H) or not self.from_info:
             # The size is an estimate (the canvas) or unknown: let the server fit the box when it can.
             if confined:
-                return f"!{max_size},{max_size}"
+                side = long_side_for(W, H, max_size) if W and H else max_size
+                return f"!{side},{side}"
             if not (W and H):
                 return f"{max_size},"
-        limits = [max_size / W, max_size / H]
+        side = long_side_for(W, H, max_size)
+        limits = [side / W, side / H]
         server = [v for v in ((self.max_width or 0) / W, (self.max_height or self.max_width or 0) / H,
                               math.sqrt((self.max_area or 0) / (W * H))) if v > 0]
         scale = min([1.0, *limits, *server])
