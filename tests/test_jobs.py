@@ -264,3 +264,53 @@ def test_the_ingest_page_queues_a_job_the_ui_process_runs(tmp_path, monkeypatch,
         st.cache_resource.clear()
         close_all()
         support.reset()
+
+
+# -- cancelling and stopping, with a holder in this process -------------------------------------------------
+def test_a_running_job_stops_at_its_next_batch_when_cancelled_or_its_holder_stops(tmp_path, monkeypatch,
+                                                                                  migrated_sqlite_template):
+    from vislink_testenv import use_data_folder
+
+    from vislink.config import get_settings, reset_settings
+    from vislink.index import close_all
+    from vislink.jobs import Holder, submit
+    from vislink.store import session_scope
+    from vislink.store import jobs as store
+
+    home = fresh_home(tmp_path, migrated_sqlite_template)
+    use_data_folder(monkeypatch, home, weights="random")
+    monkeypatch.setenv("VISLINK_DEFAULT_VARIANTS", "vgg16-pool5-sum")
+    reset_settings()
+    url = get_settings().database_url
+    n = 30
+    make_photos(tmp_path / "src", n)
+
+    def job(job_id):
+        with session_scope() as s:
+            return store.get_job(s, job_id)
+
+    def done(collection):
+        return _scalar(url, "SELECT count(*) FROM images JOIN collections ON collections.id = images.collection_id "
+                            f"WHERE images.status = 'done' AND collections.name = '{collection}'") or 0
+
+    holder = Holder(get_settings(), "worker", poll=0.1, beat_every=0.2).start()
+    try:
+        source = {"kind": "folder", "root": str(tmp_path / "src")}
+        first = submit("ingest", {"collection": "c1", "source": source, "batch_size": 1})
+        _wait_for(lambda: done("c1") >= 1, "the first image")
+        with session_scope() as s:
+            assert store.cancel(s, first).cancel_requested
+        _wait_for(lambda: job(first).finished, "the cancelled job to stop")
+        assert job(first).state == "cancelled" and done("c1") < n  # stopped at a batch, what is done stays
+
+        second = submit("ingest", {"collection": "c2", "source": source, "batch_size": 1})
+        _wait_for(lambda: done("c2") >= 1, "the second job's first image")
+        assert holder.stop(timeout=60)
+        stopped = job(second)
+        assert stopped.state == "queued" and "put back in the queue" in stopped.message and done("c2") < n
+        with session_scope() as s:
+            assert store.live_holders(s) == []  # unregistered
+    finally:
+        holder.stop(timeout=60)
+        close_all()
+        reset_settings()

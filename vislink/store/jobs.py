@@ -132,10 +132,12 @@ def _info(job: Job) -> JobInfo:
 
 def requester() -> str:
     """Who asks, as a job records it: user@host (pid)."""
+    import getpass
+
     try:
-        user = os.getlogin()
-    except OSError:
-        user = os.environ.get("USER") or str(os.getuid())
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a uid without a name (containers)
+        user = str(os.getuid())
     return f"{user}@{this_host()} (pid {os.getpid()})"
 
 
