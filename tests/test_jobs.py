@@ -314,3 +314,21 @@ def test_a_running_job_stops_at_its_next_batch_when_cancelled_or_its_holder_stop
         holder.stop(timeout=60)
         close_all()
         reset_settings()
+
+
+def test_uploads_for_an_ingest_job_stay_in_their_folder(vislink_env, tmp_path):
+    import io
+    import zipfile
+
+    from vislink.ui import services
+
+    photo = make_photos(tmp_path / "p", 1)[0].read_bytes()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("../../escape.jpg", photo)
+        zf.writestr("deep/inside/b.png", photo)
+        zf.writestr("notes.txt", "not an image")
+    folder = services.save_uploads([("a.jpg", photo), ("../up.jpg", photo), ("set.zip", buf.getvalue())])
+    assert folder.parent == vislink_env.resolved_home / "uploads"
+    assert sorted(p.name for p in folder.iterdir()) == ["a.jpg", "set-00000-escape.jpg", "set-00001-b.png", "up.jpg"]
+    assert not (folder.parent / "escape.jpg").exists() and not (folder.parent / "up.jpg").exists()
