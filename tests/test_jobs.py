@@ -239,6 +239,11 @@ def test_the_ingest_page_queues_a_job_the_ui_process_runs(tmp_path, monkeypatch,
         support.ok(at)
         at.switch_page("views/ingest.py").run()
         support.ok(at)
+        assert any("Sign in (sidebar) to ingest" in i.value for i in at.info)
+        assert at.button(key="ing_go").disabled  # anonymous visitors do not read the server's folders
+        from vislink.ui.services import SignedIn
+
+        at.session_state["annotator"] = SignedIn(1, "curator")
         at.text_input(key="ing_collection").set_value("fromui").run()
         at.text_input(key="ing_folder").set_value(str(src)).run()
         at.button(key="ing_go").click().run()
@@ -252,6 +257,7 @@ def test_the_ingest_page_queues_a_job_the_ui_process_runs(tmp_path, monkeypatch,
                 break
             time.sleep(0.2)
         assert job.state == "done", job
+        assert job.requested_by == "curator (UI)"
         assert job.counts["done"] == 3 and job.counts["failed"] == 1 and job.progress_done == job.progress_total == 4
         assert job.holder == f"pid {os.getpid()} on {job.holder.split(' on ')[1]}"  # this (the UI's) process ran it
         at.run()

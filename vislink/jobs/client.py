@@ -43,13 +43,14 @@ def index_holder(settings: Settings | None = None) -> store.HolderInfo | None:
         return holders[0]
 
 
-def submit(kind: str, arguments: dict[str, Any], *, total: int | None = None) -> int:
-    """Queue a job of ``kind`` (checked against the registry); its id."""
+def submit(kind: str, arguments: dict[str, Any], *, total: int | None = None,
+           requested_by: str | None = None) -> int:
+    """Queue a job of ``kind`` (checked against the registry); its id. ``requested_by``: default user@host."""
     from vislink.jobs.kinds import get_kind
 
     get_kind(kind)
     with session_scope() as s:
-        return store.submit(s, kind, arguments, total=total)
+        return store.submit(s, kind, arguments, total=total, requested_by=requested_by)
 
 
 def get(job_id: int) -> store.JobInfo:

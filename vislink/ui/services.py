@@ -470,13 +470,13 @@ def save_uploads(files: Sequence[tuple[str, bytes]]):
     return folder
 
 
-def queue_ingest(collection: str, source: dict) -> int:
+def queue_ingest(collection: str, source: dict, *, requested_by: str | None = None) -> int:
     """Queue an ingest job of ``source`` (docs/jobs.md: folder, iiif, wga, ...) into ``collection``; its id."""
     from vislink.jobs import submit
 
     if not collection.strip():
         raise VislinkError("name the collection to add the images to")
-    return submit("ingest", {"collection": collection.strip(), "source": source})
+    return submit("ingest", {"collection": collection.strip(), "source": source}, requested_by=requested_by)
 
 
 def recent_jobs(limit: int = 10) -> list:

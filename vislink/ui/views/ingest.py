@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from vislink.ui import components, services
+from vislink.ui import auth, components, services
 
 SOURCES = ("A folder on the server", "Uploaded files or zips", "A IIIF manifest or collection URL",
            "A WGA catalog file on the server")
@@ -15,6 +15,10 @@ st.title("Ingest")
 st.caption("Add images to a collection. The work runs in the background, in this server's process (it holds the "
            "index); `vislink ingest` from a shell queues its work here too. Re-running skips what is done.")
 
+signed = auth.current()
+if signed is None:
+    # A job reads files on the server and writes to the collections: an annotator account is needed.
+    st.info("Sign in (sidebar) to ingest: adding images needs an annotator account.")
 collection = st.text_input("Collection", key="ing_collection", help="Created on first ingest.")
 mode = st.radio("Source", SOURCES, key="ing_mode", horizontal=True)
 source = None
@@ -39,12 +43,12 @@ else:
     if catalog.strip():
         source = {"kind": "wga", "catalog": catalog.strip(), "images_root": root.strip() or None}
 
-if st.button("Queue the ingest", key="ing_go", type="primary", disabled=source is None):
+if st.button("Queue the ingest", key="ing_go", type="primary", disabled=source is None or signed is None):
     with components.guard("ingest"):
         if source["kind"] == "uploads":
             folder = services.save_uploads([(f.name, f.getvalue()) for f in source["files"]])
             source = {"kind": "folder", "root": str(folder)}
-        job_id = services.queue_ingest(collection, source)
+        job_id = services.queue_ingest(collection, source, requested_by=f"{signed.name} (UI)")
         st.session_state["ing_job"] = job_id
         st.success(f"Queued job {job_id}.")
 
@@ -82,7 +86,7 @@ def _jobs() -> None:
                 with st.expander(f"Failures ({len(job.errors)} listed)"):
                     for ref, reason in job.errors:
                         st.markdown(f"- `{ref}`: {reason}")
-            if job.state in ("queued", "running"):
+            if job.state in ("queued", "running") and signed is not None:
                 if st.button("Cancel", key=f"ing_cancel_{job.id}"):
                     with components.guard("cancel"):
                         services.cancel_job(job.id)
