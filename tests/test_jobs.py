@@ -338,3 +338,68 @@ def test_uploads_for_an_ingest_job_stay_in_their_folder(vislink_env, tmp_path):
     assert folder.parent == vislink_env.resolved_home / "uploads"
     assert sorted(p.name for p in folder.iterdir()) == ["a.jpg", "set-00000-escape.jpg", "set-00001-b.png", "up.jpg"]
     assert not (folder.parent / "escape.jpg").exists() and not (folder.parent / "up.jpg").exists()
+
+
+# -- the real UI server process in Chromium ----------------------------------------------------------------------
+CHROMIUM = os.environ.get("VISLINK_TEST_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.mark.browser
+def test_vislink_ui_runs_a_shells_ingest_and_its_ingest_page_shows_it_in_chromium(tmp_path, holder_env):
+    import socket
+    import urllib.request
+    from pathlib import Path
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium): browser test not run")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    env, url, procs = holder_env
+    make_photos(tmp_path / "src", 4)
+    (tmp_path / "src" / "broken.jpg").write_bytes(b"not a jpeg")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path / "server.log", "wb")
+    server = subprocess.Popen(vislink_cmd("ui", "--host", "127.0.0.1", "--port", str(port)), env=env, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    procs.append(server)
+    site = f"http://127.0.0.1:{port}"
+
+    def healthy():
+        try:
+            with urllib.request.urlopen(f"{site}/_stcore/health", timeout=2) as resp:
+                return resp.read().strip() == b"ok"
+        except OSError:
+            return False
+
+    try:
+        _wait_for(healthy, "the UI server", timeout=90)
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                         args=["--headless", "--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.set_default_timeout(120_000)
+            page.goto(f"{site}/ingest")
+            sync_api.expect(page.get_by_role("heading", name="Ingest", exact=True)).to_be_visible()
+            # the first page run opened the index and started the UI process's job holder
+            _wait_for(lambda: _scalar(url, "SELECT role FROM job_holders") == "ui", "the UI's job holder")
+
+            shell = run_cli(["ingest", "folder", str(tmp_path / "src"), "-c", "shell", "--batch-size", "1",
+                             "--no-progress"], env)
+            assert shell.returncode == 0, shell.stderr[-3000:]
+            assert "held by vislink ui" in shell.stderr and "queued job 1" in shell.stderr
+            assert "collection shell: 4 done, 0 skipped, 1 failed" in shell.stdout
+
+            # the page's job list (refreshed every second) shows the finished job, its counts and failure
+            sync_api.expect(page.get_by_text("4 added, 0 skipped, 1 failed", exact=False)).to_be_visible()
+            sync_api.expect(page.get_by_text("Failures (1 listed)")).to_be_visible()
+            page.screenshot(path=str(tmp_path / "ingest.png"))
+            browser.close()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
