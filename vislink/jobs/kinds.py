@@ -233,7 +233,8 @@ def run_search(ctx: JobContext, args: dict) -> dict:
     results = search(image, image_id=args.get("image_id"), collection=args["collection"],
                      variant=args.get("variant"), limit=int(args.get("limit", 20)), offset=int(args.get("offset", 0)),
                      filters=parse_filter_args(args.get("filters") or []), mirrored=bool(args.get("mirrored")),
-                     exact=bool(args.get("exact")), verify=bool(args.get("verify")), verify_top=args.get("verify_top"))
+                     exact=bool(args.get("exact")), verify=bool(args.get("verify")), verify_top=args.get("verify_top"),
+                     region=args.get("region"), regions=args.get("regions"))
     return {"results": json.loads(json.dumps([r.as_dict() for r in results], default=str))}
 
 

@@ -36,12 +36,18 @@ class SearchResult:
     verified: bool | None = None
     inliers: int | None = None
     mirrored: bool | None = None
+    # Set by detail search (``region`` / ``regions="auto"`` on a -regions variant, ``vislink.search.detail``):
+    # the result's best region [x, y, w, h] in its pixels, and the query region that found it.
+    box: list[int] | None = None
+    query_box: list[int] | None = None
+    query_region: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"rank": self.rank, "score": self.score, "image_id": self.image_id, "source_ref": self.source_ref,
                 "artist": self.artist, "title": self.title, "date_text": self.date_text,
                 "file_path": self.file_path, "payload": self.payload, "verified": self.verified,
-                "inliers": self.inliers, "mirrored": self.mirrored}
+                "inliers": self.inliers, "mirrored": self.mirrored, "box": self.box, "query_box": self.query_box,
+                "query_region": self.query_region}
 
 
 def _to_pil(image: Any):
@@ -84,7 +90,8 @@ def _encode(variant, images: list, *, mirrored: bool = False) -> np.ndarray:
 def search(image: Any = None, *, image_id: int | None = None, collection: str, variant: str | None = None,
            limit: int = 20, offset: int = 0, filters: Mapping[str, Any] | None = None, mirrored: bool = False,
            positive: Sequence[Any] = (), negative: Sequence[Any] = (), exact: bool = False, verify: bool = False,
-           verify_top: int | None = None) -> list[SearchResult]:
+           verify_top: int | None = None, region: Sequence[float] | None = None,
+           regions: str | None = None) -> list[SearchResult]:
     """The images of ``collection`` nearest to a query, best first (cosine similarity on ``variant``,
     default: the collection's first variant).
 
@@ -97,7 +104,11 @@ def search(image: Any = None, *, image_id: int | None = None, collection: str, v
     ``verify``: geometric re-ranking: the first ``verify_top`` results (default
     ``vislink.local.rerank.DEFAULT_VERIFY_TOP``) are verified against the query image with local features
     (mirrored too) and re-ordered, verified first by inlier count, then the others in their order; results
-    carry ``verified`` and ``inliers``. Needs a query image or ``image_id`` (examples alone cannot be verified)."""
+    carry ``verified`` and ``inliers``. Needs a query image or ``image_id`` (examples alone cannot be verified).
+
+    ``region=(x, y, w, h)`` (the query's pixels) / ``regions="auto"``: detail search (``vislink.search.detail``)
+    against the regions a ``-regions`` variant stores (default variant: the collection's first -regions one);
+    results carry ``box`` (their best region) and ``query_box`` / ``query_region``."""
     from vislink.index import open_index
     from vislink.store import get_collection, get_variant, session_scope
 
@@ -105,6 +116,9 @@ def search(image: Any = None, *, image_id: int | None = None, collection: str, v
         raise ConfigError(f"limit must be at least 1, not {limit}")
     if image is None and image_id is None and not positive:
         raise ConfigError("search needs a query: an image, an image id, or positive examples")
+    if (region is not None or regions is not None) and (verify or positive or negative or mirrored):
+        raise ConfigError("region search takes one query (an image or an image id): not with verify, mirrored, "
+                          "or positive / negative examples yet")
     if verify:
         return _verified_search(image, image_id=image_id, collection=collection, variant=variant, limit=limit,
                                 offset=offset, filters=filters, mirrored=mirrored, positive=positive,
@@ -112,9 +126,12 @@ def search(image: Any = None, *, image_id: int | None = None, collection: str, v
     flt = build_filter(filters)
     with session_scope() as session:
         coll = get_collection(session, collection)
-        var = get_variant(session, coll, variant)
+        var = get_variant(session, coll, variant if variant or region is None and regions is None
+                          else _regions_variant(session, coll))
         session.expunge(var)
     index = open_index()
+    if region is not None or regions is not None:
+        return _detail_search(index, var, image, image_id, region, regions, collection, limit, offset, flt, exact)
     if var.layer == "bow":  # a bag of visual words (sift-bow): sparse vectors
         return _search_bow(index, var, image, image_id, collection, limit, offset, flt, mirrored, positive, negative)
     excluded: set[int] = set()
@@ -142,6 +159,46 @@ def search(image: Any = None, *, image_id: int | None = None, collection: str, v
         hits = index.query(var.qdrant_collection, query_vectors[0], limit=want, flt=flt, exact=exact)
     hits = [h for h in hits if h.id not in excluded][offset:offset + limit]
     return _results(hits, offset)
+
+
+def _regions_variant(session, coll) -> str | None:
+    """The collection's first -regions variant (None: its first variant, whatever it is)."""
+    from vislink.encoder.variants import parse_variant
+    from vislink.store import collection_variants
+
+    return next((v.name for v in collection_variants(session, coll) if parse_variant(v.name).regions), None)
+
+
+def _detail_search(index, var, image, image_id, region, regions, collection, limit, offset, flt,
+                   exact) -> list[SearchResult]:
+    from dataclasses import replace
+
+    from vislink.encoder.variants import parse_variant
+    from vislink.search import detail
+
+    pil = _to_pil(image) if image is not None else None
+    if not parse_variant(var.name).regions:
+        if regions is not None:
+            raise ConfigError(f"regions='auto' needs a variant that stores regions, and {var.name} does not: add one "
+                              f"with `vislink collection add-variant {collection} {var.name}-regions` (VGG16 pool5)")
+        # A region on a variant without regions: the crop against whole images, as before.
+        source = pil if pil is not None else detail.open_stored(_stored_file(image_id))
+        piece = detail.crop(source, region, "the query image" if pil is not None else f"image {image_id}")
+        vectors = _encode(var, [piece])
+        excluded = {int(image_id)} if image_id is not None else set()
+        hits = index.query(var.qdrant_collection, vectors[0], limit=limit + offset + len(excluded), flt=flt,
+                           exact=exact)
+        return _results([h for h in hits if h.id not in excluded][offset:offset + limit], offset)
+    queries, query_boxes = detail.region_queries(var, pil, image_id, region, regions, index, _stored_file)
+    excluded = {int(image_id)} if image_id is not None else set()
+    want = limit + offset + len(excluded)
+    hits, matched = detail.merge_region_hits(index.query_regions(var.qdrant_collection, queries, limit=want,
+                                                                 flt=flt), want)
+    hits = [h for h in hits if h.id not in excluded][offset:offset + limit]
+    boxes = detail.best_boxes(index, var, hits, queries, matched)
+    return [replace(r, box=boxes.get(r.image_id), query_region=matched[r.image_id],
+                    query_box=query_boxes[matched[r.image_id]] if query_boxes else None)
+            for r in _results(hits, offset)]
 
 
 def _search_bow(index, var, image, image_id, collection, limit, offset, flt, mirrored, positive,
@@ -224,5 +281,6 @@ def _results(hits, offset: int) -> list[SearchResult]:
             rank=offset + i + 1, score=float(hit.score), image_id=int(hit.id),
             source_ref=img.source_ref if img else None, artist=img.artist if img else hit.payload.get("artist"),
             title=img.title if img else hit.payload.get("title"), date_text=img.date_text if img else None,
-            file_path=img.file_path if img else None, payload=dict(hit.payload)))
+            file_path=img.file_path if img else None,
+            payload={k: v for k, v in hit.payload.items() if k != "region_boxes"}))  # boxes: detail search's
     return out
