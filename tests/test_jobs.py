@@ -191,15 +191,22 @@ def test_commands_queue_for_the_holder_and_search_and_doctor_answer(tmp_path, ho
 
 def test_a_sigkilled_holders_job_resumes_in_the_next_holder(tmp_path, holder_env):
     env, url, procs = holder_env
-    n = 8
+    n = 12
     make_photos(tmp_path / "src", n)
     first = _start_holder(env, url)
     procs.append(first)
     queued = run_cli(["ingest", "folder", str(tmp_path / "src"), "-c", "k", "--batch-size", "1", "--no-progress",
                       "--detach"], env)
     assert queued.returncode == 0, queued.stderr[-3000:]
-    done_at_kill = _wait_for(lambda: _scalar(url, "SELECT count(*) FROM images WHERE status = 'done'") or 0,
-                             "the first image", proc=first)
+    follower = subprocess.Popen(vislink_cmd("jobs", "follow", "1"), env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    assert follower.stderr.readline().startswith("job 1 ingest")  # following (its signal handling is set up)
+    _wait_for(lambda: _scalar(url, "SELECT count(*) FROM images WHERE status = 'done'") or 0, "the first image",
+              proc=first)
+    follower.send_signal(signal.SIGINT)  # Ctrl-C stops following, not the job
+    _, followed = follower.communicate(timeout=60)
+    assert follower.returncode == 130 and "stopped following job 1; it goes on" in followed, followed[-3000:]
+    assert _scalar(url, "SELECT state FROM jobs WHERE id = 1") == "running"
     os.kill(first.pid, signal.SIGKILL)
     first.wait(10)
     done_at_kill = _scalar(url, "SELECT count(*) FROM images WHERE status = 'done'")
