@@ -66,7 +66,7 @@ def crop(image, box: Sequence[float], what: str):
 
 # The matched box: the score-weighted mean of the best BOX_TOP regions' boxes. Measured on 24 crops (20-40 % of a
 # painting's area) pasted into other paintings, caffe VGG16 pool5 sum: IoU >= 0.5 with the true place for 21 of 24
-# (the best region alone: 14 of 24; top 2: 18, top 4: 18, top 5: 20). docs/detail.md, "Localisation".
+# (the best region alone: 14 of 24; top 2: 19, top 4: 19, top 5: 19). docs/detail.md, "Localisation".
 BOX_TOP = 3
 
 
