@@ -410,3 +410,20 @@ def test_vislink_ui_runs_a_shells_ingest_and_its_ingest_page_shows_it_in_chromiu
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
         log.close()
+
+
+def test_unread_answers_are_pruned(db_session):
+    from vislink.store import Job
+    from vislink.store import jobs as store
+
+    old = store.submit(db_session, "search", {})
+    new = store.submit(db_session, "search", {})
+    queued = store.submit(db_session, "search", {})
+    for job_id in (old, new):
+        row = db_session.get(Job, job_id)
+        row.state = store.JobState.done
+    db_session.get(Job, old).created_at = datetime.now(timezone.utc) - timedelta(hours=1)
+    db_session.get(Job, queued).created_at = datetime.now(timezone.utc) - timedelta(hours=1)
+    db_session.commit()
+    assert store.prune(db_session, ["search"], older_than=600) == 1
+    assert [j.id for j in store.list_jobs(db_session)] == [queued, new]

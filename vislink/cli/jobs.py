@@ -98,9 +98,13 @@ def _arguments(job) -> str:
 
 
 @jobs_app.callback()
-def _default(ctx: typer.Context) -> None:
+def _default(ctx: typer.Context,
+             limit: int = typer.Option(20, "--limit", help="Without a command: how many jobs to list."),
+             show_all: bool = typer.Option(False, "--all", help="Without a command: also list the short requests."),
+             ) -> None:
+    """Without a command: `vislink jobs list`."""
     if ctx.invoked_subcommand is None:
-        list_jobs(limit=20, show_all=False)
+        list_jobs(limit=limit, show_all=show_all)
 
 
 @jobs_app.command("list")

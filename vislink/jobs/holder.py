@@ -20,6 +20,8 @@ from vislink.store import jobs as store
 
 log = logging.getLogger(__name__)
 
+PRUNE_EVERY = 600.0  # seconds: how often (and after how long) unread answers to short requests are deleted
+
 
 class Holder:
     """Runs the store's jobs with this process's index. ``start()`` opens the index (raising
@@ -128,9 +130,13 @@ class Holder:
 
     def _quick_loop(self) -> None:
         kinds = quick_kinds()
+        pruned = 0.0
         while self.serving():
             try:
                 with session_scope(self.url) as s:
+                    if time.monotonic() - pruned > PRUNE_EVERY:  # answers nobody read (the asker went away)
+                        store.prune(s, kinds, older_than=PRUNE_EVERY)
+                        pruned = time.monotonic()
                     store.requeue_stale(s, kinds=kinds, stale_after=self.stale_after)
                     job = store.claim(s, self.me, kinds)
             except Exception as exc:  # noqa: BLE001

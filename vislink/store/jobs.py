@@ -191,6 +191,16 @@ def forget(session: Session, job_id: int) -> None:
     session.execute(delete(Job).where(Job.id == job_id))
 
 
+def prune(session: Session, kinds: Iterable[str], older_than: float) -> int:
+    """Delete finished jobs of ``kinds`` created more than ``older_than`` seconds ago (the answers of short
+    requests whose asker went away); how many. Commits."""
+    n = session.execute(delete(Job).where(Job.kind.in_(list(kinds)), Job.state.notin_(ACTIVE),
+                                          Job.created_at < _now() - timedelta(seconds=older_than))
+                        .execution_options(synchronize_session=False)).rowcount
+    session.commit()
+    return n
+
+
 # -- holding -------------------------------------------------------------------------------------------------
 def claim(session: Session, holder: HolderId, kinds: Iterable[str]) -> JobInfo | None:
     """Take the oldest queued job of ``kinds`` for ``holder``; None when there is none. Exactly one of several
