@@ -13,7 +13,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, text
 
 from test_ingest_support import env_for, fresh_home, make_photos, run_cli, vislink_cmd
 
