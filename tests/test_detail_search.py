@@ -143,6 +143,47 @@ def test_regions_are_refused_clearly(edge_index):
         local.create_collection("r", 4, regions=True)
 
 
+def test_add_variant_stores_regions_with_boxes_in_each_images_pixels(vislink_env, image_dir, monkeypatch):
+    """A -regions variant added to an ingested collection (random weights: only what is stored is checked)."""
+    from sqlalchemy import select
+
+    from vislink.index import open_index
+    from vislink.index.payload import qdrant_collection_name
+    from vislink.ingest import add_variant, ingest
+    from vislink.ingest.sources.folder import folder_items
+    from vislink.search import search
+    from vislink.store import Image as StoredImage, session_scope
+
+    monkeypatch.setenv("VISLINK_WEIGHTS", "random")
+    monkeypatch.setattr("vislink.encoder.images.POOL5_SHORTER_SIDE", 128)  # a quarter of the compute: 4 x 5 maps
+    from vislink.config import reset_settings
+
+    reset_settings()
+    ingest("s", folder_items(image_dir), variants=["vgg16-pool5-sum"], progress=False)
+    row = add_variant("s", VARIANT, progress=False)
+    index = open_index()
+    assert index.count(row.qdrant_collection) == 6
+    points, _ = index.scroll(row.qdrant_collection, with_vectors=True)
+    stored = index.retrieve_regions(row.qdrant_collection, [pid for pid, _, _ in points])
+    plain = {pid: vec for pid, _, vec in index.scroll(qdrant_collection_name("s", "vgg16-pool5-sum"),
+                                                      with_vectors=True)[0]}
+    with session_scope() as session:
+        sizes = {img.id: (img.width, img.height) for img in session.scalars(select(StoredImage))}
+    for pid, payload, vector in points:
+        boxes = np.asarray(payload["region_boxes"])
+        assert len(boxes) == len(stored[pid]) >= 8 and boxes.shape[1] == 4
+        assert boxes[0].tolist() == [0, 0, *sizes[pid]]  # the whole image, in its pixels
+        assert (boxes[:, 0] + boxes[:, 2]).max() <= sizes[pid][0] and (boxes[:, 1] + boxes[:, 3]).max() <= sizes[pid][1]
+        np.testing.assert_allclose(vector, plain[pid], atol=1e-5)  # the global vector: the base variant's
+        np.testing.assert_allclose(stored[pid][0], vector, atol=1e-5)  # region 0: the whole image
+    results = search(image_dir / "img2.jpg", collection="s", region=(0, 0, 32, 32), limit=3)
+    assert len(results) == 3 and all(r.box is not None for r in results)
+    with pytest.raises(ConfigError, match="needs a variant that stores regions"):
+        search(image_dir / "img2.jpg", collection="s", variant="vgg16-pool5-sum", regions="auto")
+    plain_region = search(image_dir / "img2.jpg", collection="s", variant="vgg16-pool5-sum", region=(0, 0, 32, 32))
+    assert plain_region and plain_region[0].box is None  # a crop against whole images
+
+
 # -- end to end on real paintings -------------------------------------------------------------------------------
 SIDE = 320  # the test images' shorter side (the pool5 input is 256: every image is resized once more)
 CROP_AREA = 0.3  # the detail: 30 % of the painting's area
@@ -165,7 +206,8 @@ def _wall(left: Image.Image, right: Image.Image) -> Image.Image:
         scale = 340 / max(image.size)
         small = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
         y = 200 - small.height // 2
-        ImageDraw.Draw(photo).rectangle((x - 12, y - 12, x + small.width + 12, y + small.height + 12), fill=(60, 40, 20))
+        frame = (x - 12, y - 12, x + small.width + 12, y + small.height + 12)
+        ImageDraw.Draw(photo).rectangle(frame, fill=(60, 40, 20))
         photo.paste(small, (x, y))
     return photo
 
