@@ -315,6 +315,7 @@ def test_a_running_job_stops_at_its_next_batch_when_cancelled_or_its_holder_stop
             assert store.cancel(s, first).cancel_requested
         _wait_for(lambda: job(first).finished, "the cancelled job to stop")
         assert job(first).state == "cancelled" and done("c1") < n  # stopped at a batch, what is done stays
+        assert _scalar(url, "SELECT status FROM ingest_runs") == "interrupted"  # not failed: stopped on purpose
 
         second = submit("ingest", {"collection": "c2", "source": source, "batch_size": 1})
         _wait_for(lambda: done("c2") >= 1, "the second job's first image")

@@ -150,18 +150,37 @@ def run_ingest(ctx: JobContext, args: dict) -> dict:
     ctx.report(total=len(items), done=0, message=f"ingesting {len(items)} items into {args['collection']}")
     ctx.check()
 
+    run_ids: list[int] = []
+
     def on_batch(summary) -> None:
+        if not run_ids and summary.run_id is not None:
+            run_ids.append(summary.run_id)
         ctx.report(done=summary.done + summary.skipped + summary.failed, counts=_counts(summary),
                    errors=[list(f) for f in summary.failures])
         ctx.check()
 
-    summary = ingest(args["collection"], items, variants=args.get("variants") or None, weights=args.get("weights"),
-                     batch_size=int(args.get("batch_size") or 16), workers=int(args.get("workers") or 1),
-                     progress=False, source_kind=source_kind, source_ref=source_ref, index=ctx.index,
-                     on_batch=on_batch)
+    try:
+        summary = ingest(args["collection"], items, variants=args.get("variants") or None,
+                         weights=args.get("weights"), batch_size=int(args.get("batch_size") or 16),
+                         workers=int(args.get("workers") or 1), progress=False, source_kind=source_kind,
+                         source_ref=source_ref, index=ctx.index, on_batch=on_batch)
+    except JobCancelled as exc:
+        if run_ids:  # the run stopped on purpose: its record says interrupted, not failed
+            _mark_interrupted(run_ids[0], "job stopped by its holder" if exc.requeue else "job cancelled")
+        raise
     ctx.report(done=summary.done + summary.skipped + summary.failed, counts=_counts(summary),
                errors=[list(f) for f in summary.failures], message="finished")
     return {"lines": left_out_lines(stream, len(items)) + [summary.format()], "summary": summary.as_dict()}
+
+
+def _mark_interrupted(run_id: int, why: str) -> None:
+    from vislink.store import IngestRun, RunStatus, session_scope
+
+    with session_scope() as session:
+        run = session.get(IngestRun, run_id)
+        if run is not None:
+            run.status = RunStatus.interrupted
+            run.params = {**(run.params or {}), "stopped": why}
 
 
 @register_kind("add-variant", help="compute a new descriptor variant of a collection from its stored files")
