@@ -61,3 +61,17 @@ def test_unknown_names_and_strengths_are_refused(painting):
         transform(painting, "blur")
     with pytest.raises(ValueError, match="strength"):
         transform(painting, "mirror", 1.5)
+
+
+def test_detail_in_context_and_two_on_a_wall(painting):
+    src = np.asarray(painting).astype(int)
+    for strength in (0.0, 1.0):
+        context = transform(painting, "context", strength, seed=5)
+        assert context.width < painting.width and context.height < painting.height  # resized down
+    wall = transform(painting, "wall2", 0.5, seed=5)
+    assert wall.width > 2 * painting.width and wall.height > painting.height  # two pictures side by side
+    # The painting itself is in the photo: some window of it matches the source closely (JPEG aside).
+    arr = np.asarray(wall).astype(int)
+    best = min(np.abs(arr[y:y + 120, x:x + 160] - src).mean()
+               for y in range(0, arr.shape[0] - 119, 2) for x in range(0, arr.shape[1] - 159, 2))
+    assert best < 12

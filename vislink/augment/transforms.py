@@ -1,6 +1,6 @@
 """Link-like transformations: what turns one artwork into a visually linked one (a follower's detail, a mirrored
 print, a grayscale reproduction, an engraving after a painting, a colour shift, a photo of the painting on a
-wall, a resized copy). Training takes them as free positives; ``vislink benchmark transforms`` measures how
+wall, a resized copy, a detail of it pasted into another picture, the painting beside another on a wall). Training takes them as free positives; ``vislink benchmark transforms`` measures how
 robust a descriptor is to each.
 
 Every transformation is a plain function ``(image, strength, rng) -> image`` registered by name; ``strength``
@@ -150,6 +150,59 @@ def photo_on_wall(image: Image.Image, strength: float, rng: np.random.Generator)
     glare = glare.filter(ImageFilter.GaussianBlur(r / 2))
     photo = Image.composite(Image.new("RGB", (W, H), (255, 255, 250)), photo, glare)
     return _jpeg(photo, int(_lerp(85, 50, strength)))
+
+
+def _other_picture(size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
+    """A stand-in for another artwork (the transformations see one image): a smooth colour field at a few cells'
+    resolution, with a few dark and light strokes, so it has edges and tones of its own."""
+    w, h = size
+    cells = rng.uniform(30, 220, (int(rng.integers(3, 6)), int(rng.integers(3, 6)), 3)).astype(np.uint8)
+    picture = Image.fromarray(cells).resize((w, h), Image.Resampling.BICUBIC)
+    draw = ImageDraw.Draw(picture)
+    for _ in range(int(rng.integers(4, 9))):
+        x0, y0, x1, y1 = (float(v) for v in rng.uniform(0, 1, 4) * np.array([w, h, w, h]))
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        draw.line((x0, y0, x1, y1), fill=colour, width=max(1, int(min(w, h) * rng.uniform(0.01, 0.04))))
+    return picture.filter(ImageFilter.GaussianBlur(max(1, min(w, h) / 150)))
+
+
+@register_transform("context", "detail in context: a 40 % (strength 0) to 20 % (1) crop pasted into another "
+                               "picture, resized and re-compressed")
+def detail_in_context(image: Image.Image, strength: float, rng: np.random.Generator) -> Image.Image:
+    w, h = image.size
+    side = float(np.sqrt(_lerp(0.4, 0.2, strength)))  # the crop's side, as a fraction of the image's
+    cw, ch = max(8, int(round(w * side))), max(8, int(round(h * side)))
+    x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    piece = image.crop((x, y, x + cw, y + ch))
+    canvas = _other_picture((w, h), rng)  # another picture of the same size: the crop keeps its scale
+    canvas.paste(piece, (int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))))
+    scale = _lerp(0.9, 0.6, strength)
+    small = canvas.resize((max(8, int(w * scale)), max(8, int(h * scale))), Image.Resampling.BILINEAR)
+    return _jpeg(small, int(_lerp(85, 55, strength)))
+
+
+@register_transform("wall2", "two paintings on a wall: the work and another picture side by side, framed, on a "
+                             "wall above a floor; the work's side random, the wall's share grows with strength")
+def two_on_a_wall(image: Image.Image, strength: float, rng: np.random.Generator) -> Image.Image:
+    w, h = image.size
+    other = _other_picture((int(w * rng.uniform(0.7, 1.2)), int(h * rng.uniform(0.8, 1.1))), rng)
+    frame = max(2, int(min(w, h) * 0.04))
+    framed = [ImageOps.expand(p, border=frame, fill=tuple(int(c) for c in rng.integers(40, 160, 3)))
+              for p in ((image, other) if rng.random() < 0.5 else (other, image))]
+    gap = int(w * _lerp(0.1, 0.3, strength))
+    margin = _lerp(0.08, 0.3, strength)
+    inner_w = framed[0].width + gap + framed[1].width
+    inner_h = max(f.height for f in framed)
+    W, H = int(inner_w * (1 + 2 * margin)), int(inner_h * (1 + 3 * margin))
+    wall = np.full((H, W, 3), rng.integers(150, 235, 3), dtype=np.float32) + rng.normal(0, 6, (H, W, 1))
+    photo = Image.fromarray(np.clip(wall, 0, 255).astype(np.uint8))
+    floor = int(H * (1 - margin * 0.8))
+    ImageDraw.Draw(photo).rectangle((0, floor, W, H), fill=tuple(int(c) for c in rng.integers(50, 120, 3)))
+    x = (W - inner_w) // 2
+    for f in framed:
+        photo.paste(f, (x, int(H * margin)))
+        x += f.width + gap
+    return _jpeg(photo, int(_lerp(85, 55, strength)))
 
 
 def _jpeg(image: Image.Image, quality: int) -> Image.Image:
