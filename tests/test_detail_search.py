@@ -325,3 +325,21 @@ def test_cli_region_and_auto(detail_collection):
     assert out.output.count(" at ") == 2 and out.output.count(" for ") == 2, out.output
     out = runner.invoke(app, ["search", str(detail_collection["root"] / "a.jpg"), "-c", "d", "--region", "1,2,3"])
     assert out.exit_code == 1 and "give x,y,w,h" in str(out.exception)
+
+
+@pytest.mark.shared
+def test_a_stored_image_as_the_query(detail_collection):
+    from vislink.search import search
+
+    ids = _ids_by_name()
+    composite = ids["composite.jpg"]
+    auto = search(image_id=composite, collection="d", regions="auto", limit=4)
+    assert len(auto) == 4 and composite not in {r.image_id for r in auto}  # never itself
+    assert all(r.box is not None and r.query_box is not None for r in auto)
+    x, y, w, h = detail_collection["place"]
+    found = search(image_id=ids["p.jpg"], collection="d", region=(0, 0, 200, 200), limit=3)
+    assert ids["p.jpg"] not in {r.image_id for r in found} and found[0].query_box == [0, 0, 200, 200]
+    with pytest.raises(ConfigError, match="not both"):
+        search(image_id=composite, collection="d", region=(x, y, w, h), regions="auto")
+    with pytest.raises(ConfigError, match="only value is 'auto'"):
+        search(image_id=composite, collection="d", regions="all")
