@@ -92,6 +92,8 @@ def best_boxes(index, var, hits, queries: np.ndarray, matched: dict[int, int]) -
 
 def region_queries(var, image, image_id: int | None, region, regions: str | None, index, stored_file):
     """(query vectors (Q, dim), their boxes in the query's pixels or None) for a region / auto search."""
+    from vislink.encoder import encode_variants
+    from vislink.encoder.images import full_size
     from vislink.encoder.regions import BOXES_FIELD, encode_regions
 
     weights = {var.name: var.weights_name}
@@ -110,12 +112,8 @@ def region_queries(var, image, image_id: int | None, region, regions: str | None
         return found.vectors, [[int(round(float(v))) for v in b] for b in found.boxes]
     source = image if image is not None else open_stored(stored_file(image_id))
     what = "the query image" if image is not None else f"image {image_id}"
-    from vislink.encoder.images import full_size
-
     box = list(check_box(region, full_size(source), what))
     piece = crop(source, box, what)
-    from vislink.encoder import encode_variants
-
     vectors = encode_variants([piece], [var.name], weights=weights)[var.name]
     return np.asarray(vectors, dtype=np.float32), [box]
 
