@@ -184,6 +184,33 @@ def test_add_variant_stores_regions_with_boxes_in_each_images_pixels(vislink_env
     assert plain_region and plain_region[0].box is None  # a crop against whole images
 
 
+def test_ingest_pools_plain_pool5_variants_from_the_regions_forward_pass(vislink_env, image_dir, monkeypatch):
+    """encode_batch with vgg16-pool5-sum-regions beside plain pool5 variants: one forward pass per image, and the
+    plain vectors equal encode_variants' (random weights, pool5 input 128)."""
+    from vislink.encoder import encode_variants
+    from vislink.encoder.images import open_rgb
+    from vislink.encoder.model import Encoder
+    from vislink.ingest.workers import encode_batch
+
+    monkeypatch.setattr("vislink.encoder.images.POOL5_SHORTER_SIDE", 128)
+    passes = []
+    real = Encoder.forward_features
+    monkeypatch.setattr(Encoder, "forward_features", lambda self, x: passes.append(len(x)) or real(self, x))
+    paths = sorted(str(p) for p in image_dir.glob("*.jpg"))[:3]
+    plain = ["vgg16-pool5-sum", "vgg16-pool5-max", "vgg16-pool5-sp2x2-sum"]
+    results = encode_batch(paths, [VARIANT, *plain], weights="random", decode_threads=1)
+    assert sum(passes) == 3  # one pass per image for the regions and all three plain variants
+    expected = encode_variants([open_rgb(p) for p in paths], plain, weights="random")
+    for row, result in enumerate(results):
+        for name in plain:
+            np.testing.assert_allclose(result.vectors[name], expected[name][row], atol=1e-5)
+        np.testing.assert_allclose(result.vectors[VARIANT].vector, expected["vgg16-pool5-sum"][row], atol=1e-5)
+    with pytest.raises(ConfigError, match="not pooled from"):
+        from vislink.encoder.regions import encode_regions
+
+        encode_regions([open_rgb(paths[0])], VARIANT, weights="random", also=["vgg16-pool5-sum@random-3"])
+
+
 # -- end to end on real paintings -------------------------------------------------------------------------------
 SIDE = 320  # the test images' shorter side (the pool5 input is 256: every image is resized once more)
 CROP_AREA = 0.3  # the detail: 30 % of the painting's area

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,6 +43,7 @@ class Regions:
     vector: np.ndarray  # (dim,) float32: the base variant's global descriptor
     vectors: np.ndarray  # (R, dim) float32, rows l2-normalised
     boxes: np.ndarray  # (R, 4) float32: x, y, w, h in the stored image's pixels
+    others: dict[str, np.ndarray] = field(default_factory=dict)  # {variant: (dim,)}: ``also``'s, same map
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -101,18 +102,42 @@ def _regional_spec(variant: str) -> VariantSpec:
     return spec
 
 
+def shares_map(variant: str, other: str, weights: str | Mapping[str, str] | None = None) -> bool:
+    """Whether ``other`` (a plain variant) is pooled from the same pool5 map as the ``-regions`` ``variant``: a
+    VGG16 pool5 variant computed with the same weights (then ``encode_regions(..., also=[other])`` gives it from
+    the same forward pass)."""
+    from vislink.encoder.dispatch import default_weights_for
+
+    spec = parse_variant(other)
+    return (not spec.regions and spec.layer == "pool5" and spec.backbone == parse_variant(variant).backbone
+            and spec.resize_rule == parse_variant(variant).resize_rule
+            and default_weights_for(other, weights) == default_weights_for(variant, weights))
+
+
 def encode_regions(images: Sequence, variant: str, *, weights: str | Mapping[str, str] | None = None,
-                   sizes: Sequence[tuple[int, int]] | None = None, mirrored: bool = False) -> list[Regions]:
+                   sizes: Sequence[tuple[int, int]] | None = None, mirrored: bool = False,
+                   also: Sequence[str] = (), pca: Mapping | None = None) -> list[Regions]:
     """``Regions`` of each image (RGB PIL images, from ``open_rgb``) for a ``-regions`` variant, one pool5 forward
     pass per image. ``weights``: as ``encode_variants`` takes them. ``sizes``: each image's full (width, height),
-    the frame of its boxes (default: ``images.full_size``, right for ``open_rgb`` decodes)."""
+    the frame of its boxes (default: ``images.full_size``, right for ``open_rgb`` decodes). ``also``: plain pool5
+    variants of the same weights (``shares_map``) computed from the same map, in ``Regions.others`` (``pca``:
+    their fitted whitenings, as ``encode_variants`` takes them)."""
+    import torch
     from PIL import ImageOps
 
+    from vislink.encoder.backbones import apply_pca, check_pca
     from vislink.encoder.dispatch import default_weights_for
     from vislink.encoder.images import full_size, prepare
     from vislink.encoder.model import get_encoder
+    from vislink.encoder.pooling import pool5_descriptors
 
     spec = _regional_spec(variant)
+    others = [parse_variant(v) for v in also]
+    wrong = [o.name for o in others if not shares_map(spec.name, o.name, weights)]
+    if wrong:
+        raise ConfigError(f"{', '.join(wrong)}: not pooled from {spec.name}'s pool5 map (another layer, backbone or "
+                          "weights): encode with encode_variants")
+    check_pca(others, dict(pca) if pca else None)
     encoder = get_encoder(default_weights_for(spec.name, weights))
     encoder.check(spec)
     out = []
@@ -125,7 +150,12 @@ def encode_regions(images: Sequence, variant: str, *, weights: str | Mapping[str
         fmap = encoder.feature_map([array])[0]
         whole, vectors, fractions = pool_regions(fmap, spec.pooling)
         boxes = fractions * np.array([width, height, width, height], dtype=np.float32)
-        out.append(Regions(whole.astype(np.float32), vectors.astype(np.float32), boxes.astype(np.float32)))
+        extra = {}
+        if others:
+            pooled = pool5_descriptors(torch.from_numpy(fmap[None]), {o.pooling for o in others})
+            base = {o.base: pooled[o.pooling].numpy() for o in others}
+            extra = {name: matrix[0].astype(np.float32) for name, matrix in apply_pca(others, base, pca).items()}
+        out.append(Regions(whole.astype(np.float32), vectors.astype(np.float32), boxes.astype(np.float32), extra))
     return out
 
 

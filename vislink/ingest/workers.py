@@ -71,12 +71,18 @@ def encode_batch(paths: list[str], variants: list[str], *, weights: str | Mappin
         for i in good:
             results[i].vectors = {}
         if regional:  # -regions variants: a ``Regions`` (global and regional descriptors of one pool5 pass)
-            from vislink.encoder.regions import encode_regions
+            from vislink.encoder.pca import load_pca
+            from vislink.encoder.regions import encode_regions, shares_map
 
             for v in regional:
-                found = encode_regions([decoded[i] for i in good], v, weights=weights)
+                # The plain pool5 variants of the same weights come from the same forward pass.
+                also = [d for d in dense if shares_map(v, d, weights)]
+                dense = [d for d in dense if d not in also]
+                pca = {name: load_pca(path) for name, path in (pca_paths or {}).items() if name in also} or None
+                found = encode_regions([decoded[i] for i in good], v, weights=weights, also=also, pca=pca)
                 for row, i in enumerate(good):
                     results[i].vectors[v] = found[row]
+                    results[i].vectors.update(found[row].others)
         if dense:
             from vislink.encoder import encode_variants  # torch / onnxruntime: only when there is work
             from vislink.encoder.pca import load_pca
