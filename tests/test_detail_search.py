@@ -370,3 +370,22 @@ def test_a_stored_image_as_the_query(detail_collection):
         search(image_id=composite, collection="d", region=(x, y, w, h), regions="auto")
     with pytest.raises(ConfigError, match="only value is 'auto'"):
         search(image_id=composite, collection="d", regions="all")
+
+
+@pytest.mark.shared
+def test_benchmark_transforms_ranks_a_regions_variant_by_its_regions(detail_collection, tmp_path):
+    """benchmark transforms on 6 real paintings with context queries: the -regions variant's run is ranked by
+    regions (params say so) and finds every detail in context first (the caffe weights of the module fixture)."""
+    from vislink.evaluation.transforms import benchmark_gallery, folder_gallery
+
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for i, path in enumerate(sorted((detail_collection["root"] / "images").glob("other*.jpg"))):
+        shutil.copy(path, folder / f"p{i}.jpg")
+    reports = benchmark_gallery(folder_gallery(folder), ["vgg16-pool5-sum", VARIANT], weights="vgg16-caffe-conv",
+                                transforms=["context"], strength=0.5, seed=2, cache=False, progress=False)
+    plain, regional = reports
+    assert regional.params["ranking"] == "regions auto" and "ranking" not in plain.params
+    assert regional.n_queries == plain.n_queries == 6
+    assert regional.metrics["context"]["top1"] == 1.0
+    assert regional.metrics["context"]["top1"] >= plain.metrics["context"]["top1"]

@@ -173,6 +173,9 @@ def benchmark_gallery(gallery: Gallery, variants: Sequence[str], *, weights: str
                       seed: int = 0, cutoffs: Sequence[int] = CUTOFFS, cache: bool = True,
                       progress: bool = True) -> list[RunReport]:
     """The benchmark on a folder's or manifest's files (see the module docstring): one report per variant."""
+    from vislink.encoder.images import open_rgb
+    from vislink.encoder.variants import parse_variant
+    from vislink.evaluation.regions import RANKING as REGIONS_RANKING, rank_by_regions
     from vislink.index.base import Point
     from vislink.index.numpy_index import NumpyIndex
 
@@ -193,15 +196,33 @@ def benchmark_gallery(gallery: Gallery, variants: Sequence[str], *, weights: str
         index = NumpyIndex()
         index.create_collection(variant, matrix.shape[1])
         index.upsert(variant, [Point(i, row) for i, row in zip(encoded.usable, matrix)])
-        results = rank_targets(index, variant, queries, depth=max(cutoffs), vectors=vectors[variant])
+        params = _params(names, strength, sample, seed, len(sources), gallery.name)
+        if parse_variant(variant).regions:  # ranked by its regions, as search(regions="auto")
+            results = rank_by_regions(variant, [open_rgb(gallery.items[i].path) for i in encoded.usable],
+                                      encoded.usable, queries, _query_images(sources, names, strength, seed),
+                                      weights=weights)
+            params["ranking"] = REGIONS_RANKING
+        else:
+            results = rank_targets(index, variant, queries, depth=max(cutoffs), vectors=vectors[variant])
         for r in results:
             r.target_refs = [gallery.items[t].ref for t in r.query.targets]
         reports.append(_report(variant, results, names, cutoffs, n_gallery=len(encoded.usable),
                                dimension=int(matrix.shape[1]), benchmark=gallery.name,
                                weights_name=infos[variant].name, weights_sha=infos[variant].sha256,
-                               params=_params(names, strength, sample, seed, len(sources), gallery.name),
-                               started=started))
+                               params=params, started=started))
     return reports
+
+
+def _query_images(sources: Sequence[Source], transforms: Sequence[str], strength: float, seed: int) -> list:
+    """The transformed query images, in ``_queries``' order (as ``encode_queries`` makes them)."""
+    from vislink.augment import transform
+    from vislink.encoder.images import open_rgb
+
+    out = []
+    for s in sources:
+        original = open_rgb(s.path)
+        out.extend(transform(original, name, strength, query_seed(seed, s.sha256, name)) for name in transforms)
+    return out
 
 
 def _params(names, strength, sample, seed, n_sources, source) -> dict:
