@@ -22,6 +22,7 @@ from vislink.encoder.onnx_backbone import clear_onnx_backbones, get_onnx_backbon
 from vislink.encoder.onnx_models import OnnxModel, register_onnx_model, unregister_onnx_model
 from vislink.encoder.variants import parse_variant, variant_record
 from vislink.errors import BadImage, ConfigError, NotFound, WeightsUnavailable
+from vislink_testenv import TEST_THREADS
 
 TINY = "tiny-test"
 TINY_DIM = 8
@@ -128,7 +129,7 @@ def test_tiny_onnx_backbone_computes_the_graph_on_resized_images(tiny, vislink_e
     backbone = get_onnx_backbone(TINY)
     assert isinstance(backbone, Backbone) and backbone.feature_map([]) is None
     assert backbone is get_onnx_backbone(TINY)  # one session per process
-    assert backbone.threads == 2  # VISLINK_THREADS (vislink_env sets 2)
+    assert backbone.threads == TEST_THREADS  # VISLINK_THREADS, which vislink_env sets
     assert backbone.batchable and backbone.weights_info.path == tiny
 
 

@@ -138,7 +138,9 @@ def test_an_uploaded_query_can_be_compared_with_a_result(ui_env):
     assert at.selectbox(key="cmp_left").value == "my scan.png"
     captions = _image_captions(at)
     assert captions[0] == "the query: my scan.png" and captions[2].startswith(f"#{found[1]} "), captions
-    assert captions[1].startswith("overlay")
+    # The superposition of the two: warped onto the query when they verify (Align is on by default), stretched
+    # over it when they do not.
+    assert captions[1].startswith(("the right image warped onto the left", "overlay")), captions
 
 
 def test_a_region_and_examples_can_be_compared_with_a_result(ui_env):
