@@ -20,7 +20,9 @@ from vislink.store.models import (
     JobHolder,
     JobState,
     Link,
+    LinkProposal,
     LinkType,
+    ProposalStatus,
     RunStatus,
     SignInFailure,
     Split,
@@ -32,6 +34,6 @@ __all__ = [
     "Annotator", "AuditEvent", "Base", "Collection", "DescriptorVariant", "EvaluationQueryResult",
     "EvaluationRun", "Group", "GroupMember", "Image", "ImageDescriptor", "ImageStatus", "IngestRun", "Job", "JobHolder",
     "JobState", "Link",
-    "LinkType", "RunStatus", "SignInFailure", "Split", "SplitMember", "SplitPart", "check_migrated", "collection_variants",
+    "LinkProposal", "LinkType", "ProposalStatus", "RunStatus", "SignInFailure", "Split", "SplitMember", "SplitPart", "check_migrated", "collection_variants",
     "find_collection", "get_collection", "get_engine", "get_variant", "session_scope", "upgrade",
 ]

@@ -57,6 +57,12 @@ class LinkType(str, enum.Enum):
     proposal = "proposal"
 
 
+class ProposalStatus(str, enum.Enum):
+    open = "open"  # waiting for a verdict; a rebuild replaces these
+    accepted = "accepted"  # became a positive link
+    rejected = "rejected"  # became a negative link
+
+
 class SplitPart(str, enum.Enum):
     train = "train"
     val = "val"
@@ -250,6 +256,33 @@ class Link(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}
+
+
+class LinkProposal(Base):
+    """A pair of images proposed as a visual link by ``vislink proposals build`` (docs/discovery.md): its score,
+    rank and variant, and the verdict once given (the verdict itself is a positive or negative ``Link``). One
+    proposal per unordered pair (image_a_id < image_b_id); a rebuild replaces the open ones only."""
+
+    __tablename__ = "link_proposals"
+    __table_args__ = (
+        UniqueConstraint("image_a_id", "image_b_id", name="uq_link_proposals_pair"),
+        CheckConstraint("image_a_id < image_b_id", name="ordered_pair"),
+        Index("ix_link_proposals_collection_status", "collection_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    image_a_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    image_b_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    variant_name: Mapped[str] = mapped_column(String(120))
+    score: Mapped[float] = mapped_column(Float)  # cosine similarity of the two descriptors
+    rank: Mapped[int] = mapped_column(Integer)  # the worse of the two ranks (each in the other's top k)
+    status: Mapped[ProposalStatus] = mapped_column(_enum(ProposalStatus, "proposal_status"),
+                                                   default=ProposalStatus.open)
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("links.id", ondelete="SET NULL"))
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("annotators.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class AuditEvent(Base):
