@@ -104,8 +104,11 @@ class Side:
     image: bytes | None = None
 
 
-def open_compare(left: int | Side, right: int, sides: Sequence[Side] = ()) -> None:
-    """The Compare page with ``left`` and ``right``; ``sides``: the query's images offered as the left one."""
+def open_compare(left: int | Side, right: int, sides: Sequence[Side] = (),
+                 box: Sequence[int] | None = None) -> None:
+    """The Compare page with ``left`` and ``right``; ``sides``: the query's images offered as the left one;
+    ``box``: where the query's detail lies in ``right`` (x, y, w, h in its stored pixels), outlined and zoomed."""
+    st.session_state["compare_box"] = (int(right), tuple(int(v) for v in box)) if box else None
     sides = list(sides) or ([left] if isinstance(left, Side) else [])
     left = left if isinstance(left, Side) else Side(f"#{left}", image_id=int(left))
     st.session_state["compare_sides"] = sides
@@ -218,6 +221,53 @@ def _md(text: str) -> str:
     return text.replace("\n", " ")
 
 
+BOX_COLOUR = (228, 87, 46)  # the cropper's box colour: the matched detail reads as the query's region
+
+
+def stored_size(info: data.ImageInfo, fallback: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) of the stored image (the pixels boxes are given in); ``fallback`` when not recorded."""
+    width, height = info.technical.get("width"), info.technical.get("height")
+    return (int(width), int(height)) if width and height else fallback
+
+
+def draw_box(image, box: Sequence[float], size: tuple[int, int], colour=BOX_COLOUR):
+    """A copy of ``image`` (a thumbnail or any resized view of a stored image of ``size`` pixels) with ``box``
+    (x, y, w, h in the stored pixels) drawn on it as a rectangle, scaled to the image's size."""
+    from PIL import ImageDraw
+
+    out = image.convert("RGB").copy()
+    sx, sy = out.width / max(1, size[0]), out.height / max(1, size[1])
+    x, y, w, h = (float(v) for v in box)
+    x0, y0 = max(0, round(x * sx)), max(0, round(y * sy))
+    x1, y1 = min(out.width - 1, round((x + w) * sx)), min(out.height - 1, round((y + h) * sy))
+    line = max(2, round(min(out.size) / 90))
+    ImageDraw.Draw(out).rectangle((x0, y0, max(x0, x1), max(y0, y1)), outline=colour, width=line)
+    return out
+
+
+def boxed_thumbnail(path, info: data.ImageInfo, box: Sequence[float]):
+    """The thumbnail at ``path`` with the matched ``box`` drawn on it."""
+    from PIL import Image
+
+    with Image.open(path) as thumb:
+        return draw_box(thumb, box, stored_size(info, thumb.size))
+
+
+def zoom_on(image, box: Sequence[float], size: tuple[int, int], margin: float = 0.25):
+    """The part of ``image`` (a view of a stored image of ``size`` pixels) around ``box``, with a ``margin`` of
+    the box's size on each side."""
+    sx, sy = image.width / max(1, size[0]), image.height / max(1, size[1])
+    x, y, w, h = (float(v) for v in box)
+    mx, my = w * margin, h * margin
+    left, top = max(0, round((x - mx) * sx)), max(0, round((y - my) * sy))
+    right, bottom = min(image.width, round((x + w + mx) * sx)), min(image.height, round((y + h + my) * sy))
+    return image.crop((left, top, max(left + 1, right), max(top + 1, bottom)))
+
+
+def box_text(box: Sequence[int]) -> str:
+    return ",".join(str(int(v)) for v in box)
+
+
 # -- results -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -228,6 +278,8 @@ class Cell:
     status: str = ""
     hint: str = ""  # how high the score is for this variant ("top 1%", data.ScoreScale.hint)
     mark: str = ""  # what the page knows of it besides ("this is the query: the same file")
+    box: tuple[int, int, int, int] | None = None  # detail search: the matched box, x, y, w, h in the stored pixels
+    query_box: tuple[int, int, int, int] | None = None  # regions="auto": the query region that found it
 
 
 PER_ROW = (4, 5, 6, 8, 10)
@@ -265,13 +317,21 @@ def grid(cells: Sequence[Cell], *, key: str, columns: int = 6, compare: Sequence
 def _card(col, cell: Cell, path, *, key: str, compare, selectable: bool, selected: list[int]) -> None:
     info = cell.info
     with col.container(border=True, key=f"{key}_card_{info.id}", gap="small"):
-        if path is not None:
+        if path is not None and cell.box:
+            try:
+                st.image(boxed_thumbnail(path, info, cell.box), width="stretch")
+            except OSError:  # an unreadable thumbnail: shown as the plain one
+                st.image(str(path), width="stretch")
+        elif path is not None:
             st.image(str(path), width="stretch")
         else:
             st.caption("(no picture)")
         score = f" · {cell.score:.3f}" if cell.score is not None else ""
         st.markdown(f"**#{cell.rank}**{score}" + (f" · :small[:gray[{cell.hint}]]" if cell.hint else ""))
         lines = [_md(info.short_caption)]
+        if cell.box:
+            lines.append(f":orange[:material/crop_free: detail at {box_text(cell.box)}]"
+                         + (f" (query region {box_text(cell.query_box)})" if cell.query_box else ""))
         if cell.mark:
             lines.append(f":orange[:material/info: {_md(cell.mark)}]")
         if cell.status:
@@ -291,7 +351,7 @@ def _card(col, cell: Cell, path, *, key: str, compare, selectable: bool, selecte
                     st.caption(cell.status)
                 if compare and st.button("compare with the query", key=f"{key}_cmp_{info.id}", width="stretch",
                                          icon=":material/compare:"):
-                    open_compare(compare[0], info.id, compare)
+                    open_compare(compare[0], info.id, compare, box=cell.box)
                 if st.button("open", key=f"{key}_open_{info.id}", width="stretch", icon=":material/open_in_new:"):
                     open_image(info.id)
 

@@ -168,6 +168,15 @@ class Query:
     positive_images: tuple[bytes, ...] = ()
     label: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # Detail search on a -regions variant (docs/detail.md): ``region`` x, y, w, h in the pixels of ``image`` (its
+    # full size) or of the stored image ``image_id``, matched against the stored regions; ``auto``: the query's own
+    # regions each matched (regions="auto").
+    region: tuple[int, int, int, int] | None = None
+    auto: bool = False
+
+    @property
+    def is_detail(self) -> bool:
+        return self.region is not None or self.auto
 
     @property
     def is_empty(self) -> bool:
@@ -178,6 +187,8 @@ class Query:
         for part in (self.image or b"", str(self.image_id).encode(), repr(self.positive).encode(),
                      repr(self.negative).encode(), *self.positive_images):
             h.update(hashlib.sha256(part).digest())
+        if self.is_detail:  # a plain query keeps the key it always had
+            h.update(repr((self.region, self.auto)).encode())
         return h.hexdigest()[:16]
 
 
@@ -193,6 +204,11 @@ def run_search(query: Query, *, collection: str, variant: str | None, flt: dict 
 
     if query.is_empty:
         raise VislinkError("no query: upload an image, pick one, or choose positive examples")
+    if query.is_detail:  # the stored regions: one query, without verify / mirrored / examples (docs/detail.md)
+        return search(_pil(query.image) if query.image is not None else None,
+                      image_id=query.image_id if query.image is None else None, collection=collection,
+                      variant=variant, limit=limit, offset=offset, filters=flt, region=query.region,
+                      regions="auto" if query.auto else None)
     common = dict(collection=collection, variant=variant, limit=limit, offset=offset, filters=flt, mirrored=mirrored)
     if verify and (query.image is not None or query.image_id is not None) and not (
             query.positive or query.positive_images or query.negative):
@@ -213,6 +229,25 @@ def run_search(query: Query, *, collection: str, variant: str | None, flt: dict 
     if query.negative:
         return search(positive=[query.image_id], negative=list(query.negative), **common)
     return search(image_id=query.image_id, **common)
+
+
+def stores_regions(variant: str | None) -> bool:
+    """Whether ``variant`` stores regional descriptors (a ``-regions`` variant, docs/detail.md)."""
+    from vislink.encoder.variants import parse_variant
+
+    if not variant:
+        return False
+    try:
+        return bool(parse_variant(variant).regions)
+    except VislinkError:
+        return False
+
+
+def full_size(image) -> tuple[int, int]:
+    """(width, height) of a decoded image in its file, also when ``decode_image`` decoded it reduced."""
+    from vislink.encoder.images import full_size as size
+
+    return size(image)
 
 
 def search_page(query: Query, *, collection: str, variant: str | None, flt: dict | None, mirrored: bool,

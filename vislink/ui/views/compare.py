@@ -112,6 +112,29 @@ def _left_side(column) -> ui.Side | None:
     return side
 
 
+def _detail_box(b_id: int) -> tuple[int, ...] | None:
+    """The box a detail search matched in the right image (set by *compare* on a result that has one)."""
+    held = st.session_state.get("compare_box")
+    return tuple(held[1]) if held and int(held[0]) == int(b_id) else None
+
+
+def _zoom(b: data.ImageInfo, box, fallback: PILImage.Image | None) -> None:
+    """The matched detail of the right image, zoomed (from the stored file; the thumbnail if it is unreadable)."""
+    try:
+        from vislink.ui.thumbs import resolve_image_path
+
+        full = services.decode_image(resolve_image_path(b.file_path), b.label)
+        size = services.full_size(full)
+    except (VislinkError, OSError, TypeError):
+        full, size = fallback, ui.stored_size(b, fallback.size) if fallback is not None else (1, 1)
+    if full is None:
+        return
+    zoomed = ui.zoom_on(full, box, size)
+    zoomed.thumbnail((SIZE, SIZE))
+    st.columns(3)[2].image(zoomed, width="stretch",
+                           caption=f"the matched detail of #{b.id}, at {ui.box_text(box)} (zoomed)")
+
+
 def main() -> None:
     ui.show_flash()
     pair = st.session_state.get("compare") or (0, 0)
@@ -170,6 +193,9 @@ def main() -> None:
             from vislink.local import align
 
             shown_a, shown_b = align.outline_a(img_a, check), align.outline_b(img_b, check)
+        detail = _detail_box(b.id)
+        if detail is not None and shown_b is not None and not (mirror and not aligned):
+            shown_b = ui.draw_box(shown_b, detail, ui.stored_size(b, shown_b.size))
         # Left, overlay, right in one row: the eye goes from each to the superposition.
         cols = st.columns(3)
         left_label = a.label if a is not None else f"the query: {side.label}"
@@ -185,6 +211,8 @@ def main() -> None:
             cols[1].image(_overlay(img_a, img_b, alpha, flicker, swipe), width="stretch",
                           caption="flicker" if flicker else f"{'swipe' if swipe else 'overlay'}, {alpha:.0%} right"
                           + " (not aligned: stretched)")
+        if detail is not None:
+            _zoom(b, detail, img_b)
         meta = st.columns(2)
         with meta[0]:
             if a is not None:

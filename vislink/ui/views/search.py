@@ -52,6 +52,24 @@ def _crop(img, key: str):
     return st_cropper(img, realtime_update=True, box_color="#e4572e", return_type="image", key=key)
 
 
+def _crop_box(img, key: str):
+    """(the crop, its box x, y, w, h in the image file's full-size pixels) chosen with the cropper, for a
+    -regions variant (the whole image without the cropper)."""
+    width, height = services.full_size(img)
+    try:
+        from streamlit_cropper import st_cropper
+    except ImportError:
+        st.caption("streamlit-cropper is not installed: searching with the whole image")
+        return img, (0, 0, width, height)
+    st.caption("Drag the box over the region to search for: it is matched against the stored regions of every "
+               "image (the variant stores regions), and each result shows where the detail lies in it.")
+    piece, rect = st_cropper(img, realtime_update=True, box_color="#e4572e", return_type="both", key=key)
+    sx, sy = width / img.width, height / img.height  # the cropper's box is in the decoded (maybe reduced) pixels
+    box = (round(rect["left"] * sx), round(rect["top"] * sy), max(1, round(rect["width"] * sx)),
+           max(1, round(rect["height"] * sy)))
+    return piece, box
+
+
 def _ids(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(x) for x in text.replace(",", " ").split())
@@ -80,20 +98,35 @@ def _uploaded() -> tuple[str, bytes] | None:
     return None
 
 
-def _query_input(info: data.CollectionInfo, side) -> services.Query | None:
-    """The query widgets; previews go to ``side`` (the column next to them)."""
+def _query_input(info: data.CollectionInfo, side, variant: str | None = None) -> services.Query | None:
+    """The query widgets; previews go to ``side`` (the column next to them). On a variant that stores regions
+    (``-regions``), a region is matched against the stored regions and "Match regions (auto)" matches the
+    query's own regions (docs/detail.md); on any other variant a region is a crop compared with whole images."""
     mode = st.radio("Query", ["Upload an image", "An image of the collection", "Several examples"],
                     horizontal=True, key="search_mode", persist_state="session")
-    region = False
+    region = auto = False
+    detail = services.stores_regions(variant)
     if mode != "Several examples":
         region = st.toggle("Search a region (crop)", key="search_region", persist_state="session",
                            help="Crop a detail: the paper's links are often a figure copied, not the whole work.")
+        if detail and not region:
+            auto = st.toggle("Match regions (auto)", key="search_auto", persist_state="session",
+                             help="Each region of the query (the whole image, then a grid of squares) is matched "
+                                  "against the stored regions: a photo holding several paintings finds each.")
     if mode == "Upload an image":
         uploaded = _uploaded()
         if uploaded is None:
             return None
         name, raw = uploaded
         img = services.read_upload(name, raw)
+        if detail and region:
+            piece, box = _crop_box(img, "search_crop_upload")
+            label = f"{name} (region {','.join(map(str, box))})"
+            _preview(piece, label, side)
+            return services.Query(image=raw, region=box, label=label, extra={"crop": _png(piece)})
+        if auto:
+            _preview(img, f"{name} (regions auto)", side)
+            return services.Query(image=raw, auto=True, label=f"{name} (regions auto)")
         if region:
             img = _crop(img, "search_crop_upload")
         label = name + (" (region)" if region else "")
@@ -118,6 +151,17 @@ def _query_input(info: data.CollectionInfo, side) -> services.Query | None:
         picked = data.image(image_id)
         if picked.collection_id != info.id:
             st.warning(f"Image {image_id} is in another collection; searching {info.name} with it anyway.")
+        if detail and region:
+            from vislink.ui.thumbs import resolve_image_path
+
+            piece, box = _crop_box(services.decode_image(resolve_image_path(picked.file_path), picked.label),
+                                   f"search_crop_{image_id}")
+            label = f"region {','.join(map(str, box))} of #{image_id}"
+            _preview(piece, label, side)
+            return services.Query(image_id=image_id, region=box, label=label, extra={"crop": _png(piece)})
+        if auto:
+            ui.show_image(picked, 256, side, caption=picked.label)
+            return services.Query(image_id=image_id, auto=True, label=f"{picked.label} (regions auto)")
         if region:
             from vislink.ui.thumbs import resolve_image_path
 
@@ -196,8 +240,11 @@ def _twin(query: services.Query, info: data.CollectionInfo) -> data.ImageInfo | 
 
 def _sides(query: services.Query, twin: data.ImageInfo | None) -> list[ui.Side]:
     """What the Compare page may put on the left for this query: its image(s), by id when in the collection."""
+    crop = [ui.Side(query.label, image=query.extra["crop"])] if query.extra.get("crop") else []
     if query.image_id is not None:
-        return [ui.Side(query.label, image_id=query.image_id)]
+        return crop + [ui.Side(f"#{query.image_id}" if crop else query.label, image_id=query.image_id)]
+    if crop:
+        return crop
     sides = []
     if twin is not None:
         sides.append(ui.Side(f"{query.label} = #{twin.id}", image_id=twin.id))
@@ -255,6 +302,10 @@ def _results(query: services.Query, info: data.CollectionInfo, variant: str, flt
     if twin is not None:
         st.info(f"This image is in the collection: #{twin.id} ({twin.label.split(' ', 1)[1]}). It comes back as "
                 "its own first result; links and groups below are shown against it.", icon=":material/info:")
+    if query.is_detail and (mirrored or verify):
+        st.caption("Mirrored and Verify do not apply to a region match yet: the results are the stored regions' "
+                   "own ranking.")
+        mirrored, verify = False, None
     cache = st.session_state.setdefault(CACHE, {})
     page = st.session_state.get(PAGE, 0)
     started = time.perf_counter()
@@ -275,7 +326,8 @@ def _results(query: services.Query, info: data.CollectionInfo, variant: str, flt
         if not mark and getattr(r, "verified", None):
             mark = f"verified: {r.inliers} matching points" + (", mirrored" if r.mirrored else "")
         cells.append(ui.Cell(r.rank, r.score, infos[r.image_id], status.get(r.image_id, ""), scale.hint(r.score),
-                             mark))
+                             mark, box=tuple(r.box) if getattr(r, "box", None) else None,
+                             query_box=tuple(r.query_box) if query.auto and getattr(r, "query_box", None) else None))
     st.caption(scale.legend())
     ui.pager(None, page_size, PAGE, more=len(results) == page_size)
     ui.grid(cells, key="search", columns=per_row, compare=_sides(query, twin))
@@ -297,7 +349,7 @@ def main() -> None:
     left, right = st.columns([2, 1])
     with left:
         with ui.guard("query"):
-            query = _query_input(info, right)
+            query = _query_input(info, right, variant)
         go = st.button("Search", type="primary", key="search_go", disabled=query is None)
     if st.session_state.pop(PENDING, False) and query is not None:
         go = True
