@@ -135,6 +135,25 @@ def rank_targets(index: VectorIndex, collection: str, queries: Sequence[EvalQuer
     return [r for r in results if r is not None]
 
 
+def nearest_neighbours(index: VectorIndex, collection: str, ids: Sequence[int], k: int, *, batch_size: int = 64,
+                       exact: bool = True) -> dict[int, list[tuple[int, float]]]:
+    """Each point's ``k`` nearest neighbours in ``collection`` as ``(point id, score)``, best first, the point
+    itself left out: its stored vector searched in batches of ``batch_size`` (``query_batch``; exact by default,
+    ``exact=False`` lets the index use its HNSW graph). Points without a stored vector get no entry."""
+    if k < 1:
+        raise VislinkError(f"k must be >= 1, got {k}")
+    ids = [int(i) for i in ids]
+    stored = _fetch_vectors(index, collection, ids)
+    present = [i for i in ids if i in stored]
+    out: dict[int, list[tuple[int, float]]] = {}
+    for start in range(0, len(present), batch_size):
+        chunk = present[start:start + batch_size]
+        hits = index.query_batch(collection, np.stack([stored[i] for i in chunk]), limit=k + 1, exact=exact)
+        for qid, qhits in zip(chunk, hits):
+            out[qid] = [(int(h.id), float(h.score)) for h in qhits if int(h.id) != qid][:k]
+    return out
+
+
 def rank_sparse_targets(index: VectorIndex, collection: str, queries: Sequence[EvalQuery], *, depth: int = 200,
                         max_depth: int | None = None, vectors: Sequence | None = None,
                         progress: bool = False) -> list[QueryResult]:

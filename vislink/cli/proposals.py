@@ -1,0 +1,107 @@
+"""`vislink proposals ...`: links proposed by nearest-neighbour searches over a whole collection, and their
+verdicts (docs/discovery.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+proposals_app = typer.Typer(help="Proposed links over a whole collection: build, list, accept, reject, export.",
+                            no_args_is_help=True)
+
+COLLECTION = typer.Option(..., "--collection", "-c", help="Collection name.")
+ANNOTATOR = typer.Option(None, "--annotator", "-a", help="Who gives the verdict (an annotator name; audited).")
+NOTE = typer.Option(None, "--note", help="A note on the link made.")
+
+
+def _session():
+    from vislink.config import get_settings
+    from vislink.store import session_scope
+
+    return session_scope(get_settings().database_url)
+
+
+@proposals_app.command("build")
+def build_cmd(
+    collection: str = COLLECTION,
+    variant: str = typer.Option(..., "--variant", "-v", help="Descriptor variant whose index is searched."),
+    k: int = typer.Option(10, "--k", help="Neighbours searched per image; a pair must be in each other's top k."),
+    min_score: float = typer.Option(0.5, "--min-score", help="Lowest cosine similarity of a proposed pair."),
+    cross_artist: bool = typer.Option(False, "--cross-artist", help="Only pairs of two different artists."),
+    verify: bool = typer.Option(False, "--verify", help="Only pairs verified geometrically by local features."),
+) -> None:
+    """Propose links: mutual top-k pairs above --min-score that the graph does not answer yet (replaces the
+    variant's open proposals; verdicts are kept)."""
+    from vislink.evaluation.proposals import build_proposals
+
+    report = build_proposals(collection, variant, k=k, min_score=min_score, cross_artist=cross_artist, verify=verify)
+    typer.echo(report.summary())
+
+
+@proposals_app.command("list")
+def list_cmd(
+    collection: str = COLLECTION,
+    status: str = typer.Option("open", "--status", help="open, accepted, rejected or all."),
+    variant: Optional[str] = typer.Option(None, "--variant", "-v", help="Only this variant's proposals."),
+    limit: int = typer.Option(50, "--limit", help="At most this many (best score first)."),
+) -> None:
+    """Proposals, best score first."""
+    from vislink.graph.proposals import list_proposals
+    from vislink.store import get_collection
+
+    with _session() as session:
+        rows = list_proposals(session, get_collection(session, collection).id,
+                              status=None if status == "all" else status, variant=variant, limit=limit)
+        if not rows:
+            typer.echo("no proposals")
+        for p in rows:
+            typer.echo(f"{p.id:6}  {p.status:8} {p.score:.3f}  rank {p.rank:<3} {p.variant}  "
+                       f"{p.ref_a}  <->  {p.ref_b}")
+
+
+def _decide(ids: List[int], collection: str, annotator: str | None, note: str | None, accept: bool) -> None:
+    from vislink.graph.annotators import get_annotator
+    from vislink.graph.proposals import accept_proposal, reject_proposal
+    from vislink.store import ProposalStatus, get_collection
+
+    decide = accept_proposal if accept else reject_proposal
+    with _session() as session:
+        coll_id = get_collection(session, collection).id
+        annotator_id = get_annotator(session, annotator).id if annotator else None
+        for pid in ids:
+            p = decide(session, pid, annotator_id=annotator_id, note=note, collection_id=coll_id)
+            typer.echo(f"proposal {pid}: {ProposalStatus(p.status).value} "
+                       f"(link {p.link_id}, {'positive' if accept else 'negative'})")
+
+
+@proposals_app.command("accept")
+def accept_cmd(ids: List[int] = typer.Argument(..., help="Proposal ids."), collection: str = COLLECTION,
+               annotator: Optional[str] = ANNOTATOR, note: Optional[str] = NOTE) -> None:
+    """Accept proposals: each pair becomes a positive link."""
+    _decide(ids, collection, annotator, note, accept=True)
+
+
+@proposals_app.command("reject")
+def reject_cmd(ids: List[int] = typer.Argument(..., help="Proposal ids."), collection: str = COLLECTION,
+               annotator: Optional[str] = ANNOTATOR, note: Optional[str] = NOTE) -> None:
+    """Reject proposals: each pair becomes a negative link (a hard negative for fine-tuning)."""
+    _decide(ids, collection, annotator, note, accept=False)
+
+
+@proposals_app.command("export")
+def export_cmd(file: Path = typer.Argument(..., help="CSV file to write."), collection: str = COLLECTION,
+               status: str = typer.Option("all", "--status", help="open, accepted, rejected or all.")) -> None:
+    """Export proposals as CSV (cells a spreadsheet would run as formulas are escaped)."""
+    from vislink.graph.proposals import export_proposals
+    from vislink.store import get_collection
+
+    with _session() as session:
+        n = export_proposals(session, get_collection(session, collection).id, file,
+                             status=None if status == "all" else status)
+    typer.echo(f"{n} proposals written to {file}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(proposals_app, name="proposals")
