@@ -111,7 +111,7 @@ def test_draw_box_scales_to_the_thumbnail():
     assert zoom_on(thumb, (100, 100, 200, 100), (400, 300), margin=0).size == (100, 50)
 
 
-def test_auto_regions_and_compare_opens_on_the_box(regions_env, drawn):
+def test_auto_regions_and_compare_opens_on_the_box(regions_env, drawn, monkeypatch):
     _, made, ids = regions_env
     at = app().run()
     at.radio(key="search_mode").set_value("An image of the collection").run()
@@ -127,11 +127,18 @@ def test_auto_regions_and_compare_opens_on_the_box(regions_env, drawn):
     assert len(drawn) == len(shown)
     # compare: the right image outlined and the matched detail zoomed.
     first = shown[0]
+    from vislink.ui import components
+
+    outlined = []
+    real = components.draw_box
+    monkeypatch.setattr(components, "draw_box", lambda image, box, size, **kw: outlined.append(tuple(box))
+                        or real(image, box, size, **kw))
     at.button(key=f"search_cmp_{first}").click().run()
     ok(at)
     assert [t.value for t in at.title] == ["Compare"]
     zoom = [c for img in at.get("image") for c in (img.captions or []) if "the matched detail" in c]
     assert zoom and f"#{first}, at " in zoom[0], zoom
+    assert outlined and f"at {components.box_text(outlined[0])} " in zoom[0]  # the same box outlined on the right
 
 
 def test_plain_variants_keep_todays_queries():
