@@ -174,3 +174,34 @@ def test_bad_or_missing_manifest_names_the_file(tmp_path, edge):
     with pytest.raises(FormatError, match="batch-000001.npz: sha256 differs"):
         import_collection(NumpyIndex(), out, progress=False)
     assert not edge.collection_exists("vislink_t_none")
+
+
+def test_cli_export_import_between_the_embedded_backends(vislink_env, tmp_path):
+    from typer.testing import CliRunner
+
+    from vislink.cli import app
+    from vislink.index import build_index
+
+    source = build_index(vislink_env, "qdrant-edge")
+    source.create_collection(NAME, DIM, payload_indexes=PAYLOAD_INDEXES)
+    source.upsert(NAME, _points())
+    source.close()
+    runner = CliRunner()
+    out = tmp_path / "export"
+    result = runner.invoke(app, ["index", "export", NAME, "-o", str(out), "--from-backend", "qdrant-edge",
+                                 "--batch-size", "100", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert f"exported {NAME}: {N} points, {DIM}-d; 3 batches (3 written)" in result.output
+    result = runner.invoke(app, ["index", "import", str(out), "--to-backend", "qdrant-local", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert f"the target holds {N}" in result.output
+    result = runner.invoke(app, ["index", "import", str(out), "--to-backend", "qdrant-local", "--no-progress"])
+    assert "3 already present" in result.output
+    source, target = build_index(vislink_env, "qdrant-edge"), build_index(vislink_env, "qdrant-local")
+    try:
+        _same(source, target)
+    finally:
+        source.close()
+        target.close()
+    result = runner.invoke(app, ["index", "export", "-o", str(out)])
+    assert result.exit_code != 0 and "--all" in str(result.exception or result.output)
