@@ -171,12 +171,12 @@ class VectorIndex(abc.ABC):
         """For each row of ``vectors``, the points whose best region is nearest (MaxSim of one query vector:
         the highest cosine over the point's regions), best first; exact. Points without regions are left out."""
         raise NotImplementedError(f"the {self.name} index backend has no regional multivectors (detail search): "
-                                  "use qdrant-edge or memory")
+                                  "use qdrant-edge, qdrant-local, qdrant-server or memory")
 
     def retrieve_regions(self, collection: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
         """The stored (R, dim) regional descriptors of points by id; ids without them are left out."""
         raise NotImplementedError(f"the {self.name} index backend has no regional multivectors (detail search): "
-                                  "use qdrant-edge or memory")
+                                  "use qdrant-edge, qdrant-local, qdrant-server or memory")
 
     def optimize(self, collection: str) -> None:  # noqa: B027 - optional hook
         """Tidy a collection after a large ingest (qdrant-edge: merge segments, build the HNSW graph).
