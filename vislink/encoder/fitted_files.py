@@ -3,6 +3,7 @@ and the sha256 of their content inside, read back with the same checks and the s
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -39,3 +40,19 @@ def read_fitted(path: Path | str, fmt: str, what: str, build):
     if fitted.sha256 != stored:
         raise ConfigError(f"{path}: content hash {fitted.sha256} differs from the stored {stored} (damaged file)")
     return fitted
+
+
+def read_once(path: Path | str, load):
+    """``load(path)`` once per process for each version of the file: ingest, search and evaluation all read
+    fitted files through here, and a file rewritten at the same path is read again (the key is its mtime)."""
+    path = Path(path)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = None  # let load() raise its own clear error
+    return _read_cached(load, str(path), stamp)
+
+
+@lru_cache(maxsize=64)
+def _read_cached(load, path: str, stamp: int | None):
+    return load(path)

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from vislink.encoder.fitted_files import read_fitted, write_fitted
+from vislink.encoder.fitted_files import read_fitted, read_once, write_fitted
 from vislink.errors import ConfigError
 
 FORMAT = "vislink-pca-1"
@@ -87,16 +86,5 @@ class PCAWhitening:
 
 
 def load_pca(path: str | Path) -> PCAWhitening:
-    """The whitening stored at ``path``, read once per process (ingest, search and evaluation all load PCA
-    files through here). A file rewritten at the same path is read again: the cache is keyed by its mtime."""
-    path = Path(path)
-    try:
-        stamp = path.stat().st_mtime_ns
-    except OSError:
-        stamp = None  # let load() raise its own clear error
-    return _load_cached(str(path), stamp)
-
-
-@lru_cache(maxsize=32)
-def _load_cached(path: str, stamp: int | None) -> PCAWhitening:
-    return PCAWhitening.load(path)
+    """The whitening stored at ``path``, read once per process (and again when the file is rewritten)."""
+    return read_once(path, PCAWhitening.load)

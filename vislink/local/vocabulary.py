@@ -14,13 +14,12 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from vislink.encoder.fitted_files import read_fitted, write_fitted
+from vislink.encoder.fitted_files import read_fitted, read_once, write_fitted
 from vislink.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -130,15 +129,5 @@ def _sklearn_version() -> str:
 
 
 def load_vocabulary(path: str | Path) -> Vocabulary:
-    """The vocabulary stored at ``path``, read once per process (keyed by the file's mtime, as ``load_pca``)."""
-    path = Path(path)
-    try:
-        stamp = path.stat().st_mtime_ns
-    except OSError:
-        stamp = None  # let load() raise its own clear error
-    return _load_cached(str(path), stamp)
-
-
-@lru_cache(maxsize=16)
-def _load_cached(path: str, stamp: int | None) -> Vocabulary:
-    return Vocabulary.load(path)
+    """The vocabulary stored at ``path``, read once per process (and again when the file is rewritten)."""
+    return read_once(path, Vocabulary.load)
