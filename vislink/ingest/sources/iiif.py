@@ -20,7 +20,7 @@ from typing import Any
 from vislink.errors import FetchError
 from vislink.ingest.sources.base import ItemStream, SourceError, SourceItem, finish_metadata
 from vislink.ingest.sources.iiif_bodies import BadShape, PaintedImage, as_list, id_of, kind_of, painted_image
-from vislink.ingest.sources.iiif_image import ImageService, service_from_info
+from vislink.ingest.sources.iiif_image import ImageService, positive_int, service_from_info
 from vislink.ingest.sources.iiif_metadata import lang_text, metadata_fields
 
 __all__ = ["ImageService", "NotFollowed", "iiif_items", "lang_text"]
@@ -318,11 +318,11 @@ class _Walker:
             return service_from_info(info, service)
         log.warning("%s: no info.json (%s); the size comes from the canvas", service.id,
                     info if info is not None else "not fetched")
-        width, height = _int(canvas.get("width")), _int(canvas.get("height"))
+        width, height = positive_int(canvas.get("width")), positive_int(canvas.get("height"))
         if turned:
             width, height = height, width
-        service.width = width or service.width or _int(body.get("width"))
-        service.height = height or service.height or _int(body.get("height"))
+        service.width = width or service.width or positive_int(body.get("width"))
+        service.height = height or service.height or positive_int(body.get("height"))
         return service
 
     def text(self, value: Any) -> str | None:
@@ -373,11 +373,3 @@ def _canvases(doc: dict, version: int) -> list:
     if not isinstance(sequences[0], dict):
         raise BadShape(f"its first sequence is a {type(sequences[0]).__name__}, not an object")
     return as_list(sequences[0].get("canvases"), "the sequence's canvases")
-
-
-def _int(value: Any) -> int | None:
-    try:
-        number = int(float(value))
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return number if number > 0 else None

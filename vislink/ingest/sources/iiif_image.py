@@ -165,8 +165,8 @@ def service_from_entry(entry: dict) -> ImageService | None:
     else:
         return None
     sizes = _sizes(entry.get("sizes"))
-    return ImageService(_base_id(service_id), version=version, level=_level(text), width=_int(entry.get("width")),
-                        height=_int(entry.get("height")), sizes=sizes)
+    return ImageService(_base_id(service_id), version=version, level=_level(text), width=positive_int(entry.get("width")),
+                        height=positive_int(entry.get("height")), sizes=sizes)
 
 
 def service_from_info(info: dict, declared: ImageService) -> ImageService:
@@ -192,8 +192,8 @@ def service_from_info(info: dict, declared: ImageService) -> ImageService:
     return ImageService(
         id=_base_id(str(info.get("id") or info.get("@id") or declared.id)), version=version,
         level=level if level is not None else declared.level,
-        width=_int(info.get("width")), height=_int(info.get("height")),
-        max_width=_int(limits["maxWidth"]), max_height=_int(limits["maxHeight"]), max_area=_int(limits["maxArea"]),
+        width=positive_int(info.get("width")), height=positive_int(info.get("height")),
+        max_width=positive_int(limits["maxWidth"]), max_height=positive_int(limits["maxHeight"]), max_area=positive_int(limits["maxArea"]),
         sizes=_sizes(info.get("sizes")) or declared.sizes, from_info=True,
     )
 
@@ -221,10 +221,11 @@ def _sizes(value: Any) -> list[tuple[int, int]]:
     if not isinstance(value, list):
         return []
     return [(int(s["width"]), int(s["height"])) for s in value
-            if isinstance(s, dict) and _int(s.get("width")) and _int(s.get("height"))]
+            if isinstance(s, dict) and positive_int(s.get("width")) and positive_int(s.get("height"))]
 
 
-def _int(value: Any) -> int | None:
+def positive_int(value: Any) -> int | None:
+    """A width, height or limit as IIIF documents give it (int, float or string): a positive int, else None."""
     try:
         number = int(float(value))
     except (TypeError, ValueError, OverflowError):
