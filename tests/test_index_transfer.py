@@ -89,7 +89,8 @@ def test_round_trip_edge_local_edge(tmp_path, edge, local):
     assert hits[0].id == flemish.id and all(h.payload["school"] == "Flemish" for h in hits)
     # and back: local -> folder -> a fresh edge collection under another name
     back = tmp_path / "back"
-    export_collection(local, NAME, back, batch_size=100, progress=False)
+    summary = export_collection(local, NAME, back, batch_size=100, progress=False)
+    assert (summary.count, summary.batches, summary.sparse, summary.regions) == (N, 3, False, False)
     import_collection(edge, back, collection="vislink_t_back", progress=False)
     _same(edge, edge, NAME, "vislink_t_back")
 
@@ -108,9 +109,14 @@ def test_sparse_collection_round_trip(tmp_path, edge, local):
     assert len(local.retrieve_sparse(NAME, ids)) == 200
     query = sparse[7]
     assert [h.id for h in local.query_sparse(NAME, query, limit=5)] == [h.id for h in edge.query_sparse(NAME, query, limit=5)]
+    # and back from qdrant-local, which finds the sparse vectors too
+    summary = export_collection(local, NAME, tmp_path / "back", batch_size=BATCH, progress=False)
+    assert summary.sparse and not summary.regions and summary.count == N
+    import_collection(edge, tmp_path / "back", collection="vislink_t_back", progress=False)
+    assert edge.retrieve_sparse("vislink_t_back", ids) == edge.retrieve_sparse(NAME, ids)
 
 
-def test_regions_collection_round_trip(tmp_path, edge):
+def test_regions_collection_round_trip(tmp_path, edge, local):
     rng = np.random.default_rng(2)
     points = _points()[:50]
     regions = [rng.normal(size=(int(rng.integers(1, 5)), DIM)).astype(np.float32) for _ in points]
@@ -126,6 +132,12 @@ def test_regions_collection_round_trip(tmp_path, edge):
     assert sorted(got) == sorted(want)
     for pid in ids:
         np.testing.assert_allclose(got[pid], want[pid], atol=1e-6)
+    import_collection(local, tmp_path / "out", progress=False)
+    assert local.retrieve_regions(NAME, ids).keys() == want.keys()
+    summary = export_collection(local, NAME, tmp_path / "back", batch_size=16, progress=False)
+    assert summary.regions and summary.count == len(points)
+    for pid, matrix in local.retrieve_regions(NAME, ids).items():
+        np.testing.assert_allclose(matrix, want[pid], atol=1e-6)
 
 
 class _Killed(Exception):
