@@ -47,6 +47,9 @@ def coll(env, tmp_path_factory):
     shutil.copy(paths[0], root / "copy_of_0.jpg")
     for i in range(1, 5):
         photo(i).save(root / f"near_{i}.jpg", quality=60)
+    china = _china()  # a real photograph and its re-encoded copy: textured enough for local features
+    china.save(root / "china.jpg", quality=90)
+    china.save(root / "china_near.jpg", quality=50)
     (root / "meta.csv").write_text("file,artist,title\n" + "".join(
         f"{name},Artist {i % 3},Title {i}\n" for i, name in enumerate(sorted(p.name for p in root.glob("*.jpg")))))
     ingest("disc", folder_items(root, root / "meta.csv"), variants=[VARIANT], progress=False, batch_size=8)
@@ -58,6 +61,13 @@ def coll(env, tmp_path_factory):
         set_link(s, ids["photo003.jpg"], ids["near_3.jpg"], "negative")
         create_group(s, [ids["photo004.jpg"], ids["near_4.jpg"]])
     return cid, ids
+
+
+def _china():
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+
+    return Image.fromarray(load_sample_image("china.jpg")).resize((320, 214))
 
 
 def _pair(ids, x, y):
@@ -106,6 +116,16 @@ def test_cross_artist_keeps_pairs_of_two_artists(coll):
         artist = dict(s.execute(select(Image.id, Image.artist).where(Image.collection_id == cid)).all())
     pairs = _proposed(cid)
     assert pairs and all(artist[a] != artist[b] for a, b in pairs)
+
+
+def test_verify_keeps_the_verified_copy_only(coll):
+    from vislink.evaluation.proposals import build_proposals
+
+    cid, ids = coll
+    report = build_proposals("disc", VARIANT, k=1, min_score=0.0, verify=True)
+    # The photograph's copy is verified; the smooth synthetic pictures have too few keypoints to be.
+    assert set(_proposed(cid)) == {_pair(ids, "china.jpg", "china_near.jpg")}, report.summary()
+    assert report.n_unverified_dropped >= 1
 
 
 def test_accept_reject_and_a_rebuild_keeps_the_verdicts(coll, tmp_path):
@@ -165,3 +185,4 @@ def test_cli_build_list_accept_reject_export(coll, tmp_path):
     res = runner.invoke(app, ["proposals", "export", str(tmp_path / "all.csv"), "-c", "disc"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "all.csv").read_text(encoding="utf-8").startswith("id,status,score,rank,variant")
+
