@@ -130,7 +130,7 @@ def test_verify_keeps_the_verified_copy_only(coll):
 
 def test_accept_reject_and_a_rebuild_keeps_the_verdicts(coll, tmp_path):
     from vislink.evaluation.proposals import build_proposals
-    from vislink.graph import negative_pairs
+    from vislink.graph import group_of, negative_pairs
     from vislink.graph.audit import find_link
     from vislink.graph.proposals import accept_proposal, export_proposals, reject_proposal
     from vislink.store import LinkType, session_scope
@@ -139,27 +139,37 @@ def test_accept_reject_and_a_rebuild_keeps_the_verdicts(coll, tmp_path):
     build_proposals("disc", VARIANT, k=50, min_score=-1.0)
     open_ = _proposed(cid)
     planted = _pair(ids, "photo001.jpg", "near_1.jpg")
-    other = next(pair for pair in sorted(open_) if pair != planted)
+    other = _pair(ids, "photo002.jpg", "photo003.jpg")
+    joins = _pair(ids, "photo004.jpg", "photo005.jpg")  # photo004 is in a group with near_4
+    merges = _pair(ids, "photo001.jpg", "near_4.jpg")  # two groups once the first two are accepted
     with session_scope() as s:
-        accept_proposal(s, open_[planted].id)
+        accept_proposal(s, open_[planted].id, join_group=True)  # neither in a group: a new group
+        accept_proposal(s, open_[joins].id, join_group=True)
         reject_proposal(s, open_[other].id, note="not the same")
     with session_scope() as s:
         assert LinkType(find_link(s, *planted).type) is LinkType.positive
         assert LinkType(find_link(s, *other).type) is LinkType.negative
         assert other in {tuple(sorted(p)) for p in negative_pairs(s, cid)}
+        assert group_of(s, planted[0]).id == group_of(s, planted[1]).id
+        assert group_of(s, ids["photo005.jpg"]).id == group_of(s, ids["near_4.jpg"]).id
         with pytest.raises(Exception, match="already accepted"):
             accept_proposal(s, open_[planted].id)
+    with session_scope() as s:
+        accept_proposal(s, open_[merges].id, join_group=True)
+    with session_scope() as s:
+        assert len({group_of(s, ids[n]).id for n in ("photo001.jpg", "near_1.jpg", "photo004.jpg",
+                                                      "near_4.jpg", "photo005.jpg")}) == 1
 
     report = build_proposals("disc", VARIANT, k=50, min_score=-1.0)
-    assert report.replaced == len(open_) - 2
+    assert report.replaced == len(open_) - 4
     reopened = _proposed(cid)
-    assert planted not in reopened and other not in reopened
-    assert set(_proposed(cid, "accepted")) == {planted} and set(_proposed(cid, "rejected")) == {other}
+    assert not {planted, other, joins, merges} & set(reopened)
+    assert set(_proposed(cid, "accepted")) == {planted, joins, merges} and set(_proposed(cid, "rejected")) == {other}
 
     with session_scope() as s:
         n = export_proposals(s, cid, tmp_path / "p.csv")
     rows = list(csv.DictReader(open(tmp_path / "p.csv", encoding="utf-8")))
-    assert len(rows) == n == len(reopened) + 2
+    assert len(rows) == n == len(reopened) + 4
     assert {r["status"] for r in rows} == {"open", "accepted", "rejected"}
 
 

@@ -61,7 +61,8 @@ def list_cmd(
                        f"{p.ref_a}  <->  {p.ref_b}")
 
 
-def _decide(ids: List[int], collection: str, annotator: str | None, note: str | None, accept: bool) -> None:
+def _decide(ids: List[int], collection: str, annotator: str | None, note: str | None, accept: bool,
+            join_group: bool = False) -> None:
     from vislink.graph.annotators import get_annotator
     from vislink.graph.proposals import accept_proposal, reject_proposal
     from vislink.store import ProposalStatus, get_collection
@@ -71,16 +72,19 @@ def _decide(ids: List[int], collection: str, annotator: str | None, note: str | 
         coll_id = get_collection(session, collection).id
         annotator_id = get_annotator(session, annotator).id if annotator else None
         for pid in ids:
-            p = decide(session, pid, annotator_id=annotator_id, note=note, collection_id=coll_id)
+            extra = {"join_group": join_group} if accept else {}
+            p = decide(session, pid, annotator_id=annotator_id, note=note, collection_id=coll_id, **extra)
             typer.echo(f"proposal {pid}: {ProposalStatus(p.status).value} "
                        f"(link {p.link_id}, {'positive' if accept else 'negative'})")
 
 
 @proposals_app.command("accept")
 def accept_cmd(ids: List[int] = typer.Argument(..., help="Proposal ids."), collection: str = COLLECTION,
-               annotator: Optional[str] = ANNOTATOR, note: Optional[str] = NOTE) -> None:
+               annotator: Optional[str] = ANNOTATOR, note: Optional[str] = NOTE,
+               group: bool = typer.Option(False, "--group", help="Also put the two in one group (a new one, the "
+                                                                 "other's, or their two groups merged).")) -> None:
     """Accept proposals: each pair becomes a positive link."""
-    _decide(ids, collection, annotator, note, accept=True)
+    _decide(ids, collection, annotator, note, accept=True, join_group=group)
 
 
 @proposals_app.command("reject")

@@ -8,7 +8,7 @@ This module keeps the graph's rules; it does not search (``vislink.evaluation.pr
   proposed again), in one group, the same file (same content sha256, or one recorded as the other's duplicate),
   or already decided (an accepted or rejected proposal keeps its verdict across rebuilds).
 - ``accept_proposal`` makes the pair a positive link (``edits.set_link``: audited, undoable; groups are left as
-  they are, as for any positive link), ``reject_proposal`` a negative link (which fine-tuning mines as certain
+  they are unless ``join_group``: then the two end in one group), ``reject_proposal`` a negative link (which fine-tuning mines as certain
   negatives, ``build.negative_pairs``).
 - ``list_proposals`` and ``export_proposals`` (CSV, cells escaped against spreadsheet formulas).
 
@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session, aliased
 
 from vislink.errors import NotFound, VislinkError
 from vislink.formats.spreadsheet import escape_cell
-from vislink.graph.edits import set_link
+from vislink.graph.audit import Change
+from vislink.graph.edits import add_member, create_group, group_of, merge_groups, set_link
 from vislink.store.models import GroupMember, Image, Link, LinkProposal, LinkType, ProposalStatus, utcnow
 
 EXPORT_COLUMNS = ("id", "status", "score", "rank", "variant", "image_a", "image_b", "ref_a", "ref_b",
@@ -154,9 +155,21 @@ def _open_proposal(session: Session, proposal_id: int, collection_id: int | None
 
 
 def _decide(session: Session, proposal_id: int, link_type: LinkType, status: ProposalStatus, *,
-            annotator_id: int | None, note: str | None, collection_id: int | None) -> LinkProposal:
+            annotator_id: int | None, note: str | None, collection_id: int | None,
+            join_group: bool = False) -> LinkProposal:
     proposal = _open_proposal(session, proposal_id, collection_id)
-    link = set_link(session, proposal.image_a_id, proposal.image_b_id, link_type, note, annotator_id=annotator_id)
+    a, b = proposal.image_a_id, proposal.image_b_id
+    change = Change(session, annotator_id, "accept_proposal" if status is ProposalStatus.accepted
+                    else "reject_proposal")
+    link = set_link(session, a, b, link_type, note, annotator_id=annotator_id, change=change)
+    if join_group:
+        ga, gb = group_of(session, a), group_of(session, b)
+        if ga is None and gb is None:
+            create_group(session, [a, b], annotator_id=annotator_id, change=change)
+        elif ga is None or gb is None:
+            add_member(session, (ga or gb).id, a if ga is None else b, annotator_id=annotator_id, change=change)
+        elif ga.id != gb.id:
+            merge_groups(session, ga.id, [gb.id], annotator_id=annotator_id)
     proposal.status, proposal.link_id = status, link.id
     proposal.decided_by_id, proposal.decided_at = annotator_id, utcnow()
     session.flush()
@@ -164,10 +177,12 @@ def _decide(session: Session, proposal_id: int, link_type: LinkType, status: Pro
 
 
 def accept_proposal(session: Session, proposal_id: int, *, annotator_id: int | None = None, note: str | None = None,
-                    collection_id: int | None = None) -> LinkProposal:
-    """The proposed pair becomes a positive link (an audited ``set_link``); the proposal is ``accepted``."""
+                    collection_id: int | None = None, join_group: bool = False) -> LinkProposal:
+    """The proposed pair becomes a positive link (an audited ``set_link``); the proposal is ``accepted``.
+    ``join_group``: also put the two in one group, by the graph's rules: a new group when neither is in one, the
+    other joins the group of the one that is, the second's group merged into the first's when both are."""
     return _decide(session, proposal_id, LinkType.positive, ProposalStatus.accepted, annotator_id=annotator_id,
-                   note=note, collection_id=collection_id)
+                   note=note, collection_id=collection_id, join_group=join_group)
 
 
 def reject_proposal(session: Session, proposal_id: int, *, annotator_id: int | None = None, note: str | None = None,
