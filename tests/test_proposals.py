@@ -196,3 +196,12 @@ def test_cli_build_list_accept_reject_export(coll, tmp_path):
     assert res.exit_code == 0, res.output
     assert (tmp_path / "all.csv").read_text(encoding="utf-8").startswith("id,status,score,rank,variant")
 
+
+
+def test_an_unknown_status_is_a_clear_error(coll):
+    from vislink.errors import VislinkError
+    from vislink.graph.proposals import list_proposals
+    from vislink.store import session_scope
+
+    with session_scope() as s, pytest.raises(VislinkError, match="unknown proposal status 'maybe'"):
+        list_proposals(s, coll[0], status="maybe")

@@ -126,6 +126,14 @@ def store_proposals(session: Session, collection_id: int, variant: str, candidat
     return {"stored": len(best), "replaced": int(replaced), "excluded": excluded}
 
 
+def parse_status(value: ProposalStatus | str) -> ProposalStatus:
+    try:
+        return ProposalStatus(value)
+    except ValueError:
+        raise VislinkError(f"unknown proposal status {value!r}: use one of "
+                           + ", ".join(s.value for s in ProposalStatus)) from None
+
+
 def list_proposals(session: Session, collection_id: int, *, status: ProposalStatus | str | None = "open",
                    variant: str | None = None, limit: int | None = None) -> list[ProposalInfo]:
     """Proposals of the collection, best score first (``status=None``: every status)."""
@@ -133,7 +141,7 @@ def list_proposals(session: Session, collection_id: int, *, status: ProposalStat
     stmt = (select(LinkProposal, ia, ib).join(ia, ia.id == LinkProposal.image_a_id)
             .join(ib, ib.id == LinkProposal.image_b_id).where(LinkProposal.collection_id == collection_id))
     if status is not None:
-        stmt = stmt.where(LinkProposal.status == ProposalStatus(status))
+        stmt = stmt.where(LinkProposal.status == parse_status(status))
     if variant is not None:
         stmt = stmt.where(LinkProposal.variant_name == variant)
     stmt = stmt.order_by(LinkProposal.score.desc(), LinkProposal.id)
