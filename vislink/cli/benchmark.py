@@ -67,7 +67,9 @@ def _run(gallery, *, variants: str, weights: Optional[str], cutoffs: tuple[int, 
 @benchmark_app.command("groups")
 def groups(
     manifest: Path = typer.Argument(..., help="CSV with columns file,group (file relative to the CSV's folder; "
-                                    "empty group = distractor; other columns ignored)."),
+                                    "empty group = distractor; optional query_box / target_box 'x,y,w,h': a "
+                                    "region query and its ground truth, scored by localisation on -regions "
+                                    "variants (docs/evaluation.md); other columns ignored)."),
     root: Optional[Path] = typer.Option(None, help="Folder the files are relative to (default: the CSV's folder)."),
     variants: str = typer.Option(DEFAULT_VARIANTS, help="Descriptor variants, comma-separated."),
     weights: Optional[str] = typer.Option(None, help="Encoder weights (default: VISLINK_WEIGHTS)."),

@@ -38,6 +38,8 @@ class GalleryItem:
     ref: str  # how reports name it: the manifest's file, the WGA path
     path: Path
     group: str | None  # None: a distractor
+    query_box: tuple[int, int, int, int] | None = None  # manifest `query_box`: as a query, this region of the file
+    target_box: tuple[int, int, int, int] | None = None  # manifest `target_box`: where its group's detail lies in it
 
 
 @dataclass
@@ -333,6 +335,14 @@ def evaluate_gallery(gallery: Gallery, encoded: Encoded, *, cutoffs: Sequence[in
 
             results, verify_params = verify_gallery(gallery, index, variant, results, parse_reranked(variant)[1],
                                                     sparse=isinstance(matrix, list))
+        localisation = {}
+        from vislink.encoder.variants import parse_variant as parse_name
+
+        if parse_name(variant).regions and any(it.query_box or it.target_box for it in gallery.items):
+            from vislink.evaluation.regions import localise_queries
+
+            results, localisation = localise_queries(variant, gallery, encoded.usable, results,
+                                                     weights=encoded.weights_of(variant)[0])
         for r in results:
             r.target_refs = [gallery.items[t].ref for t in r.query.targets]
         weights_name, weights_sha256 = encoded.weights_of(variant)
@@ -341,8 +351,10 @@ def evaluate_gallery(gallery: Gallery, encoded: Encoded, *, cutoffs: Sequence[in
             benchmark=gallery.name, weights_name=weights_name, weights_sha256=weights_sha256,
             cutoffs=cutoffs, code_version=code_version(), started_at=started, finished_at=utcnow(),
             params={**(params or {}), "n_groups": len({gallery.items[q.query_id].group for q in queries}),
-                    "n_failed": len(encoded.failures), "index_backend": "memory", **verify_params},
+                    "n_failed": len(encoded.failures), "index_backend": "memory", **verify_params,
+                    **localisation.get("params", {})},
         ))
+        reports[-1].metrics.update(localisation.get("metrics", {}))
     return reports
 
 

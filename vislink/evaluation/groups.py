@@ -11,6 +11,19 @@ from vislink.errors import ConfigError, NotFound
 from vislink.evaluation.gallery import Gallery, GalleryItem
 
 
+def parse_box(text: str, where: str) -> tuple[int, int, int, int] | None:
+    """A manifest box ``x,y,w,h`` (whole pixels of the file, w and h > 0); empty: None."""
+    if not text:
+        return None
+    try:
+        box = tuple(int(round(float(v))) for v in text.replace(";", ",").split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4 or box[0] < 0 or box[1] < 0 or box[2] <= 0 or box[3] <= 0:
+        raise ConfigError(f"{where}: {text!r} is not a box x,y,w,h (whole pixels, w and h > 0)")
+    return box
+
+
 def read_manifest(manifest: Path, *, root: Path | None = None, skip_missing: bool = False) -> Gallery:
     """The gallery a manifest describes. Files are relative to ``root`` (default: the manifest's folder)."""
     manifest = Path(manifest)
@@ -41,7 +54,10 @@ def read_manifest(manifest: Path, *, root: Path | None = None, skip_missing: boo
         if not path.is_file():
             missing.append(name)
             continue
-        items.append(GalleryItem(ref=name, path=path, group=row.get("group") or None))
+        items.append(GalleryItem(ref=name, path=path, group=row.get("group") or None,
+                                 query_box=parse_box(row.get("query_box", ""), f"{manifest} line {line}: query_box"),
+                                 target_box=parse_box(row.get("target_box", ""),
+                                                      f"{manifest} line {line}: target_box")))
     if missing and not skip_missing:
         raise NotFound(f"{manifest}: {len(missing)} listed files are not under {root} (e.g. {', '.join(missing[:3])}); "
                        "fix the paths or pass --skip-missing")

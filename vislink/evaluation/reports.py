@@ -24,12 +24,17 @@ def _pct(value: float | None) -> str:
 def table_rows(reports: Sequence[RunReport], cutoffs: Sequence[int] = TABLE1_CUTOFFS, *, with_map: bool = True
                ) -> tuple[list[str], list[list[str]]]:
     header = ["method", "D"] + [f"R[{n}]" for n in cutoffs] + (["mAP"] if with_map else []) + ["queries"]
+    loc = any("localisation" in r.metrics for r in reports)  # benchmark groups with boxes (docs/evaluation.md)
+    if loc:
+        header.insert(-1, "loc@10")
     rows = []
     for r in reports:
         row = [r.variant, str(r.dimension) if r.dimension else "-"]
         row += [_pct(r.metrics.get(metric_key(n))) for n in cutoffs]
         if with_map:
             row.append(_pct(r.metrics.get("mAP")))
+        if loc:
+            row.append(_pct(r.metrics.get("localisation")))
         row.append(str(r.n_queries))
         rows.append(row)
     return header, rows
