@@ -340,3 +340,26 @@ def test_sscd_finds_the_source_of_a_30_percent_crop(shared_data, vislink_env):
     # an artwork with other copies: the first hit is one of them (its own scan or another, nearly tied)
     top = int(np.argmax(gallery @ queries[1]))
     assert rows[top]["group"] == rows[grouped]["group"], rows[top]["file"]
+
+
+def test_onnx_regions_are_the_grids_crops_encoded_as_images(tiny, vislink_env):
+    """Issue #15 item 1: an ONNX ``-regions`` variant encodes each box of the pool5 grid cropped from the image."""
+    from vislink.encoder.regions import crop_fractions, encode_regions
+
+    spec = parse_variant(f"{TINY}-regions")
+    assert spec.regions and spec.base == TINY and spec.dim == TINY_DIM
+    images = [_image(3, 96, 144), _image(4, 100, 100)]
+    found = encode_regions(images, f"{TINY}-regions")
+    plain = encode_variants(images, [TINY])[TINY]
+    for image, r, whole in zip(images, found, plain):
+        w, h = image.size
+        assert len(r) == len(crop_fractions(w, h)) >= 10 and r.boxes.shape == (len(r), 4)
+        np.testing.assert_allclose(r.vector, whole, atol=ATOL)  # the global descriptor unchanged
+        np.testing.assert_allclose(r.boxes[0], [0, 0, w, h], atol=1e-3)
+        np.testing.assert_allclose(np.linalg.norm(r.vectors, axis=1), 1, atol=1e-5)
+        for i in (1, len(r) // 2, len(r) - 1):
+            x, y, bw, bh = (int(round(float(v))) for v in r.boxes[i])
+            assert 0 <= x and 0 <= y and x + bw <= w and y + bh <= h
+            alone = encode_variants([image.crop((x, y, x + bw, y + bh))], [TINY])[TINY][0]
+            np.testing.assert_allclose(r.vectors[i], alone, atol=ATOL)
+    assert len(found[0]) == 26 and len(found[1]) == 14  # the pool5 grid's counts (2:3, square)

@@ -61,7 +61,9 @@ def test_regions_variant_names():
     spec = parse_variant("vgg16-pool5-sum-regions@vgg16-caffe-conv")
     assert spec.regions and spec.dim == 512 and spec.base == "vgg16-pool5-sum@vgg16-caffe-conv"
     assert not parse_variant("vgg16-pool5-sum").regions
-    for name, why in [("sscd-regions", "no feature map"), ("vgg16-fc6-crop-regions", "fc6"),
+    sscd = parse_variant("sscd-s320-regions")
+    assert sscd.regions and sscd.base == "sscd-s320" and sscd.resize_rule == "shorter-320"
+    for name, why in [("vgg16-fc6-crop-regions", "fc6"),
                       ("sift-bow-regions", "bag of visual words"), ("vgg16-pool5-sum-pca64-regions", "PCA")]:
         with pytest.raises(NotFound, match=why):
             parse_variant(name)

@@ -17,6 +17,10 @@ from vislink.encoder.regions import encode_regions
 [r] = encode_regions([image], "vgg16-pool5-sum-regions", weights="vgg16-caffe-conv")
 r.vector.shape, r.vectors.shape, r.boxes.shape     # (512,), (R, 512), (R, 4)
 ```
+
+ONNX backbones (``sscd-regions``, ``sscd-distilled-regions``, ``sscd-sNNN-regions``) have no feature map: the same
+grid of boxes (that of the pool5 map the image would have) is cropped from the image and each crop encoded as an
+image (``encode_crop_regions``), one forward pass per region.
 """
 
 from __future__ import annotations
@@ -132,6 +136,11 @@ def encode_regions(images: Sequence, variant: str, *, weights: str | Mapping[str
     from vislink.encoder.pooling import pool5_descriptors
 
     spec = _regional_spec(variant)
+    if spec.layer == "embedding":  # an ONNX backbone: no feature map, the grid's crops encoded as images
+        if also or pca:
+            raise ConfigError(f"{spec.name}: an ONNX backbone's regions are crops encoded as images; encode plain "
+                              "variants with encode_variants")
+        return encode_crop_regions(images, spec.name, weights=weights, sizes=sizes, mirrored=mirrored)
     others = [parse_variant(v) for v in also]
     wrong = [o.name for o in others if not shares_map(spec.name, o.name, weights)]
     if wrong:
@@ -156,6 +165,64 @@ def encode_regions(images: Sequence, variant: str, *, weights: str | Mapping[str
             base = {o.base: pooled[o.pooling].numpy() for o in others}
             extra = {name: matrix[0].astype(np.float32) for name, matrix in apply_pca(others, base, pca).items()}
         out.append(Regions(whole.astype(np.float32), vectors.astype(np.float32), boxes.astype(np.float32), extra))
+    return out
+
+
+POOL5_STRIDE = 32  # VGG16 pool5: one cell per 32 x 32 input pixels
+
+
+def crop_fractions(width: int, height: int, *, levels: int = LEVELS, overlap: float = OVERLAP) -> np.ndarray:
+    """The grid of an image of ``width`` x ``height`` pixels for backbones without a feature map, as fractions
+    (R, 4) x, y, w, h: ``region_grid`` of the cells VGG16's pool5 map would have (the pool5 input, shorter side
+    256, in 32-pixel cells), so the boxes are those of the pool5 ``-regions`` variants."""
+    from vislink.encoder.images import pool5_size
+
+    map_w, map_h = (max(1, side // POOL5_STRIDE) for side in pool5_size(width, height))
+    grid = region_grid(map_h, map_w, levels=levels, overlap=overlap)
+    return np.array([(x0 / map_w, y0 / map_h, (x1 - x0) / map_w, (y1 - y0) / map_h) for y0, x0, y1, x1 in grid],
+                    dtype=np.float32)
+
+
+def encode_crop_regions(images: Sequence, variant: str, *, weights: str | Mapping[str, str] | None = None,
+                        sizes: Sequence[tuple[int, int]] | None = None, mirrored: bool = False) -> list[Regions]:
+    """``Regions`` of each image for an ONNX ``-regions`` variant (``sscd-regions``, ``sscd-distilled-s224-regions``):
+    the grid of ``crop_fractions``, each box cropped from the image and encoded as an image by the backbone (resized
+    to the variant's rule, crops of equal resized shape batched), l2-normalised. The first region is the whole
+    image, whose vector is also the global descriptor (the base variant's). One forward pass per region (14 for a
+    square image, 26 for 2:3): docs/detail.md gives the cost."""
+    from PIL import ImageOps
+
+    from vislink.encoder.backbones import l2n
+    from vislink.encoder.dispatch import default_weights_for
+    from vislink.encoder.images import full_size, resize
+    from vislink.encoder.model import get_encoder
+
+    spec = _regional_spec(variant)
+    encoder = get_encoder(default_weights_for(spec.name, weights))
+    encoder.check(spec)
+    out = []
+    for i, image in enumerate(images):
+        width, height = sizes[i] if sizes is not None else full_size(image)
+        image = image if image.mode == "RGB" else image.convert("RGB")
+        if mirrored:
+            image = ImageOps.mirror(image)
+        fractions = crop_fractions(width, height)
+        iw, ih = image.size
+        arrays = []
+        for fx, fy, fw, fh in fractions:
+            x0, y0 = round(fx * iw), round(fy * ih)
+            x1, y1 = max(x0 + 1, round((fx + fw) * iw)), max(y0 + 1, round((fy + fh) * ih))
+            crop = image if (x0, y0, x1, y1) == (0, 0, iw, ih) else image.crop((x0, y0, x1, y1))
+            arrays.append(np.asarray(resize(crop, spec.resize_rule), dtype=np.uint8))
+        vectors = np.zeros((len(arrays), spec.dim), dtype=np.float32)
+        shapes: dict[tuple, list[int]] = {}
+        for row, array in enumerate(arrays):
+            shapes.setdefault(array.shape, []).append(row)
+        for rows in shapes.values():  # equal shapes in one batch
+            vectors[rows] = encoder.run(np.stack([arrays[r] for r in rows]))
+        vectors = l2n(vectors).astype(np.float32)
+        boxes = fractions * np.array([width, height, width, height], dtype=np.float32)
+        out.append(Regions(vectors[0].copy(), vectors, boxes.astype(np.float32)))
     return out
 
 

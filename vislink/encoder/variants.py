@@ -20,7 +20,8 @@ weights: the backbone, the layer and pooling, the resize rule, and an optional P
 - ``<a VGG16 pool5 variant>-regions``: the same global descriptor plus regional ones (``spec.regions``): an
   R-MAC-style multi-scale grid of overlapping squares pooled from the same pool5 map (``vislink.encoder.regions``),
   stored as the point's multivector (MaxSim) for detail search (docs/detail.md), e.g. ``vgg16-pool5-sum-regions``
-  or ``vgg16-pool5-sum-regions@ft:wga-ss1``. Not for ONNX backbones (no feature map), fc6, bag-of-words or -pcaN
+  or ``vgg16-pool5-sum-regions@ft:wga-ss1``. ONNX variants too (``sscd-regions``, ``sscd-s320-regions``): they have
+  no feature map, so the same grid's crops are each encoded as an image. Not for fc6, bag-of-words or -pcaN
   variants yet: those names raise ``NotFound`` saying so.
 """
 
@@ -141,16 +142,14 @@ def _regions_spec(name: str) -> VariantSpec:
     why = None
     if inner.sparse:
         why = "a bag of visual words has no regions"
-    elif inner.backbone != VGG16:
-        why = (f"regions of the ONNX backbone {inner.backbone} are not built: it has no feature map to pool them "
-               "from, and encoding each of the ~20 grid crops as an image would cost ~20 forward passes per image")
-    elif inner.layer != "pool5":
+    elif inner.layer not in ("pool5", "embedding"):
         why = "fc6 has no spatial map to pool regions from"
     elif inner.pca_dim is not None:
         why = "PCA-whitened regions are not built yet"
     if why:
-        raise NotFound(f"descriptor variant {name!r}: {why}; regional variants are VGG16 pool5 ones: "
-                       + ", ".join(f"{v}{REGIONS_SUFFIX}" for v in BASE_VARIANTS if "pool5" in v))
+        raise NotFound(f"descriptor variant {name!r}: {why}; regional variants are VGG16 pool5 ones ("
+                       + ", ".join(f"{v}{REGIONS_SUFFIX}" for v in BASE_VARIANTS if "pool5" in v)
+                       + ") and ONNX ones (e.g. sscd-regions, sscd-s320-regions: the grid's crops encoded as images)")
     return replace(inner, name=name, regions=True)
 
 
