@@ -108,7 +108,8 @@ def search(image: Any = None, *, image_id: int | None = None, collection: str, v
 
     ``region=(x, y, w, h)`` (the query's pixels) / ``regions="auto"``: detail search (``vislink.search.detail``)
     against the regions a ``-regions`` variant stores (default variant: the collection's first -regions one);
-    results carry ``box`` (their best region) and ``query_box`` / ``query_region``."""
+    results carry ``box`` (their best region) and ``query_box`` / ``query_region``. ``region`` with ``verify``
+    verifies the crop against the top results; a verified one's ``box`` is then its inliers' box."""
     from vislink.index import open_index
     from vislink.store import get_collection, get_variant, session_scope
 
@@ -116,13 +117,16 @@ def search(image: Any = None, *, image_id: int | None = None, collection: str, v
         raise ConfigError(f"limit must be at least 1, not {limit}")
     if image is None and image_id is None and not positive:
         raise ConfigError("search needs a query: an image, an image id, or positive examples")
-    if (region is not None or regions is not None) and (verify or positive or negative or mirrored):
-        raise ConfigError("region search takes one query (an image or an image id): not with verify, mirrored, "
+    if (region is not None or regions is not None) and (positive or negative or mirrored):
+        raise ConfigError("region search takes one query (an image or an image id): not with mirrored, "
                           "or positive / negative examples yet")
+    if regions is not None and verify:
+        raise ConfigError("regions='auto' is not with verify yet: verify a region instead (region=(x, y, w, h), "
+                          "--region x,y,w,h --verify)")
     if verify:
         return _verified_search(image, image_id=image_id, collection=collection, variant=variant, limit=limit,
                                 offset=offset, filters=filters, mirrored=mirrored, positive=positive,
-                                negative=negative, exact=exact, verify_top=verify_top)
+                                negative=negative, exact=exact, verify_top=verify_top, region=region)
     flt = build_filter(filters)
     with session_scope() as session:
         coll = get_collection(session, collection)
@@ -224,10 +228,11 @@ def _search_bow(index, var, image, image_id, collection, limit, offset, flt, mir
     return _results([h for h in hits if h.id not in excluded][offset:offset + limit], offset)
 
 
-def _verified_search(image, *, image_id, limit: int, offset: int, verify_top: int | None,
+def _verified_search(image, *, image_id, limit: int, offset: int, verify_top: int | None, region=None,
                      **kwargs) -> list[SearchResult]:
     """``search`` of any variant, then the first ``verify_top`` results re-ranked by geometric verification
-    (``vislink.search.verify``); paging applies to the re-ranked list."""
+    (``vislink.search.verify``); paging applies to the re-ranked list. With ``region`` the query is its crop
+    (detail search) and a verified result's ``box`` becomes the box of its inliers (in its stored pixels)."""
     from dataclasses import replace
 
     from vislink.local.rerank import DEFAULT_VERIFY_TOP, check_top
@@ -238,16 +243,53 @@ def _verified_search(image, *, image_id, limit: int, offset: int, verify_top: in
         raise ConfigError("verify needs a query image or an image id to verify the results against")
     pil = _to_pil(image) if image is not None else None
     if offset >= top:  # re-ranking only permutes the first ``top``: a later page is the plain search's
-        return search(pil, image_id=image_id, limit=limit, offset=offset, **kwargs)
-    found = search(pil, image_id=image_id, limit=max(limit + offset, top), offset=0, **kwargs)
-    ranked, checks = rerank_results(found, query_features(pil, image_id=image_id), top)
+        return search(pil, image_id=image_id, limit=limit, offset=offset, region=region, **kwargs)
+    found = search(pil, image_id=image_id, limit=max(limit + offset, top), offset=0, region=region, **kwargs)
+    if region is not None:  # the query crop's own features, verified against each result's stored ones
+        from vislink.search import detail
+
+        source = pil if pil is not None else detail.open_stored(_stored_file(image_id))
+        piece = detail.crop(source, region, "the query image" if pil is not None else f"image {image_id}")
+        query = query_features(piece)
+    else:
+        query = query_features(pil, image_id=image_id)
+    ranked, checks = rerank_results(found, query, top)
     out = []
     for rank, result in enumerate(ranked[offset:offset + limit], start=offset + 1):
         check = checks.get(result.image_id)
         extra = {} if check is None else {"verified": check.verified, "inliers": check.inliers,
                                           "mirrored": check.mirrored}
+        if region is not None and check is not None and check.verified:
+            box = _matched_box(check, piece.size)
+            if box is not None:
+                extra["box"] = box
         out.append(replace(result, rank=rank, **extra))
     return out
+
+
+def _matched_box(check, crop_size: tuple[int, int]) -> list[int] | None:
+    """Where the query crop lies in a verified result, [x, y, w, h] in its stored pixels: the crop's frame mapped
+    through the verified transform (result -> crop, inverted), clipped to the result. The inliers' own box is
+    smaller than the detail (keypoints are not at its edges): it is the fallback."""
+    box = None
+    if check.transform is not None:
+        try:
+            inverse = np.linalg.inv(np.asarray(check.transform, dtype=np.float64))
+        except np.linalg.LinAlgError:
+            inverse = None
+        if inverse is not None:
+            w, h = crop_size
+            corners = inverse @ np.array([[0, w, w, 0], [0, 0, h, h], [1, 1, 1, 1]], dtype=np.float64)
+            if np.all(np.abs(corners[2]) > 1e-9):
+                xs, ys = corners[0] / corners[2], corners[1] / corners[2]
+                bw, bh = check.size_b if check.size_b and check.size_b[0] > 0 else (np.inf, np.inf)
+                box = (max(0.0, xs.min()), max(0.0, ys.min()), min(float(bw), xs.max()), min(float(bh), ys.max()))
+    if (box is None or box[2] <= box[0] or box[3] <= box[1]) and check.box_b is not None:
+        box = check.box_b
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    return [int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))]
 
 
 def _example(var, x):
