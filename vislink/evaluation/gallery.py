@@ -304,6 +304,7 @@ def evaluate_gallery(gallery: Gallery, encoded: Encoded, *, cutoffs: Sequence[in
                      params: dict | None = None, batch_size: int = 256) -> list[RunReport]:
     """One report per variant: rank every target of every query among all usable files (exact search in the
     memory index backend; point id = gallery position)."""
+    from vislink.encoder.variants import parse_variant
     from vislink.index.base import Point
     from vislink.index.numpy_index import NumpyIndex
 
@@ -316,7 +317,6 @@ def evaluate_gallery(gallery: Gallery, encoded: Encoded, *, cutoffs: Sequence[in
         started = utcnow()
         index = NumpyIndex()
         if isinstance(matrix, list):  # a bag of words: sparse vectors
-            from vislink.encoder.variants import parse_variant
             from vislink.evaluation.ranking import rank_sparse_targets
             from vislink.local.bow import DENSE_DIM, DENSE_PLACEHOLDER
 
@@ -336,9 +336,9 @@ def evaluate_gallery(gallery: Gallery, encoded: Encoded, *, cutoffs: Sequence[in
             results, verify_params = verify_gallery(gallery, index, variant, results, parse_reranked(variant)[1],
                                                     sparse=isinstance(matrix, list))
         localisation = {}
-        from vislink.encoder.variants import parse_variant as parse_name
-
-        if parse_name(variant).regions and any(it.query_box or it.target_box for it in gallery.items):
+        # A re-ranked name (+verify) localises as its base variant does (boxes come from its regions).
+        base_spec = parse_variant(reranked_variants([variant]).get(variant, variant))
+        if base_spec.regions and any(it.query_box or it.target_box for it in gallery.items):
             from vislink.evaluation.regions import localise_queries
 
             results, localisation = localise_queries(variant, gallery, encoded.usable, results,
