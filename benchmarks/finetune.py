@@ -45,6 +45,7 @@ def one_path(args) -> dict:
     from vislink.hashing import sha256_file
     from vislink.training import CachedInputs, Network, PixelInputs, Triplet, ViewCatalog, batch_loss, plan_views
     from vislink.training.config import CUTS, DEFAULT_TRANSFORMS
+    from vislink.training.trainer import optimizer_step
 
     torch.set_num_threads(args.threads)
     folder = Path(tempfile.mkdtemp(prefix="vislink-ft-bench-"))
@@ -83,14 +84,7 @@ def one_path(args) -> dict:
 
     def step(batch):
         loss, _, _ = batch_loss(network, inputs, batch, pooling="sum", margin=0.1, amp=args.amp)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        optimizer_step(loss, optimizer, scaler)  # the trainer's own step, so the figure is the trainer's
 
     step(batches[0])  # warm-up
     if network.device.type == "cuda":

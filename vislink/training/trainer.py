@@ -62,6 +62,18 @@ def batch_loss(network: Network, inputs, triplets: Sequence[Triplet], *, pooling
     return triplet_loss(*rows, margin)
 
 
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler=None) -> None:
+    """Back-propagate ``loss`` and step, through the fp16 ``GradScaler`` when there is one (CUDA)."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+
+
 def make_inputs(config: TrainConfig, catalog: ViewCatalog, network: Network, base_sha: str, settings):
     """The input source of ``config.path`` (see ``inputs``)."""
     if config.path == "full":
@@ -195,14 +207,7 @@ def finetune(config: TrainConfig, *, resume: bool = True, restart: bool = False,
                       unit="batch"):
             loss, d_pos, d_neg = batch_loss(network, inputs, batches[b], pooling=config.pooling,
                                             margin=config.margin, amp=amp)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
+            optimizer_step(loss, optimizer, scaler)
             losses.append(float(loss.detach()))
             active.append(float((d_pos - d_neg + config.margin > 0).float().mean()))
             state.step = b + 1
