@@ -127,11 +127,10 @@ def encode_regions(images: Sequence, variant: str, *, weights: str | Mapping[str
     variants of the same weights (``shares_map``) computed from the same map, in ``Regions.others`` (``pca``:
     their fitted whitenings, as ``encode_variants`` takes them)."""
     import torch
-    from PIL import ImageOps
 
     from vislink.encoder.backbones import apply_pca, check_pca
     from vislink.encoder.dispatch import default_weights_for
-    from vislink.encoder.images import full_size, prepare
+    from vislink.encoder.images import prepare
     from vislink.encoder.model import get_encoder
     from vislink.encoder.pooling import pool5_descriptors
 
@@ -151,10 +150,7 @@ def encode_regions(images: Sequence, variant: str, *, weights: str | Mapping[str
     encoder.check(spec)
     out = []
     for i, image in enumerate(images):
-        width, height = sizes[i] if sizes is not None else full_size(image)
-        image = image if image.mode == "RGB" else image.convert("RGB")
-        if mirrored:
-            image = ImageOps.mirror(image)
+        image, (width, height) = as_stored(image, sizes[i] if sizes is not None else None, mirrored)
         array = prepare(image, {spec.resize_rule})[spec.resize_rule]
         fmap = encoder.feature_map([array])[0]
         whole, vectors, fractions = pool_regions(fmap, spec.pooling)
@@ -166,6 +162,18 @@ def encode_regions(images: Sequence, variant: str, *, weights: str | Mapping[str
             extra = {name: matrix[0].astype(np.float32) for name, matrix in apply_pca(others, base, pca).items()}
         out.append(Regions(whole.astype(np.float32), vectors.astype(np.float32), boxes.astype(np.float32), extra))
     return out
+
+
+def as_stored(image, size: tuple[int, int] | None, mirrored: bool):
+    """``(RGB image, (width, height))``: the image as the encoder takes it (mirrored when asked) and the size of the
+    stored file its boxes are in (``size``, or the image's full size: ``full_size`` sees through reduced decodes)."""
+    from PIL import ImageOps
+
+    from vislink.encoder.images import full_size
+
+    width, height = size if size is not None else full_size(image)
+    image = image if image.mode == "RGB" else image.convert("RGB")
+    return (ImageOps.mirror(image) if mirrored else image), (width, height)
 
 
 POOL5_STRIDE = 32  # VGG16 pool5: one cell per 32 x 32 input pixels
@@ -190,11 +198,9 @@ def encode_crop_regions(images: Sequence, variant: str, *, weights: str | Mappin
     to the variant's rule, crops of equal resized shape batched), l2-normalised. The first region is the whole
     image, whose vector is also the global descriptor (the base variant's). One forward pass per region (14 for a
     square image, 26 for 2:3): docs/detail.md gives the cost."""
-    from PIL import ImageOps
-
     from vislink.encoder.backbones import l2n
     from vislink.encoder.dispatch import default_weights_for
-    from vislink.encoder.images import full_size, resize
+    from vislink.encoder.images import resize
     from vislink.encoder.model import get_encoder
 
     spec = _regional_spec(variant)
@@ -202,10 +208,7 @@ def encode_crop_regions(images: Sequence, variant: str, *, weights: str | Mappin
     encoder.check(spec)
     out = []
     for i, image in enumerate(images):
-        width, height = sizes[i] if sizes is not None else full_size(image)
-        image = image if image.mode == "RGB" else image.convert("RGB")
-        if mirrored:
-            image = ImageOps.mirror(image)
+        image, (width, height) = as_stored(image, sizes[i] if sizes is not None else None, mirrored)
         fractions = crop_fractions(width, height)
         iw, ih = image.size
         arrays = []
