@@ -11,26 +11,15 @@ import pytest
 from sqlalchemy import func, select
 
 from test_ingest_support import make_bad_and_odd, make_photos, photo
-from vislink_testenv import use_data_folder
+from vislink_testenv import module_data_folder
 
 VARIANTS3 = ["vgg16-pool5-sum", "vgg16-pool5-max", "vgg16-pool5-sp2x2-sum"]
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, migrated_sqlite_template):
-    from vislink.config import get_settings, reset_settings
-    from vislink.index import close_all
-
-    home = tmp_path_factory.mktemp("pipeline") / "vislink-data"
-    home.mkdir()
-    shutil.copy(migrated_sqlite_template, home / "vislink.db")
-    with pytest.MonkeyPatch.context() as mp:
-        use_data_folder(mp, home, weights="random")
-        settings = get_settings()
-        settings.ensure_dirs()
+    with module_data_folder(tmp_path_factory, migrated_sqlite_template, "pipeline") as settings:
         yield settings
-        close_all()
-        reset_settings()
 
 
 @pytest.fixture(scope="module")

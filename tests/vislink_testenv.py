@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -31,3 +33,24 @@ def use_data_folder(mp, home: Path, *, weights: str | None = None) -> None:
         mp.setenv("VISLINK_WEIGHTS", weights)
     reset_settings()
     db.dispose_engines()
+
+
+@contextmanager
+def module_data_folder(tmp_path_factory, sqlite_template: Path, name: str, *, weights: str | None = "random"):
+    """A data folder for a module-scoped fixture: a copy of the migrated SQLite template, the settings pointing at
+    it while the block runs (yields them), the index closed and the settings reset afterwards."""
+    import pytest
+
+    from vislink.config import get_settings, reset_settings
+    from vislink.index import close_all
+
+    home = tmp_path_factory.mktemp(name) / "vislink-data"
+    home.mkdir()
+    shutil.copy(sqlite_template, home / "vislink.db")
+    with pytest.MonkeyPatch.context() as mp:
+        use_data_folder(mp, home, weights=weights)
+        settings = get_settings()
+        settings.ensure_dirs()
+        yield settings
+        close_all()
+        reset_settings()
