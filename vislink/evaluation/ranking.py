@@ -18,7 +18,7 @@ import numpy as np
 
 from vislink.errors import VislinkError
 from vislink.evaluation.metrics import average_precision, paper_weight, target_ranks
-from vislink.index.base import VectorIndex
+from vislink.index.base import Filter, VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +136,11 @@ def rank_targets(index: VectorIndex, collection: str, queries: Sequence[EvalQuer
 
 
 def nearest_neighbours(index: VectorIndex, collection: str, ids: Sequence[int], k: int, *, batch_size: int = 64,
-                       exact: bool = True) -> dict[int, list[tuple[int, float]]]:
+                       exact: bool = True, flt: Filter | None = None) -> dict[int, list[tuple[int, float]]]:
     """Each point's ``k`` nearest neighbours in ``collection`` as ``(point id, score)``, best first, the point
     itself left out: its stored vector searched in batches of ``batch_size`` (``query_batch``; exact by default,
-    ``exact=False`` lets the index use its HNSW graph). Points without a stored vector get no entry."""
+    ``exact=False`` lets the index use its HNSW graph), among the points ``flt`` keeps. Points without a stored
+    vector get no entry."""
     if k < 1:
         raise VislinkError(f"k must be >= 1, got {k}")
     ids = [int(i) for i in ids]
@@ -148,7 +149,7 @@ def nearest_neighbours(index: VectorIndex, collection: str, ids: Sequence[int], 
     out: dict[int, list[tuple[int, float]]] = {}
     for start in range(0, len(present), batch_size):
         chunk = present[start:start + batch_size]
-        hits = index.query_batch(collection, np.stack([stored[i] for i in chunk]), limit=k + 1, exact=exact)
+        hits = index.query_batch(collection, np.stack([stored[i] for i in chunk]), limit=k + 1, exact=exact, flt=flt)
         for qid, qhits in zip(chunk, hits):
             out[qid] = [(int(h.id), float(h.score)) for h in qhits if int(h.id) != qid][:k]
     return out
