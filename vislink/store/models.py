@@ -61,6 +61,9 @@ class ProposalStatus(str, enum.Enum):
     open = "open"  # waiting for a verdict; a rebuild replaces these
     accepted = "accepted"  # became a positive link
     rejected = "rejected"  # became a negative link
+    # The same work reproduced twice (Review page's "Duplicate"): a duplicate link. Stored as VARCHAR(16) without
+    # a CHECK constraint (``_enum``: SQLAlchemy 2 creates none for non-native enums), so no migration adds it.
+    duplicate = "duplicate"
 
 
 class SplitPart(str, enum.Enum):
