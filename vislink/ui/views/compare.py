@@ -9,69 +9,18 @@ When verification fails, a "not aligned" notice says so and the overlay stretche
 
 from __future__ import annotations
 
-import io
-
 import streamlit as st
 from PIL import Image as PILImage
 from PIL import ImageOps
 
 from vislink.errors import VislinkError
-from vislink.ui import auth, data, services
+from vislink.ui import auth, data, pairview, services
 from vislink.ui import components as ui
 
 st.title("Compare")
 
-SIZE = 512  # the largest thumbnail: enough to judge a copy, never the full scan
+SIZE = pairview.SIZE
 OTHER = "an image of the collection (by id)"
-
-
-@st.cache_data(max_entries=64, show_spinner="Matching local features…")
-def _verification(a_id: int | None, a_bytes: bytes | None, b_id: int):
-    """Verification of B onto A (stored images' features from the data folder's feature cache)."""
-    from vislink.encoder.images import open_rgb
-    from vislink.local import extract
-    from vislink.local.matching import verify
-    from vislink.search.verify import query_features
-
-    a = extract(open_rgb(a_bytes)) if a_bytes is not None else query_features(image_id=a_id)
-    return verify(a, query_features(image_id=b_id))
-
-
-def _aligned_overlay(img_a, img_b, v, alpha: float, flicker: bool, swipe: bool):
-    from vislink.local import align
-
-    warped, mask = align.warp_onto(img_a, img_b, v)
-    if flicker:
-        return align.flicker_gif(img_a, warped, mask), "flicker, the right image warped onto the left"
-    if swipe:
-        return align.swipe(img_a, warped, mask, alpha), f"swipe at {alpha:.0%}: left | right warped onto it"
-    return align.blend(img_a, warped, mask, alpha), f"the right image warped onto the left, {alpha:.0%} right"
-
-
-def _open(info: data.ImageInfo) -> PILImage.Image | None:
-    path = ui.thumb_files([info], SIZE)[0]
-    return PILImage.open(path).convert("RGB") if path else None
-
-
-def _from_bytes(raw: bytes) -> PILImage.Image:
-    img = PILImage.open(io.BytesIO(raw)).convert("RGB")
-    img.thumbnail((SIZE, SIZE))
-    return img
-
-
-def _overlay(a: PILImage.Image, b: PILImage.Image, alpha: float, flicker: bool,
-             swipe: bool = False) -> bytes | PILImage.Image:
-    # Both at the size of the first, so that a copy at another resolution lines up.
-    b = b.resize(a.size, PILImage.Resampling.BILINEAR)
-    if swipe and not flicker:
-        from vislink.local import align
-
-        return align.swipe(a, b, PILImage.new("L", a.size, 255), alpha)
-    if flicker:
-        buf = io.BytesIO()
-        a.save(buf, "GIF", save_all=True, append_images=[b], duration=600, loop=0)
-        return buf.getvalue()
-    return PILImage.blend(a, b, alpha)
 
 
 def _link_buttons(a: data.ImageInfo, b: data.ImageInfo) -> None:
@@ -162,7 +111,8 @@ def main() -> None:
         check = None
         if align_on:
             try:
-                check = _verification(a.id if a is not None else None, query_image if a is None else None, b.id)
+                check = pairview.verification(a.id if a is not None else None,
+                                              query_image if a is None else None, b.id)
             except (VislinkError, OSError) as exc:  # a missing file: shown as not aligned, the page stays usable
                 st.warning(f"Not aligned: {exc}", icon=":material/crop_free:")
         aligned = check is not None and check.verified
@@ -184,8 +134,8 @@ def main() -> None:
                 st.warning(f"Not aligned: {check.reason} ({check.inliers} inliers of {check.matches} matches). "
                            "The overlay stretches the right image to the left one's size.",
                            icon=":material/crop_free:")
-        img_a = _open(a) if a is not None else _from_bytes(query_image)
-        img_b = _open(b)
+        img_a = pairview.open_thumb(a) if a is not None else pairview.from_bytes(query_image)
+        img_b = pairview.open_thumb(b)
         if img_b is not None and mirror and not aligned:
             img_b = ImageOps.mirror(img_b)
         shown_a, shown_b = img_a, img_b
@@ -205,10 +155,10 @@ def main() -> None:
             else:
                 col.caption("(no picture)")
         if img_a is not None and img_b is not None and aligned:
-            overlay, caption = _aligned_overlay(img_a, img_b, check, alpha, flicker, swipe)
+            overlay, caption = pairview.aligned_overlay(img_a, img_b, check, alpha, flicker, swipe)
             cols[1].image(overlay, width="stretch", caption=caption)
         elif img_a is not None and img_b is not None:
-            cols[1].image(_overlay(img_a, img_b, alpha, flicker, swipe), width="stretch",
+            cols[1].image(pairview.overlay(img_a, img_b, alpha, flicker, swipe), width="stretch",
                           caption="flicker" if flicker else f"{'swipe' if swipe else 'overlay'}, {alpha:.0%} right"
                           + " (not aligned: stretched)")
         if detail is not None:
