@@ -27,17 +27,36 @@ def _session():
 def build_cmd(
     collection: str = COLLECTION,
     variant: str = typer.Option(..., "--variant", "-v", help="Descriptor variant whose index is searched."),
-    k: int = typer.Option(10, "--k", help="Neighbours searched per image; a pair must be in each other's top k."),
+    k: int = typer.Option(10, "--k", help="Neighbours searched per image (the rule's top k)."),
     min_score: float = typer.Option(0.5, "--min-score", help="Lowest cosine similarity of a proposed pair."),
+    rule: str = typer.Option("mutual", "--rule", help="mutual: each image in the other's top k (the default); "
+                             "either: one in the other's top k (more pairs, lower precision; docs/discovery.md)."),
     cross_artist: bool = typer.Option(False, "--cross-artist", help="Only pairs of two different artists."),
+    date_order: bool = typer.Option(False, "--date-order", help="Only pairs of which one is dated strictly before "
+                                    "the other (the later can copy the earlier); undated images are left out."),
+    school: Optional[str] = typer.Option(None, "--school", help="Search among the images of this school only "
+                                         "(the catalog's SCHOOL, e.g. Italian; case-insensitive)."),
+    form: Optional[str] = typer.Option(None, "--form", help="Search among the images of this form only (the "
+                                       "catalog's FORM, e.g. painting; case-insensitive)."),
     verify: bool = typer.Option(False, "--verify", help="Only pairs verified geometrically by local features."),
+    detach: bool = typer.Option(False, "--detach", help="When `vislink ui` or `vislink worker --embedded` holds the "
+                                "index (the build is queued for it as a job): return at once instead of following it."),
 ) -> None:
-    """Propose links: mutual top-k pairs above --min-score that the graph does not answer yet (replaces the
-    variant's open proposals; verdicts are kept)."""
+    """Propose links: pairs of nearest neighbours above --min-score that the graph does not answer yet
+    (replaces the variant's open proposals; verdicts are kept)."""
+    from vislink.cli.jobs import run_here_or_queue
     from vislink.evaluation.proposals import build_proposals
 
-    report = build_proposals(collection, variant, k=k, min_score=min_score, cross_artist=cross_artist, verify=verify)
-    typer.echo(report.summary())
+    arguments = {"collection": collection, "variant": variant, "k": k, "min_score": min_score, "rule": rule,
+                 "cross_artist": cross_artist, "date_order": date_order, "school": school, "form": form,
+                 "verify": verify}
+
+    def here() -> None:
+        report = build_proposals(collection, variant, k=k, min_score=min_score, rule=rule, cross_artist=cross_artist,
+                                 date_order=date_order, school=school, form=form, verify=verify)
+        typer.echo(report.summary())
+
+    run_here_or_queue("proposals-build", arguments, here, detach=detach)
 
 
 @proposals_app.command("list")

@@ -242,6 +242,27 @@ def run_benchmark_transforms(ctx: JobContext, args: dict) -> dict:
                       f"{stored}reports: {paths['markdown']}, {paths['json']}, {paths['plot']}"]}
 
 
+@register_kind("proposals-build", help="propose links over a whole collection (nearest-neighbour pairs, docs/discovery.md)")
+def run_proposals_build(ctx: JobContext, args: dict) -> dict:
+    """`vislink proposals build`: every image's top k searched in the held index, the pairs the rule keeps
+    stored as open proposals (verdicts kept)."""
+    from vislink.evaluation.proposals import build_proposals
+
+    ctx.report(message=f"proposing links in {args['collection']} / {args['variant']}")
+
+    def on_progress(done: int, total: int) -> None:
+        ctx.report(done=done, total=total)
+        ctx.check()  # a cancelled build stops between chunks; the open proposals are replaced only at the end
+
+    report = build_proposals(args["collection"], args["variant"], k=int(args.get("k", 10)),
+                             min_score=float(args.get("min_score", 0.5)), rule=args.get("rule", "mutual"),
+                             cross_artist=bool(args.get("cross_artist")), date_order=bool(args.get("date_order")),
+                             school=args.get("school"), form=args.get("form"), verify=bool(args.get("verify")),
+                             index=ctx.index, on_progress=on_progress)
+    ctx.report(message="finished")
+    return {"lines": [report.summary()], "report": report.as_dict()}
+
+
 # -- short requests ----------------------------------------------------------------------------------------------
 @register_kind("search", quick=True, help="a search answered by the holder (`vislink search` while it holds the index)")
 def run_search(ctx: JobContext, args: dict) -> dict:
