@@ -1,168 +1,403 @@
-"""Search speed of the index backends on random descriptors: numpy matmul (the floor), qdrant-edge
-(exact scan, then HNSW after optimize), qdrant-client local mode. Prints ms/query for one query at a
-time and for a batch, and checks that every exact backend finds numpy's top-k.
+"""Search speed and recall of the index backends on real-shaped vectors (issue #18 item 1): numpy matmul (the
+floor), qdrant-edge exact scan, qdrant-edge HNSW (several m / ef_construct, several ef), each with and without
+int8 scalar quantization (rescored), and qdrant-client local mode up to 100k. One Markdown table row per
+configuration: p50 / p95 latency one query at a time (top 200, and top 10), batch throughput, recall@10 and
+recall@200 against numpy's exact top-k, build time, RAM and disk.
 
-    python benchmarks/search.py                       # 40,000 x 2048-d, 200 queries, top 200
-    python benchmarks/search.py --n 5000 --local-n 2000 --no-optimize   # a quick look
+    python benchmarks/search.py                                   # 10k and 100k x 512 (vgg16-pool5-sum model)
+    python benchmarks/search.py --sizes 1000000 --engines numpy,hnsw --hnsw 16/100 --quant none,int8
+    python benchmarks/search.py --dim 2048 --sizes 10000,100000    # vgg16-pool5-sp2x2-sum model
+    python benchmarks/search.py --variant sscd-distilled           # another 512-d model
+    python benchmarks/search.py --random                           # the old isotropic random unit vectors
+    python benchmarks/search.py --sizes 2000 --queries 5 --real-npy X.npy   # fit the model on any (n, d) matrix
 
-Figures depend on the machine and its load: rerun the baseline (numpy) in the same run to compare.
+Vectors: by default sampled from ``benchmarks/real_vectors.py``'s model (PCA + full-covariance Gaussian mixture
++ diagonal tail, fitted on vislink's own descriptors of paintings_linked + 600 wga_sample images, l2-normalised);
+queries are sampled from the same model with another seed. ``python benchmarks/real_vectors.py --describe``
+shows how close the samples are to the real vectors.
+
+Figures depend on the machine and its load (each row prints the 1-minute load average when it started): compare
+rows of one run, with numpy as the baseline.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import shutil
 import sys
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from vislink.index import Point, Range  # noqa: E402
+from vislink.index import Point  # noqa: E402
 
-COLL = "vislink_bench_pool5"
-
-
-def random_unit(n: int, dim: int, seed: int) -> np.ndarray:
-    x = np.random.default_rng(seed).standard_normal((n, dim), dtype=np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return x
+COLL = "vislink_bench"
+ENGINES = ("numpy", "hnsw", "edge-exact", "edge-exact-int8", "local")
 
 
-def numpy_topk(data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    scores = queries @ data.T
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1)
-    return np.take_along_axis(top, order, axis=1)
+def columns(top: int) -> tuple[str, ...]:
+    return ("N", "dim", "engine", "index", "quantization", "ef", f"p50 ms top-{top}", f"p95 ms top-{top}",
+            "p50 ms top-10", "batch q/s", "recall@10", f"recall@{top}", "upsert s", "build s", "RAM MB", "disk MB",
+            "load")
 
 
-def timed(fn, repeat: int = 1):
+# -- measuring -------------------------------------------------------------------------------------
+def numpy_topk(data: np.ndarray, queries: np.ndarray, k: int, chunk: int = 50) -> np.ndarray:
+    """Exact top-k ids, best first (queries in chunks: 200 x 1M float32 scores would be 800 MB at once)."""
+    out = []
+    k = min(k, len(data))
+    for s in range(0, len(queries), chunk):
+        scores = queries[s:s + chunk] @ data.T
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1)
+        out.append(np.take_along_axis(top, order, axis=1))
+    return np.concatenate(out)
+
+
+def recall(got: list[list[int]], want: np.ndarray, k: int) -> float:
+    """Mean share of the exact top-k that the backend's first k results hold."""
+    k = min(k, want.shape[1])
+    return float(np.mean([len(set(g[:k]) & set(w[:k].tolist())) / k for g, w in zip(got, want)]))
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def disk_mb(path: Path) -> float:
+    """Allocated size of a folder's files (st_blocks: sparse preallocated files count what they use)."""
+    total = 0
+    for p in Path(path).rglob("*"):
+        if p.is_file():
+            total += p.stat().st_blocks * 512
+    return total / 2**20
+
+
+@dataclass
+class Row:
+    n: int
+    dim: int
+    engine: str
+    index: str
+    quant: str = "-"
+    ef: str = "-"
+    values: dict = field(default_factory=dict)
+    load: float = field(default_factory=lambda: os.getloadavg()[0])
+
+    def markdown(self) -> str:
+        v = self.values
+
+        def f(key, fmt):
+            return format(v[key], fmt) if v.get(key) is not None else "-"
+
+        cells = [f"{self.n:,}", str(self.dim), self.engine, self.index, self.quant, self.ef,
+                 f("p50", ".2f"), f("p95", ".2f"), f("p50_10", ".2f"), f("qps", ",.0f"), f("r10", ".3f"),
+                 f("r200", ".3f"), f("upsert", ".1f"), f("build", ".1f"), f("ram", ",.0f"), f("disk", ",.0f"),
+                 f"{self.load:.1f}"]
+        return "| " + " | ".join(cells) + " |"
+
+
+def measure(row: Row, search_one, search_batch, queries: np.ndarray, want: np.ndarray, top: int) -> Row:
+    """p50 / p95 of one query at a time (top ``top`` and top 10), batch throughput, recall@10 / @top."""
+    search_one(queries[0], top)  # warm-up: first touch of files, BLAS start-up
+    lat, got = [], []
+    for q in queries:
+        start = time.perf_counter()
+        got.append(search_one(q, top))
+        lat.append(time.perf_counter() - start)
+    lat10, got10 = [], []
+    for q in queries:
+        start = time.perf_counter()
+        got10.append(search_one(q, 10))
+        lat10.append(time.perf_counter() - start)
     start = time.perf_counter()
-    for _ in range(repeat):
-        result = fn()
-    return (time.perf_counter() - start) / repeat, result
+    batch = search_batch(queries, top)
+    batch_s = time.perf_counter() - start
+    row.values.update(p50=1000 * float(np.percentile(lat, 50)), p95=1000 * float(np.percentile(lat, 95)),
+                      p50_10=1000 * float(np.percentile(lat10, 50)), qps=len(queries) / batch_s,
+                      r10=recall(got10, want, 10), r200=recall(got, want, top))
+    if recall(batch, want, top) < row.values["r200"] - 0.05:  # the batch path must find what single queries do
+        row.index += f" (batch recall {recall(batch, want, top):.3f})"
+    return row
 
 
-def row(name: str, seconds: float, per: int, note: str = "") -> None:
-    print(f"  {name:<44} {1000 * seconds / per:9.2f} ms/query  {per / seconds:9.1f} queries/s  {note}", flush=True)
+def emit(row: Row) -> None:
+    print(row.markdown(), flush=True)
 
 
-def agreement(ids: list[list[int]], want: np.ndarray) -> float:
-    """Fraction of numpy's top-k that the backend found (1.0 for an exact backend)."""
-    return float(np.mean([len(set(got) & set(w.tolist())) / len(w) for got, w in zip(ids, want)]))
+# -- qdrant-edge shards built directly -------------------------------------------------------------
+# vislink.index.edge.EdgeIndex creates collections without HNSW or with Edge's default HNSW, and with no
+# quantization (its per-collection HNSW / quantization options are being added by the "index policy" task);
+# until it can express m / ef_construct / int8, the benchmark builds those shards with qdrant_edge itself,
+# with the same vector parameters EdgeIndex uses (one unnamed cosine vector).
+def edge_shard(path: Path, dim: int, *, hnsw: tuple[int, int] | None, int8: bool, segments: int):
+    import qdrant_edge as qe
+
+    quant = (qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99, always_ram=True) if int8 else None)
+    # full_scan_threshold=1 KB: every segment is searched through its graph (Qdrant's default, 10 MB, would
+    # scan segments under ~5,000 x 512-d exactly and blur what the graph costs). indexing_threshold: 1 KB to
+    # index every segment at optimize(), 0 to index none (an exact scan, as EdgeIndex does by default).
+    hnsw_config = qe.HnswIndexConfig(m=hnsw[0], ef_construct=hnsw[1], full_scan_threshold=1) if hnsw else None
+    config = qe.EdgeConfig(
+        vectors=qe.EdgeVectorParams(size=int(dim), distance=qe.Distance.Cosine, quantization_config=quant,
+                                    hnsw_config=hnsw_config),
+        optimizers=qe.EdgeOptimizersConfig(indexing_threshold=1 if hnsw else 0, default_segment_number=segments))
+    return qe.EdgeShard.create(str(path), config)
 
 
-def fill(index, data: np.ndarray, batch: int = 1000) -> float:
-    index.create_collection(COLL, data.shape[1], payload_indexes={"artist": "keyword", "year_start": "integer"})
+def edge_upsert(shard, data: np.ndarray, batch: int = 5000) -> float:
+    import qdrant_edge as qe
+
     start = time.perf_counter()
     for s in range(0, len(data), batch):
-        index.upsert(COLL, [Point(i, data[i], {"artist": f"a{i % 50}", "year_start": 1300 + i % 500})
-                            for i in range(s, min(s + batch, len(data)))])
+        shard.update(qe.UpdateOperation.upsert_points(
+            [qe.Point(i, data[i], None) for i in range(s, min(s + batch, len(data)))]))
+    shard.flush()
     return time.perf_counter() - start
 
 
-def bench_index(label: str, index, data: np.ndarray, queries: np.ndarray, want: np.ndarray, k: int,
-                optimize: bool) -> None:
-    fill_s = fill(index, data)
-    print(f"{label}: {len(data):,} points upserted in {fill_s:.1f} s ({len(data) / fill_s:,.0f} points/s)", flush=True)
-    index.query(COLL, queries[0], limit=k, exact=True)  # warm up (first touch of the files)
-    one_s, hits = timed(lambda: [index.query(COLL, q, limit=k, exact=True) for q in queries])
-    row("one query at a time, exact", one_s, len(queries), f"top-{k} agreement {agreement([[h.id for h in r] for r in hits], want):.4f}")
-    batch_s, hits = timed(lambda: index.query_batch(COLL, queries, limit=k, exact=True))
-    row(f"query_batch of {len(queries)}, exact", batch_s, len(queries),
-        f"top-{k} agreement {agreement([[h.id for h in r] for r in hits], want):.4f}")
-    flt = {"year_start": Range(gte=1500, lte=1599)}
-    flt_s, _ = timed(lambda: index.query_batch(COLL, queries, limit=k, flt=flt, exact=True))
-    row("query_batch, exact, filter year 1500-1599 (20%)", flt_s, len(queries))
-    if optimize and hasattr(index, "optimize") and index.name == "qdrant-edge":
-        opt_s, _ = timed(lambda: index.optimize(COLL))
-        print(f"  optimize ({'merge segments, build HNSW' if index.hnsw else 'merge segments'}): {opt_s:.1f} s",
-              flush=True)
-        exact_s, _ = timed(lambda: index.query_batch(COLL, queries, limit=k, exact=True))
-        row("query_batch, exact, after optimize", exact_s, len(queries))
-        one_s, hits = timed(lambda: [index.query(COLL, q, limit=k) for q in queries])
-        row("one query at a time, exact=False", one_s, len(queries),
-            f"top-{k} recall {agreement([[h.id for h in r] for r in hits], want):.4f}")
-        batch_s, hits = timed(lambda: index.query_batch(COLL, queries, limit=k))
-        row(f"query_batch of {len(queries)}, exact=False", batch_s, len(queries),
-            f"top-{k} recall {agreement([[h.id for h in r] for r in hits], want):.4f}")
+def edge_searchers(shard, *, ef: int | None, exact: bool, int8: bool, oversampling: float):
+    import qdrant_edge as qe
+
+    quant = qe.QuantizationSearchParams(rescore=True, oversampling=oversampling) if int8 else None
+    params = qe.SearchParams(hnsw_ef=ef, exact=exact, quantization=quant)
+
+    def request(q, k):
+        return qe.QueryRequest(limit=int(k), query=qe.Query.Nearest(q.tolist()), params=params)
+
+    def one(q, k):
+        return [p.id for p in shard.query(request(q, k))]
+
+    def batch(qs, k):
+        return [[p.id for p in hits] for hits in shard.query_batch(qe.QueryBatchRequest([request(q, k) for q in qs]))]
+
+    return one, batch
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=40_000, help="points (default 40,000)")
-    parser.add_argument("--dim", type=int, default=2048, help="dimension (default 2048)")
-    parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--top", type=int, default=200)
-    parser.add_argument("--local-n", type=int, default=10_000,
-                        help="points for qdrant-client local mode, which upserts slowly (default 10,000; 0 skips it)")
-    parser.add_argument("--local-folder", type=Path, default=Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else None,
-                        help="where local mode's files go (default /dev/shm where it exists: it commits one SQLite "
-                             "row per point, ~30 ms each on a slow disk, and searches from memory wherever its files are)")
-    parser.add_argument("--folder", type=Path, default=None,
-                        help="where the indexes go (default: a new folder under the system temp folder)")
-    parser.add_argument("--no-optimize", dest="optimize", action="store_false", help="skip qdrant-edge's optimize()")
-    parser.add_argument("--hnsw", action="store_true",
-                        help="let qdrant-edge's optimize() build an HNSW graph (slow: 24 min for the defaults on 2 busy cores)")
-    args = parser.parse_args()
-
-    data = random_unit(args.n, args.dim, 0)
-    queries = random_unit(args.queries, args.dim, 1)
-    folder = Path(tempfile.mkdtemp(prefix="vislink-bench-", dir=args.folder))
-    print(f"{args.n:,} x {args.dim}-d random unit vectors, {args.queries} queries, top {args.top}; "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; indexes in {folder}", flush=True)
+def bench_edge_direct(rows_out, n, dim, data, queries, want, top, folder: Path, *, hnsw, int8: bool,
+                      efs: list[int], oversampling: float, segments: int) -> None:
+    path = folder / f"shard-{'hnsw' if hnsw else 'plain'}-{'int8' if int8 else 'f32'}"
+    gc.collect()
+    before = rss_mb()
+    shard = edge_shard(path, dim, hnsw=hnsw, int8=int8, segments=segments)
     try:
-        print("numpy matmul (float32, brute force):")
-        numpy_topk(data, queries[:2], args.top)  # warm up BLAS
-        one_s, _ = timed(lambda: [numpy_topk(data, q[None, :], args.top) for q in queries])
-        row("one query at a time", one_s, len(queries))
-        batch_s, want = timed(lambda: numpy_topk(data, queries, args.top))
-        row(f"batch of {len(queries)}", batch_s, len(queries))
+        upsert_s = edge_upsert(shard, data)
+        start = time.perf_counter()
+        shard.optimize()
+        build_s = time.perf_counter() - start
+        info = shard.info()
+        label = f"HNSW m {hnsw[0]}, ef_construct {hnsw[1]}" if hnsw else "exact scan"
+        label += f"; {info.segments_count} segments, {info.indexed_vectors_count:,} indexed"
+        quant = f"int8, rescore, oversampling {oversampling:g}" if int8 else "none"
+        for ef in (efs if hnsw else [None]):
+            one, batch = edge_searchers(shard, ef=ef, exact=not hnsw, int8=int8, oversampling=oversampling)
+            row = Row(n, dim, "qdrant-edge", label, quant, str(ef) if ef else "-")
+            measure(row, one, batch, queries, want, top)
+            row.values.update(upsert=upsert_s, build=build_s, ram=rss_mb() - before, disk=disk_mb(path))
+            rows_out.append(row)
+            emit(row)
+    finally:
+        shard.close()
+        shutil.rmtree(path, ignore_errors=True)
 
-        from vislink.index.edge import EdgeIndex
 
-        edge = EdgeIndex(folder / "edge", hnsw=args.hnsw)
-        try:
-            bench_index("qdrant-edge", edge, data, queries, want, args.top, args.optimize)
-        finally:
-            edge.close()
-        # What a process pays to take the folder over from another one (open per call, as a shared lock
-        # between processes would need): open the folder and its shard, then one query.
-        def reopen_and_query():
-            index = EdgeIndex(folder / "edge")
-            try:
-                return index.query(COLL, queries[0], limit=args.top)
-            finally:
-                index.close()
+def bench_vislink_index(rows_out, n, dim, data, queries, want, top, index, engine: str, label: str,
+                        folder: Path | None, batch: int) -> None:
+    """An index through vislink's VectorIndex interface (EdgeIndex, QdrantClientIndex)."""
+    gc.collect()
+    before = rss_mb()
+    index.create_collection(COLL, dim)
+    start = time.perf_counter()
+    for s in range(0, len(data), batch):
+        index.upsert(COLL, [Point(i, data[i], {}) for i in range(s, min(s + batch, len(data)))])
+    upsert_s = time.perf_counter() - start
+    build_s = None
+    if engine == "qdrant-edge":
+        start = time.perf_counter()
+        index.optimize(COLL)  # merge segments only: EdgeIndex's collections have no graph
+        build_s = time.perf_counter() - start
 
-        reopen_s, _ = timed(reopen_and_query)
-        print(f"  reopen the index and run one query: {1000 * reopen_s:.0f} ms", flush=True)
+    def one(q, k):
+        return [h.id for h in index.query(COLL, q, limit=k, exact=True)]
 
-        if args.local_n:
-            from vislink.index.qdrant import QdrantClientIndex
+    def many(qs, k):
+        return [[h.id for h in hits] for hits in index.query_batch(COLL, qs, limit=k, exact=True)]
 
-            local_data = data[:args.local_n]
-            local_want = numpy_topk(local_data, queries, args.top)
-            print(f"(qdrant-client local mode gets {args.local_n:,} points: it writes one SQLite row per point)")
-            local_folder = Path(tempfile.mkdtemp(prefix="vislink-bench-local-", dir=args.local_folder))
-            print(f"(local mode's files in {local_folder})")
-            local = QdrantClientIndex(str(local_folder))
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # "local mode performs exact search": we know
-                    bench_index("qdrant-client local mode", local, local_data, queries, local_want, args.top, False)
-            finally:
-                local.close()
-                shutil.rmtree(local_folder, ignore_errors=True)
-            numpy_small_s, _ = timed(lambda: numpy_topk(local_data, queries, args.top))
-            row(f"numpy batch on the same {args.local_n:,} points", numpy_small_s, len(queries))
+    row = Row(n, dim, engine, label, "none")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # local mode: "performs exact search", we know
+        measure(row, one, many, queries, want, top)
+    row.values.update(upsert=upsert_s, build=build_s, ram=rss_mb() - before,
+                      disk=disk_mb(folder) if folder else None)
+    rows_out.append(row)
+    emit(row)
+
+
+def bench_numpy(rows_out, n, dim, data, queries, want, top) -> None:
+    row = Row(n, dim, "numpy", "exact matmul (float32)", "none")
+
+    def one(q, k):
+        return numpy_topk(data, q[None, :], k)[0].tolist()
+
+    def many(qs, k):
+        return numpy_topk(data, qs, k).tolist()
+
+    measure(row, one, many, queries, want, top)
+    row.values.update(ram=data.nbytes / 2**20)
+    rows_out.append(row)
+    emit(row)
+
+
+# -- the run ---------------------------------------------------------------------------------------
+def parse_hnsw(text: str) -> list[tuple[int, int]]:
+    out = []
+    for part in filter(None, text.split(",")):
+        m, _, efc = part.partition("/")
+        out.append((int(m), int(efc or 100)))
+    return out
+
+
+def ints(text: str) -> list[int]:
+    return [int(float(x)) for x in text.split(",") if x.strip()]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10000,100000", help="points, comma-separated (default 10000,100000)")
+    parser.add_argument("--n", type=int, default=None, help="one size (the old option; same as --sizes N)")
+    parser.add_argument("--dim", type=int, default=512, choices=(512, 2048),
+                        help="512 (vgg16-pool5-sum model) or 2048 (vgg16-pool5-sp2x2-sum model); any with --random")
+    parser.add_argument("--variant", default=None, help="the descriptor the vector model is fitted on")
+    parser.add_argument("--random", action="store_true", help="isotropic random unit vectors (HNSW's worst case)")
+    parser.add_argument("--random-dim", type=int, default=None, help="dimension with --random (default --dim)")
+    parser.add_argument("--real-npy", type=Path, default=None,
+                        help="fit the vector model on this (n, d) .npy matrix instead of encoding the shared images")
+    parser.add_argument("--rank", type=int, default=32, help="vector model: principal components of the mixture")
+    parser.add_argument("--components", type=int, default=16, help="vector model: mixture components")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--top", type=int, default=200, help="k of the top-k queries (recall@10 is also reported)")
+    parser.add_argument("--engines", default=",".join(ENGINES), help=f"any of {','.join(ENGINES)}")
+    parser.add_argument("--hnsw", default="16/100,32/200", help="HNSW builds as m/ef_construct (default 16/100,32/200)")
+    parser.add_argument("--ef", default="64,128,256,512,1024", help="HNSW search ef values (default 64,...,1024)")
+    parser.add_argument("--quant", default="none,int8", help="none, int8 or both (default none,int8)")
+    parser.add_argument("--oversampling", type=float, default=2.0,
+                        help="int8: candidates fetched per result before rescoring with float32 (default 2)")
+    parser.add_argument("--segments", type=int, default=0, help="qdrant-edge default_segment_number (0: Edge's auto)")
+    parser.add_argument("--local-max", "--local-n", dest="local_max", type=int, default=100_000,
+                        help="qdrant-client local mode only up to this N (default 100,000; 0 skips it)")
+    parser.add_argument("--local-folder", type=Path, default=None,
+                        help="local mode's files there (default :memory:, its search is the same numpy scan)")
+    parser.add_argument("--folder", type=Path, default=None, help="where the shards go (default: system temp)")
+    args = parser.parse_args(argv)
+
+    sizes = [args.n] if args.n else ints(args.sizes)
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    unknown = sorted(set(engines) - set(ENGINES))
+    if unknown:
+        parser.error(f"unknown engines {unknown}: use {','.join(ENGINES)}")
+    quants = [q.strip() for q in args.quant.split(",") if q.strip()]
+    if set(quants) - {"none", "int8"}:
+        parser.error("--quant takes none and/or int8")
+    efs = ints(args.ef)
+
+    if args.random:
+        dim = args.random_dim or args.dim
+        what = f"isotropic random unit vectors ({dim}-d)"
+        sample = None
+    else:
+        import real_vectors as rv
+
+        if args.real_npy:
+            real = np.load(args.real_npy).astype(np.float32)
+            label = f"{len(real)} vectors of {args.real_npy}"
+        else:
+            variant = args.variant or ("vgg16-pool5-sp2x2-sum" if args.dim == 2048 else "vgg16-pool5-sum")
+            _, real, label = rv.load_model(variant, rank=args.rank, components=args.components)
+        model = rv.fit_model(real, rank=args.rank, components=args.components)
+        dim = model.dim
+        what = f"sampled from a model of {label}: {model.describe_model()}"
+        sample = model.sample
+
+    folder = Path(tempfile.mkdtemp(prefix="vislink-bench-", dir=args.folder))
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    print(f"# benchmarks/search.py {' '.join(argv if argv is not None else sys.argv[1:])}")
+    print(f"vectors: {what}; queries from the same model, another seed; {args.queries} queries, top {args.top}")
+    print(f"machine: {os.cpu_count()} CPUs, {mem_gb:.0f} GiB RAM, load average at start "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; shards in {folder}")
+    print("RAM MB: the process's RSS growth from before the upsert to after the queries (numpy: the matrix); "
+          "disk MB: allocated size of the collection folder; build s: optimize() (HNSW graph, quantized vectors)")
+    print()
+    header = columns(args.top)
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join(" --- " if i < 6 else " ---: " for i in range(len(header))) + "|", flush=True)
+    rows: list[Row] = []
+    try:
+        for n in sizes:
+            if sample is None:
+                data = rv_random(n, dim, 0)
+                queries = rv_random(args.queries, dim, 1)
+            else:
+                data, queries = sample(n, seed=0), sample(args.queries, seed=10_007)
+            want = numpy_topk(data, queries, args.top)
+            if "numpy" in engines:
+                bench_numpy(rows, n, dim, data, queries, want, args.top)
+            if "hnsw" in engines:
+                for hnsw in parse_hnsw(args.hnsw):
+                    for quant in quants:
+                        bench_edge_direct(rows, n, dim, data, queries, want, args.top, folder, hnsw=hnsw,
+                                          int8=quant == "int8", efs=efs, oversampling=args.oversampling,
+                                          segments=args.segments)
+            if "edge-exact" in engines:
+                from vislink.index.edge import EdgeIndex
+
+                edge = EdgeIndex(folder / "edge")
+                try:
+                    bench_vislink_index(rows, n, dim, data, queries, want, args.top, edge, "qdrant-edge",
+                                        "exact scan (vislink EdgeIndex)", folder / "edge" / COLL, 20_000)
+                finally:
+                    edge.delete_collection(COLL)
+                    edge.close()
+            if "edge-exact-int8" in engines:
+                bench_edge_direct(rows, n, dim, data, queries, want, args.top, folder, hnsw=None, int8=True,
+                                  efs=[], oversampling=args.oversampling, segments=args.segments)
+            if "local" in engines and n <= args.local_max:
+                from vislink.index.qdrant import QdrantClientIndex
+
+                local_folder = (Path(tempfile.mkdtemp(prefix="vislink-bench-local-", dir=args.local_folder))
+                                if args.local_folder else None)
+                local = QdrantClientIndex(str(local_folder) if local_folder else ":memory:")
+                try:
+                    bench_vislink_index(rows, n, dim, data, queries, want, args.top, local, "qdrant-client local",
+                                        "exact (numpy in Python)" + ("" if local_folder else ", :memory:"),
+                                        local_folder, 1000)
+                finally:
+                    local.close()
+                    if local_folder:
+                        shutil.rmtree(local_folder, ignore_errors=True)
+            del data
+            gc.collect()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    print(f"\nload average at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
+
+
+def rv_random(n: int, dim: int, seed: int) -> np.ndarray:
+    from real_vectors import random_unit
+
+    return random_unit(n, dim, seed)
 
 
 if __name__ == "__main__":
