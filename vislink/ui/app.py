@@ -18,6 +18,7 @@ pages = [
     st.Page(VIEWS / "search.py", title="Search", icon=":material/image_search:", default=True),
     st.Page(VIEWS / "compare.py", title="Compare", icon=":material/compare:"),
     st.Page(VIEWS / "annotate.py", title="Annotate", icon=":material/edit:"),
+    st.Page(VIEWS / "review.py", title="Review", icon=":material/fact_check:"),
     st.Page(VIEWS / "browse.py", title="Browse", icon=":material/photo_library:"),
     st.Page(VIEWS / "evaluation.py", title="Evaluation", icon=":material/monitoring:"),
     st.Page(VIEWS / "ingest.py", title="Ingest", icon=":material/add_photo_alternate:"),
