@@ -101,6 +101,18 @@ class Settings(BaseSettings):
     threads: int | None = Field(
         default=None, alias="VISLINK_THREADS", description="CPU threads of the encoders, torch and onnxruntime (default: their own choice, one per core)."
     )
+    query_side: int | None = Field(
+        default=None,
+        alias="VISLINK_QUERY_SIDE",
+        description=("Shorter side a VGG16 pool5 query image is resized to before encoding (search and UI only; "
+                     "stored images keep 256). Unset: 256. Smaller is faster; recall measured in docs/search.md."),
+    )
+    query_precision: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto",
+        alias="VISLINK_QUERY_PRECISION",
+        description=("Precision of a query's VGG16 forward pass: auto (bf16 autocast on a GPU or a CPU with AMX / "
+                     "AVX512-BF16, fp32 elsewhere, where bf16 is emulated and slower), fp32, bf16."),
+    )
     weights: str = Field(
         default="vgg16-caffe-conv",
         alias="VISLINK_WEIGHTS",
