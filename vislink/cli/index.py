@@ -1,4 +1,5 @@
-"""`vislink index export|import`: move vector collections between index backends without encoding again."""
+"""`vislink index export|import|optimize`: move vector collections between index backends without encoding
+again; apply the index policy (exact scans below a size, HNSW above it)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-index_app = typer.Typer(help="The vector index: move collections between backends (export / import).",
+index_app = typer.Typer(help="The vector index: move collections between backends (export / import), build "
+                             "HNSW graphs where the index policy says so (optimize).",
                         no_args_is_help=True)
 
 BACKEND_HELP = "qdrant-edge, qdrant-local, qdrant-server, memory; default: the configured one (VISLINK_INDEX_BACKEND)."
@@ -90,6 +92,79 @@ def import_(
                    "imported")
     finally:
         index.close()
+
+
+@index_app.command("optimize")
+def optimize(
+    collections: list[str] = typer.Argument(None, help="Qdrant collections to optimize (e.g. "
+                                             "vislink_wga_vgg16-pool5-max); none with --all."),
+    all_: bool = typer.Option(False, "--all", help="Every collection of the index."),
+    mode: str = typer.Option("auto", "--mode", help="auto: HNSW from VISLINK_INDEX_HNSW_MIN_POINTS points, exact "
+                             "scans below; exact or hnsw: that mode whatever the size."),
+    quantization: str = typer.Option(None, "--quantization", help="int8 or none, with an HNSW graph (default: "
+                                     "VISLINK_INDEX_QUANTIZATION)."),
+    backend: str = typer.Option(None, "--backend", help=f"Index to optimize: {BACKEND_HELP}"),
+    qdrant_url: str = typer.Option(None, "--qdrant-url", help="Optimize on this Qdrant server (implies qdrant-server)."),
+    recall_queries: int = typer.Option(32, "--recall-queries", min=1, help="Stored vectors used as queries to "
+                                       "measure an HNSW collection's recall@200 (approximate vs exact)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a spinner with the elapsed time."),
+    detach: bool = typer.Option(False, "--detach", help="When `vislink ui` or `vislink worker --embedded` holds "
+                                "the index (the work is queued for it as an index-optimize job): return at once."),
+) -> None:
+    """Apply the index policy: build an HNSW graph (and quantization) in collections at or above the threshold,
+    scan the others exactly; print what was built, the time it took and the recall@200 measured after."""
+    from vislink.errors import ConfigError
+    from vislink.index.policy import QUANTIZATIONS
+
+    if bool(collections) == all_:
+        raise ConfigError("name the collections to optimize, or give --all")
+    if mode not in ("auto", "exact", "hnsw"):
+        raise ConfigError(f"--mode {mode!r}: auto, exact or hnsw")
+    if quantization is not None and quantization not in QUANTIZATIONS:
+        raise ConfigError(f"--quantization {quantization!r}: {' or '.join(QUANTIZATIONS)}")
+    arguments = {"collections": list(collections or []), "all": all_, "mode": mode, "quantization": quantization,
+                 "recall_queries": recall_queries}
+    if backend or qdrant_url:
+        index = _open(backend, qdrant_url)
+        try:
+            _optimize_all(index, arguments, progress)
+        finally:
+            index.close()
+        return
+    from vislink.cli.jobs import run_here_or_queue
+    from vislink.index import close_all, open_index
+
+    try:
+        run_here_or_queue("index-optimize", arguments, lambda: _optimize_all(open_index(), arguments, progress),
+                          detach=detach)
+    finally:
+        close_all()
+
+
+def _optimize_all(index, arguments: dict, progress: bool) -> None:
+    from vislink.index.policy import optimize_collection
+
+    names = index.list_collections() if arguments["all"] else arguments["collections"]
+    for name in names:
+        with _spinner(progress, f"optimizing {name}"):
+            report = optimize_collection(index, name, mode=arguments["mode"], quantization=arguments["quantization"],
+                                         recall_queries=arguments["recall_queries"])
+        typer.echo(report.describe())
+
+
+def _spinner(progress: bool, what: str):
+    """Edge's optimize() reports no progress: a spinner with the elapsed time shows it is alive (stderr)."""
+    import contextlib
+
+    if not progress:
+        return contextlib.nullcontext()
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    bar = Progress(SpinnerColumn(), TextColumn(what), TimeElapsedColumn(), transient=True,
+                   console=Console(stderr=True))
+    bar.add_task(what, total=None)
+    return bar
 
 
 def register(app: typer.Typer) -> None:

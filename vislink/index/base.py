@@ -16,6 +16,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from vislink.index.policy import EXACT, IndexMode
+
 Payload = dict[str, Any]
 
 
@@ -178,9 +180,21 @@ class VectorIndex(abc.ABC):
         raise NotImplementedError(f"the {self.name} index backend has no regional multivectors (detail search): "
                                   "use qdrant-edge, qdrant-local, qdrant-server or memory")
 
-    def optimize(self, collection: str) -> None:  # noqa: B027 - optional hook
-        """Tidy a collection after a large ingest (qdrant-edge: merge segments, build the HNSW graph).
-        Searches are correct without it; backends that optimise on their own do nothing."""
+    def index_mode(self, collection: str) -> IndexMode:
+        """How ``collection`` is searched: exact (a scan) or HNSW (with its parameters, quantization);
+        ``vislink.index.policy``. Backends without a graph are always exact."""
+        if not self.collection_exists(collection):
+            from vislink.errors import NotFound
+
+            raise NotFound(f"no vector collection named {collection!r} in {self.name}")
+        return EXACT
+
+    def optimize(self, collection: str, mode: IndexMode | None = None) -> IndexMode:
+        """Tidy a collection after a large ingest (qdrant-edge: merge segments, index new points) and, with
+        ``mode``, switch it to that mode (build the HNSW graph and quantization, or go back to exact scans).
+        Searches are correct without it. Returns the mode the collection is in afterwards: backends without a
+        graph (numpy, qdrant-client's local mode) stay exact whatever was asked."""
+        return self.index_mode(collection)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release files and connections."""

@@ -34,6 +34,7 @@ import qdrant_edge as qe
 from vislink.errors import IndexUnavailable, NotFound
 from vislink.index.base import (AnyOf, Filter, Hit, Payload, Point, Range, SparseVector, VectorIndex,
                                 average_recommendation_vector, check_regions)
+from vislink.index.policy import EXACT, IndexMode, IndexPolicy
 
 try:  # POSIX advisory locks; elsewhere Edge's own WAL lock still keeps a second process out
     import fcntl
@@ -50,6 +51,7 @@ REGIONS_NAME = "regions"  # the multivector of regional descriptors (MaxSim), in
 UPSERT_CHUNK_FLOATS = 8_000_000
 # Collection names become folder names: no separators, no leading dot (hidden / trash folders).
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,199}$")
+_EXACT_PARAMS = qe.SearchParams(exact=True, quantization=qe.QuantizationSearchParams(ignore=True))
 _SCHEMA = {"keyword": qe.PayloadSchemaType.Keyword, "integer": qe.PayloadSchemaType.Integer,
            "float": qe.PayloadSchemaType.Float}
 
@@ -158,11 +160,55 @@ class _Gate:
 
 
 class _Shard:
-    def __init__(self, shard: qe.EdgeShard, dim: int, sparse: bool, regions: bool = False):
+    def __init__(self, shard: qe.EdgeShard, dim: int, sparse: bool, regions: bool = False, mode: IndexMode = EXACT):
         self.shard = shard
         self.dim = dim
         self.sparse = sparse
         self.regions = regions
+        self.mode = mode  # what optimize() last built (the meta's "mode"): exact collections always scan
+
+
+def _meta_mode(meta: Mapping[str, Any]) -> IndexMode:
+    """A collection's mode from its vislink.json; collections made before the policy carry only ``hnsw``
+    (true: optimize() built a graph with Edge's default parameters)."""
+    if "mode" in meta:
+        return IndexMode.from_meta(meta["mode"])
+    return IndexMode("hnsw") if meta.get("hnsw") else EXACT
+
+
+def _edge_config(dim: int, sparse: bool, regions: bool, mode: IndexMode, policy: IndexPolicy,
+                 search_threads: int | None) -> qe.EdgeConfig:
+    """The Edge configuration of a collection in ``mode`` (at creation, and when optimize() changes the mode)."""
+    hnsw = mode.kind == "hnsw"
+    dense = qe.EdgeVectorParams(size=int(dim), distance=qe.Distance.Cosine)
+    if regions:  # the global vector "" beside the regions' multivector, compared by MaxSim
+        dense = {"": dense, REGIONS_NAME: qe.EdgeVectorParams(
+            size=int(dim), distance=qe.Distance.Cosine,
+            multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim),
+            # Region queries always scan (query_regions): a graph of every region would cost R times the
+            # global one and serve no search. m=0 is Qdrant's "no graph for this vector".
+            hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=policy.ef_construct,
+                                           full_scan_threshold=policy.full_scan_kb) if hnsw else None)}
+    graph = None
+    if hnsw and mode.m is not None:
+        graph = qe.HnswIndexConfig(m=int(mode.m), ef_construct=int(mode.ef_construct or policy.ef_construct),
+                                   full_scan_threshold=policy.full_scan_kb)
+    quantization = None
+    if hnsw and mode.quantization == "int8":
+        # quantile 0.99: Qdrant's recommended clipping of outliers; kept in RAM, the point of quantizing.
+        quantization = qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=0.99, always_ram=True)
+    return qe.EdgeConfig(
+        vectors=dense,
+        sparse_vectors={SPARSE_NAME: qe.EdgeSparseVectorParams()} if sparse else None,
+        max_search_threads=search_threads,
+        hnsw_config=graph,
+        quantization_config=quantization,
+        # indexing_threshold=0 turns vector indexing off (Qdrant's convention): optimize() only merges segments
+        # and drops deleted points. In HNSW mode 1 KB: optimize() indexes every segment, the freshly written
+        # ones too (Edge has no background optimizer; what optimize() left unindexed would be scanned).
+        # hnsw with m None (collections of EdgeIndex(hnsw=True) made before the policy): Edge's defaults.
+        optimizers=qe.EdgeOptimizersConfig(indexing_threshold=(1 if mode.m is not None else None) if hnsw else 0),
+    )
 
 
 def _jsonable(value: Any) -> Any:
@@ -203,14 +249,18 @@ class EdgeIndex(VectorIndex):
 
     name = "qdrant-edge"
 
-    def __init__(self, root: str | Path, *, search_threads: int | None = None, hnsw: bool = False):
-        """``hnsw``: let ``optimize()`` build an HNSW graph in the collections this object creates. Off by
-        default: on 40,000 x 2048-d vectors the build took 24 min on 2 busy cores, gave a top-200 recall of
-        0.25 on random data and searched no faster than the exact scan (docs/index.md, "Speed")."""
+    def __init__(self, root: str | Path, *, search_threads: int | None = None, hnsw: bool = False,
+                 policy: IndexPolicy | None = None):
+        """``policy``: HNSW parameters, search ef and quantization options (default: the settings'). Collections
+        are created exact; ``optimize(collection, mode=...)`` builds a graph where the policy says so.
+        ``hnsw``: create collections in the policy's HNSW mode at once, so that the first ``optimize()``
+        builds the graph (off by default: on 40,000 x 2048-d vectors the build took 24 min on 2 busy cores, gave
+        a top-200 recall of 0.25 on random data and searched no faster than the exact scan; docs/index.md)."""
         self.root = Path(root).expanduser().resolve()
         self.location = str(self.root)
         self.search_threads = search_threads
         self.hnsw = hnsw
+        self.policy = policy or IndexPolicy.from_settings()
         self._shards: dict[str, _Shard] = {}
         self._gate = _Gate()
         self._open_lock = threading.Lock()  # lazy opening of shards from concurrent data calls
@@ -308,28 +358,20 @@ class EdgeIndex(VectorIndex):
             if path.exists():  # left over by a creation that died before its marker: start again
                 log.warning("removing the unfinished qdrant-edge collection folder %s", path)
                 shutil.rmtree(path)
-            dense = qe.EdgeVectorParams(size=int(dim), distance=qe.Distance.Cosine)
-            if regions:  # the global vector "" beside the regions' multivector, compared by MaxSim
-                dense = {"": dense, REGIONS_NAME: qe.EdgeVectorParams(
-                    size=int(dim), distance=qe.Distance.Cosine,
-                    multivector_config=qe.MultiVectorConfig(qe.MultiVectorComparator.MaxSim))}
-            config = qe.EdgeConfig(
-                vectors=dense,
-                sparse_vectors={SPARSE_NAME: qe.EdgeSparseVectorParams()} if sparse else None,
-                max_search_threads=self.search_threads,
-                # indexing_threshold=0 turns vector indexing off (Qdrant's convention): every search is an
-                # exact scan, and optimize() only merges segments and drops deleted points.
-                optimizers=None if self.hnsw else qe.EdgeOptimizersConfig(indexing_threshold=0),
-            )
+            mode = self.policy.hnsw_mode() if self.hnsw else EXACT
+            config = _edge_config(dim, sparse, regions, mode, self.policy, self.search_threads)
             with _edge_errors(f"creating collection {collection} in {self.root}"):
                 shard = qe.EdgeShard.create(str(path), config)
                 for field, kind in indexes.items():
                     shard.update(qe.UpdateOperation.create_field_index(field, _SCHEMA[kind]))
                 shard.flush()
+            # "mode" is what searches follow; with hnsw=True the graph exists once optimize() ran (before, the
+            # graph search on unindexed segments is a scan anyway).
             self._write_meta(path, {"format": 1, "dim": int(dim), "distance": "cosine", "sparse": bool(sparse),
-                                    "regions": bool(regions), "hnsw": bool(self.hnsw), "payload_indexes": indexes})
+                                    "regions": bool(regions), "hnsw": bool(self.hnsw), "mode": mode.as_meta(),
+                                    "payload_indexes": indexes})
             with self._open_lock:
-                self._shards[collection] = _Shard(shard, int(dim), bool(sparse), bool(regions))
+                self._shards[collection] = _Shard(shard, int(dim), bool(sparse), bool(regions), mode)
 
     @staticmethod
     def _write_meta(path: Path, meta: dict[str, Any]) -> None:
@@ -378,7 +420,7 @@ class EdgeIndex(VectorIndex):
             with _edge_errors(f"opening collection {collection} at {path}"):
                 edge = qe.EdgeShard.load(str(path))
             shard = self._shards[collection] = _Shard(edge, int(meta["dim"]), bool(meta.get("sparse")),
-                                                      bool(meta.get("regions")))
+                                                      bool(meta.get("regions")), _meta_mode(meta))
             return shard
 
     # -- points ------------------------------------------------------------------------------
@@ -467,13 +509,25 @@ class EdgeIndex(VectorIndex):
     def _nearest(self, shard: _Shard, collection: str, vectors: np.ndarray, *, limit: int, flt, exact: bool,
                  offset: int = 0, exclude_ids: Sequence[int] = ()) -> list[list[Hit]]:
         qfilter = to_edge_filter(flt, exclude_ids)
-        params = qe.SearchParams(exact=bool(exact))
+        params = self._search_params(shard, exact, int(limit) + int(offset))
         requests = [qe.QueryRequest(limit=int(limit), offset=int(offset), query=qe.Query.Nearest(v.tolist()),
                                     filter=qfilter, params=params, with_payload=True) for v in vectors]
         with _edge_errors(f"query in {collection}"):
             # One planned batch: Edge shares the pass over the segments between the queries.
             results = shard.shard.query_batch(qe.QueryBatchRequest(requests))
         return [[Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in points] for points in results]
+
+    def _search_params(self, shard: _Shard, exact: bool, limit: int) -> qe.SearchParams:
+        """Exact collections always scan (exact=True: results never depend on an optimisation having run).
+        In HNSW mode, exact=True scans the original vectors (quantization ignored: evaluation's guarantee), and
+        exact=False walks the graph with the policy's ef for ``limit``; int8 candidates are oversampled and
+        rescored with the original vectors (without rescore Edge ranks by the quantized scores)."""
+        if exact or not shard.mode.approximate:
+            # ignore=True also covers quantized vectors left by an earlier int8 mode (the meta says exact).
+            return _EXACT_PARAMS
+        quantization = (qe.QuantizationSearchParams(rescore=True, oversampling=float(self.policy.oversampling))
+                        if shard.mode.quantization else None)
+        return qe.SearchParams(hnsw_ef=self.policy.ef_for(limit), quantization=quantization)
 
     def query_batch(self, collection, vectors, *, limit, flt=None, exact=False, offset=0):
         with self._gate.shared():
@@ -563,7 +617,7 @@ class EdgeIndex(VectorIndex):
             if not len(vectors):
                 return []
             qfilter = to_edge_filter(flt)
-            params = qe.SearchParams(exact=True)
+            params = self._search_params(shard, True, int(limit))
             # One query vector against a MaxSim multivector: its best cosine over the point's regions.
             requests = [qe.QueryRequest(limit=int(limit), query=qe.Query.Nearest([v.tolist()], using=REGIONS_NAME),
                                         filter=qfilter, params=params, with_payload=True) for v in vectors]
@@ -572,15 +626,56 @@ class EdgeIndex(VectorIndex):
         return [[Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in points] for points in results]
 
     # -- upkeep ------------------------------------------------------------------------------
-    def optimize(self, collection: str) -> None:
+    def index_mode(self, collection: str) -> IndexMode:
+        with self._gate.shared():
+            return self._shard(collection).mode
+
+    def optimize(self, collection: str, mode: IndexMode | None = None) -> IndexMode:
         """Run Edge's optimizers (Edge has none in the background): merge segments, drop deleted points,
-        and build the HNSW graph in collections created with ``hnsw=True``. Without a graph every search
-        is an exact scan, which is what vislink wants at the embedded default's scale."""
+        and (in HNSW mode) index what is not indexed yet. ``mode``: switch the collection to it first (the
+        shard is reopened with the new configuration; a few ms of exclusive access), then build (queries go on
+        meanwhile, exactly). The meta says the new mode only once the build is done: a build that dies half-way
+        leaves the collection exact, and the next optimize() builds again. Going back to exact leaves built
+        graphs on disk, unused (every search scans). Returns the collection's mode."""
+        if mode is not None and mode != self.index_mode(collection):
+            self._reconfigure(collection, mode)
         with self._gate.shared():
             shard = self._shard(collection)
             with _edge_errors(f"optimizing {collection}"):
                 shard.shard.optimize()
                 shard.shard.flush()
+        if mode is not None and mode != shard.mode:
+            with self._gate.exclusive():
+                path = self._path(collection)
+                meta = self._read_meta(path) or {}
+                meta.update(mode=mode.as_meta(), hnsw=mode.approximate)
+                self._write_meta(path, meta)
+                current = self._shards.get(collection)
+                if current is not None:
+                    current.mode = mode
+        return mode if mode is not None else shard.mode
+
+    def _reconfigure(self, collection: str, mode: IndexMode) -> None:
+        """Close the collection's shard and load it with the configuration of ``mode`` (Edge writes it to disk)."""
+        path = self._path(collection)
+        with self._gate.exclusive():
+            self._ensure_open()
+            meta = self._read_meta(path)
+            if meta is None:
+                raise NotFound(f"no vector collection named {collection!r} in qdrant-edge ({self.root})")
+            with self._open_lock:
+                old = self._shards.pop(collection, None)
+            config = _edge_config(int(meta["dim"]), bool(meta.get("sparse")), bool(meta.get("regions")), mode,
+                                  self.policy, self.search_threads)
+            with _edge_errors(f"reconfiguring {collection} for {mode.describe()}"):
+                if old is not None:
+                    old.shard.flush()
+                    old.shard.close()
+                edge = qe.EdgeShard.load(str(path), config)
+            # Until the build ends, searches follow the old mode (an exact collection keeps scanning).
+            with self._open_lock:
+                self._shards[collection] = _Shard(edge, int(meta["dim"]), bool(meta.get("sparse")),
+                                                  bool(meta.get("regions")), _meta_mode(meta))
 
     def __del__(self) -> None:
         # An index dropped without close() must not keep its folder locked for the rest of the process.

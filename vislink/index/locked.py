@@ -100,3 +100,11 @@ class LockedFolderIndex(VectorIndex):
     def retrieve_regions(self, collection, ids):
         with self._open() as ix:
             return ix.retrieve_regions(collection, ids)
+
+    def index_mode(self, collection):
+        with self._open() as ix:
+            return ix.index_mode(collection)
+
+    def optimize(self, collection, mode=None):
+        with self._open() as ix:
+            return ix.optimize(collection, mode)

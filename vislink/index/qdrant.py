@@ -18,6 +18,7 @@ import numpy as np
 from vislink.errors import IndexUnavailable, NotFound
 from vislink.index.base import (AnyOf, Filter, Hit, Payload, Point, Range, SparseVector, VectorIndex,
                                 check_regions)
+from vislink.index.policy import EXACT, IndexMode, IndexPolicy
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +114,10 @@ class QdrantClientIndex(VectorIndex):
     """Backend on qdrant-client. ``location`` is ``":memory:"``, a folder path (local mode) or a URL."""
 
     def __init__(self, location: str, *, api_key: str | None = None, shard_number: int | None = None,
-                 replication_factor: int | None = None, timeout: int = 30):
+                 replication_factor: int | None = None, timeout: int = 30, policy: IndexPolicy | None = None):
         from qdrant_client import QdrantClient
 
+        self.policy = policy or IndexPolicy.from_settings()
         self.location = location
         self.is_server = location.startswith(("http://", "https://"))
         self.name = "qdrant-server" if self.is_server else "qdrant-local"
@@ -281,7 +283,7 @@ class QdrantClientIndex(VectorIndex):
         vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
         qfilter = to_qdrant_filter(flt)
         # Local mode always scans exactly (and warns about search params): only a server gets them.
-        params = models.SearchParams(exact=exact) if self.is_server else None
+        params = self._search_params(exact, int(limit) + int(offset)) if self.is_server else None
         requests = [models.QueryRequest(query=v.tolist(), limit=limit, offset=offset, filter=qfilter, params=params,
                                         with_payload=True) for v in vectors]
         responses = self.client.query_batch_points(collection, requests=requests)
@@ -309,7 +311,7 @@ class QdrantClientIndex(VectorIndex):
             positive=[as_example(x) for x in positive], negative=[as_example(x) for x in negative],
             strategy=models.RecommendStrategy.AVERAGE_VECTOR))
         result = self.client.query_points(collection, query=query, limit=limit, query_filter=to_qdrant_filter(flt),
-                                          search_params=models.SearchParams(exact=exact) if self.is_server else None,
+                                          search_params=self._search_params(exact, limit) if self.is_server else None,
                                           with_payload=True)
         return [Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in result.points]
 
@@ -368,6 +370,52 @@ class QdrantClientIndex(VectorIndex):
                                         params=params, with_payload=True) for v in vectors]
         responses = self.client.query_batch_points(collection, requests=requests)
         return [[Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in r.points] for r in responses]
+
+    # -- the index policy (server mode; local mode always scans) ---------------------------------
+    def _search_params(self, exact: bool, limit: int):
+        """exact: scan the original vectors. Otherwise the policy's ef for ``limit`` and, on int8 collections,
+        oversampled candidates rescored with the original vectors (both ignored by collections without them)."""
+        from qdrant_client import models
+
+        if exact:
+            return models.SearchParams(exact=True, quantization=models.QuantizationSearchParams(ignore=True))
+        return models.SearchParams(hnsw_ef=self.policy.ef_for(limit), quantization=models.QuantizationSearchParams(
+            rescore=True, oversampling=float(self.policy.oversampling)))
+
+    @_serialised
+    def index_mode(self, collection: str) -> IndexMode:
+        """Local mode: exact (it has no graph). Server: what the collection's configuration says (m=0: no graph).
+        A server builds its graph in the background, above its own indexing threshold (10 MB of vectors by
+        default); the mode says what it is configured to build."""
+        self._require(collection)
+        if not self.is_server:
+            return EXACT
+        config = self.client.get_collection(collection).config
+        hnsw = config.hnsw_config
+        if not hnsw.m:
+            return EXACT
+        quantization = "int8" if getattr(config.quantization_config, "scalar", None) is not None else None
+        return IndexMode("hnsw", int(hnsw.m), int(hnsw.ef_construct), quantization)
+
+    @_serialised
+    def optimize(self, collection: str, mode: IndexMode | None = None) -> IndexMode:
+        """Server: set the collection's HNSW parameters and quantization (``mode``); the server rebuilds its
+        segments in the background (searches go on). Local mode: nothing to build, always exact."""
+        from qdrant_client import models
+
+        self._require(collection)
+        if not self.is_server or mode is None:
+            return self.index_mode(collection)
+        if mode.approximate:
+            hnsw = models.HnswConfigDiff(m=mode.m or self.policy.m,
+                                         ef_construct=mode.ef_construct or self.policy.ef_construct)
+            quantization: Any = (models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
+                type=models.ScalarType.INT8, quantile=0.99, always_ram=True)) if mode.quantization
+                else models.Disabled.DISABLED)
+        else:
+            hnsw, quantization = models.HnswConfigDiff(m=0), models.Disabled.DISABLED
+        self.client.update_collection(collection, hnsw_config=hnsw, quantization_config=quantization)
+        return self.index_mode(collection)
 
     def close(self) -> None:
         if self._pid != os.getpid():  # a forked child must not unlock or close the parent's storage

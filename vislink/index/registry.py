@@ -59,8 +59,11 @@ def _server(settings: Settings) -> VectorIndex:
 
     if not settings.qdrant_url:
         raise ConfigError("VISLINK_INDEX_BACKEND=qdrant-server needs QDRANT_URL")
+    from vislink.index.policy import IndexPolicy
+
     return QdrantClientIndex(settings.qdrant_url, api_key=settings.qdrant_api_key,
-                             shard_number=settings.qdrant_shards, replication_factor=settings.qdrant_replication)
+                             shard_number=settings.qdrant_shards, replication_factor=settings.qdrant_replication,
+                             policy=IndexPolicy.from_settings(settings))
 
 
 @register_backend("qdrant-local")
@@ -79,7 +82,9 @@ def _edge(settings: Settings) -> VectorIndex:
                           f"imported ({error}); install it (pip install qdrant-edge-py) or choose another backend")
     from vislink.index.edge import EdgeIndex  # lazily: only those who use it need the wheel
 
-    return EdgeIndex(edge_path(settings))
+    from vislink.index.policy import IndexPolicy
+
+    return EdgeIndex(edge_path(settings), policy=IndexPolicy.from_settings(settings))
 
 
 @register_backend("memory")

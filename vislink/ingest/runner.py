@@ -59,9 +59,15 @@ def ingest(collection: str, items: Iterable, *, variants: list[str] | None = Non
     summary = execute_run(ctx, batches(items, batch_size), prepare, workers=workers, total=total,
                           progress=progress, desc=f"ingest {collection}")
     if summary.done >= OPTIMIZE_AFTER:
-        # Embedded qdrant-edge has no background optimizer: merge segments and build the HNSW graph now.
+        # Embedded qdrant-edge has no background optimizer: merge segments (and index the new points of
+        # HNSW collections) now; cheap next to the ingest.
         for v in all_variants:
             index.optimize(v.qdrant_collection)
+    if summary.done:
+        # Collections that crossed the index policy's threshold: their HNSW build is queued, not waited for.
+        from vislink.ingest.index_policy import queue_index_builds
+
+        queue_index_builds(index, [v.qdrant_collection for v in all_variants], settings)
     _add_pending_pca_variants(collection, variants, workers=workers, progress=progress)
     return summary
 

@@ -1,0 +1,222 @@
+"""The index policy: which collections are scanned exactly and which get an HNSW graph (and quantization).
+
+Below ``hnsw_min_points`` a collection is searched by an exact scan (every search, whatever ``exact`` says):
+results never depend on whether an optimisation ran, and at tens of thousands of points the scan is fast
+enough. From that size on, ``optimize(collection, mode=policy.mode_for(count))`` builds an HNSW graph (and int8
+scalar quantization if asked for); queries with ``exact=False`` then walk the graph with an ef chosen for their
+limit (``ef_for``), and ``exact=True`` still scans. The defaults come from settings (``VISLINK_INDEX_*``), whose
+help says where each was measured; docs/index.md ("Index policy") has the figures.
+
+``measure_recall`` is what `vislink doctor` and `vislink index optimize` print: the approximate top-k of a
+sample of the collection's own stored vectors against their exact top-k.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from vislink.errors import ConfigError
+
+QUANTIZATIONS = ("none", "int8")
+
+
+@dataclass(frozen=True)
+class IndexMode:
+    """How one collection is searched: ``exact`` (a scan) or ``hnsw`` (graph of ``m`` edges per node built with
+    ``ef_construct`` candidates), optionally with int8 scalar quantization (``quantization="int8"``)."""
+
+    kind: Literal["exact", "hnsw"] = "exact"
+    m: int | None = None
+    ef_construct: int | None = None
+    quantization: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("exact", "hnsw"):
+            raise ConfigError(f"unknown index mode {self.kind!r}: exact or hnsw")
+        if self.quantization not in (None, "int8"):
+            raise ConfigError(f"unknown quantization {self.quantization!r}: none or int8")
+
+    @property
+    def approximate(self) -> bool:
+        return self.kind == "hnsw"
+
+    def describe(self) -> str:
+        """``exact``, ``HNSW m=16 ef_construct=100``, ``HNSW m=16 ef_construct=100 / int8``."""
+        if self.kind == "exact":
+            return "exact"
+        params = " ".join(f"{k}={v}" for k, v in (("m", self.m), ("ef_construct", self.ef_construct)) if v is not None)
+        return "HNSW" + (f" {params}" if params else " (engine defaults)") + (f" / {self.quantization}"
+                                                                              if self.quantization else "")
+
+    def as_meta(self) -> dict[str, Any]:
+        return {"kind": self.kind, "m": self.m, "ef_construct": self.ef_construct, "quantization": self.quantization}
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any] | None) -> IndexMode:
+        if not meta:
+            return EXACT
+        return cls(meta.get("kind", "exact"), meta.get("m"), meta.get("ef_construct"), meta.get("quantization"))
+
+
+EXACT = IndexMode("exact")
+
+
+@dataclass(frozen=True)
+class IndexPolicy:
+    """Thresholds and parameters of the policy; ``from_settings`` reads them from ``VISLINK_INDEX_*``."""
+
+    hnsw_min_points: int = 100_000
+    m: int = 16
+    ef_construct: int = 100
+    ef_min: int = 128
+    ef_factor: float = 4.0
+    quantization: str | None = None  # "int8" or None
+    oversampling: float = 2.0
+    # Segments smaller than this (KB of vectors) are scanned even when they have a graph, and so are filtered
+    # searches that keep fewer points: Qdrant's own default, 10 MB (a scan of 10 MB takes about a millisecond).
+    full_scan_kb: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.hnsw_min_points < 0 or self.m < 1 or self.ef_construct < 1 or self.ef_min < 1 or self.ef_factor <= 0:
+            raise ConfigError(f"invalid index policy {self}: thresholds and HNSW parameters must be positive")
+        if self.quantization not in (None, "int8"):
+            raise ConfigError(f"unknown quantization {self.quantization!r}: none or int8")
+        if self.oversampling < 1:
+            raise ConfigError(f"quantization oversampling {self.oversampling} is below 1")
+
+    @classmethod
+    def from_settings(cls, settings: Any = None) -> IndexPolicy:
+        from vislink.config import get_settings
+
+        s = settings or get_settings()
+        return cls(hnsw_min_points=s.index_hnsw_min_points, m=s.index_hnsw_m, ef_construct=s.index_hnsw_ef_construct,
+                   ef_min=s.index_hnsw_ef, ef_factor=s.index_hnsw_ef_factor,
+                   quantization=None if s.index_quantization == "none" else s.index_quantization,
+                   oversampling=s.index_oversampling)
+
+    def hnsw_mode(self, quantization: str | None | Literal["default"] = "default") -> IndexMode:
+        """The HNSW mode this policy builds; ``quantization`` "int8" / None overrides the policy's own."""
+        q = self.quantization if quantization == "default" else (None if quantization == "none" else quantization)
+        return IndexMode("hnsw", self.m, self.ef_construct, q)
+
+    def mode_for(self, points: int, quantization: str | None | Literal["default"] = "default") -> IndexMode:
+        """exact below ``hnsw_min_points`` points, HNSW from there on."""
+        return self.hnsw_mode(quantization) if points >= self.hnsw_min_points else EXACT
+
+    def ef_for(self, limit: int) -> int:
+        """The search ef of an approximate query for ``limit`` results (offset included): never below the limit
+        (the graph search returns at most ef candidates), ``ef_factor`` times it for large limits (top-200 needs
+        more candidates than top-10 for the same recall)."""
+        return max(int(limit), self.ef_min, int(math.ceil(self.ef_factor * int(limit))))
+
+
+def resolve_mode(policy: IndexPolicy, points: int, mode: str = "auto", quantization: str | None = None) -> IndexMode:
+    """The mode `vislink index optimize --mode ... --quantization ...` asks for: ``auto`` applies the policy's
+    threshold, ``exact`` / ``hnsw`` force one; ``quantization`` (int8 / none) overrides the policy's."""
+    if quantization is not None and quantization not in QUANTIZATIONS:
+        raise ConfigError(f"unknown quantization {quantization!r}: {' or '.join(QUANTIZATIONS)}")
+    q: Any = "default" if quantization is None else quantization
+    if mode == "auto":
+        return policy.mode_for(points, q)
+    if mode == "exact":
+        return EXACT
+    if mode == "hnsw":
+        return policy.hnsw_mode(q)
+    raise ConfigError(f"unknown index mode {mode!r}: auto, exact or hnsw")
+
+
+@dataclass(frozen=True)
+class RecallMeasure:
+    recall: float  # mean over the queries of |approximate top-k & exact top-k| / |exact top-k|
+    queries: int
+    limit: int
+    approximate_ms: float  # per query, one query at a time (p50)
+    exact_ms: float
+
+    def describe(self) -> str:
+        return (f"recall@{self.limit} {self.recall:.3f} on {self.queries} of its own vectors "
+                f"(HNSW {self.approximate_ms:.1f} ms, exact {self.exact_ms:.1f} ms a query, p50)")
+
+
+def measure_recall(index: Any, collection: str, *, queries: int = 32, limit: int = 200) -> RecallMeasure:
+    """Approximate vs exact top-``limit`` of ``queries`` stored vectors of ``collection`` (the first ones in id
+    order: cheap to read, and ids are ingest order, not grouped by content). Each query finds itself in both
+    lists, which both count the same way. Raises NotFound for an unknown collection."""
+    from vislink.errors import NotFound
+
+    page, _ = index.scroll(collection, limit=queries, with_vectors=True)
+    vectors = [v for _, _, v in page if v is not None]
+    if not vectors:
+        raise NotFound(f"collection {collection} has no stored vectors to measure its recall on")
+    total = index.count(collection)
+    k = max(1, min(int(limit), total))
+    recalls, approx_ms, exact_ms = [], [], []
+    for vector in vectors:
+        t0 = time.perf_counter()
+        approx = index.query(collection, vector, limit=k, exact=False)
+        t1 = time.perf_counter()
+        exact = index.query(collection, vector, limit=k, exact=True)
+        t2 = time.perf_counter()
+        approx_ms.append(1e3 * (t1 - t0))
+        exact_ms.append(1e3 * (t2 - t1))
+        truth = {h.id for h in exact}
+        recalls.append(len(truth & {h.id for h in approx}) / max(1, len(truth)))
+    return RecallMeasure(float(np.mean(recalls)), len(vectors), k, float(np.median(approx_ms)),
+                         float(np.median(exact_ms)))
+
+
+@dataclass(frozen=True)
+class OptimizeReport:
+    collection: str
+    points: int
+    before: IndexMode
+    after: IndexMode
+    seconds: float
+    recall: RecallMeasure | None  # measured on HNSW collections only (exact ones have recall 1 by construction)
+    note: str = ""
+
+    def describe(self) -> str:
+        change = (f"{self.before.describe()} -> {self.after.describe()}" if self.before != self.after
+                  else f"{self.after.describe()} (unchanged)")
+        line = f"{self.collection}: {self.points} points, {change}, {self.seconds:.1f} s"
+        if self.recall is not None:
+            line += f"; {self.recall.describe()}"
+        elif not self.after.approximate:
+            line += "; exact (recall 1 by construction)"
+        return line + (f"; {self.note}" if self.note else "")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"collection": self.collection, "points": self.points, "before": self.before.as_meta(),
+                "after": self.after.as_meta(), "seconds": round(self.seconds, 3),
+                "recall": None if self.recall is None else {"recall": self.recall.recall, "limit": self.recall.limit,
+                                                            "queries": self.recall.queries},
+                "line": self.describe()}
+
+
+def optimize_collection(index: Any, collection: str, policy: IndexPolicy | None = None, *, mode: str = "auto",
+                        quantization: str | None = None, measure: bool = True, recall_queries: int = 32,
+                        recall_limit: int = 200) -> OptimizeReport:
+    """Apply the policy to one collection: ``mode`` auto (HNSW from ``hnsw_min_points``), exact or hnsw;
+    build what it says (``index.optimize(collection, mode)``), time it, and measure the recall of an HNSW result
+    (``measure_recall``). A backend that has no graph (numpy, qdrant-client's local mode) stays exact, and the
+    report's note says so."""
+    policy = policy or IndexPolicy.from_settings()
+    points = index.count(collection)
+    before = index.index_mode(collection)
+    wanted = resolve_mode(policy, points, mode, quantization)
+    t0 = time.perf_counter()
+    after = index.optimize(collection, wanted)
+    seconds = time.perf_counter() - t0
+    note = ""
+    if wanted.approximate and not after.approximate:
+        note = f"the {index.name} backend has no HNSW graph: its searches are always exact scans"
+    elif mode == "auto" and not wanted.approximate and points:
+        note = f"below {policy.hnsw_min_points} points (VISLINK_INDEX_HNSW_MIN_POINTS): scanned exactly"
+    recall = (measure_recall(index, collection, queries=recall_queries, limit=recall_limit)
+              if measure and after.approximate and points else None)
+    return OptimizeReport(collection, points, before, after, seconds, recall, note)
