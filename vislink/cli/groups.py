@@ -149,6 +149,47 @@ def path_cmd(a: str = typer.Argument(..., help="First image (ref)."),
     typer.echo(f"{len(path) - 1} step(s)")
 
 
+@groups_app.command("travel")
+def travel_cmd(
+    group_id: Optional[int] = typer.Argument(None, help="The group (or give --image)."),
+    image: Optional[str] = typer.Option(None, "--image", help="Instead of a group: this image's linked component "
+                                                              "(ref: source_ref, WGA path or id)."),
+    png: Optional[Path] = typer.Option(None, "--png", help="Write the timeline and map into this PNG."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the members, places and links as JSON."),
+    collection: str = COLLECTION,
+) -> None:
+    """A pattern's travel: the members by date with their places (timeline and map), as text, PNG and JSON."""
+    from vislink.errors import ConfigError, NotFound
+    from vislink.graph import ImageResolver, get_collection
+    from vislink.graph.travel import component_travel, group_travel
+    from vislink.graph.travel_plot import save_png
+    from vislink.store.models import Group
+    from vislink.ui import thumbs
+
+    if (group_id is None) == (image is None):
+        raise ConfigError("give a GROUP_ID or --image REF (one of them)")
+    with _session() as session:
+        coll = get_collection(session, collection)
+        make = lambda items: thumbs.thumbnails(items, 128)  # noqa: E731 - the drawing's thumbnails
+        if image is not None:
+            travel = component_travel(session, ImageResolver(session, coll.id).require(image), thumbnails=make)
+        else:
+            group = session.get(Group, group_id)
+            if group is None or group.collection_id != coll.id:
+                raise NotFound(f"no group with id {group_id} in collection {collection!r}")
+            travel = group_travel(session, group_id, thumbnails=make)
+    typer.echo(f"{travel.title}: {len(travel.members)} images" + (" (nearest part)" if travel.truncated else ""))
+    for m in travel.members:
+        where = (f"{m.place['name']}" + (" (school region)" if m.place["kind"] == "school" else "")
+                 if m.place else f"? ({m.place_reason})")
+        typer.echo(f"{m.id:8}  {m.date or 'undated':14.14} {m.label:28.28} {where}")
+    if json_out is not None:
+        travel.to_json(json_out)
+        typer.echo(f"wrote {json_out}")
+    if png is not None:
+        typer.echo(f"wrote {save_png(travel, png)}")
+
+
 @groups_app.command("list")
 def list_cmd(collection: str = COLLECTION,
              limit: int = typer.Option(50, "--limit", help="Show at most N groups.")) -> None:
