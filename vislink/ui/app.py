@@ -20,6 +20,7 @@ pages = [
     st.Page(VIEWS / "annotate.py", title="Annotate", icon=":material/edit:"),
     st.Page(VIEWS / "review.py", title="Review", icon=":material/fact_check:"),
     st.Page(VIEWS / "browse.py", title="Browse", icon=":material/photo_library:"),
+    st.Page(VIEWS / "travel.py", title="Travel", icon=":material/timeline:"),
     st.Page(VIEWS / "evaluation.py", title="Evaluation", icon=":material/monitoring:"),
     st.Page(VIEWS / "ingest.py", title="Ingest", icon=":material/add_photo_alternate:"),
 ]
