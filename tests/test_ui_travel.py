@@ -94,3 +94,15 @@ def test_an_image_in_the_address_shows_its_component_and_an_unknown_group_is_nam
     at.switch_page("views/travel.py").run()
     ok(at)
     assert any("no group with id 999" in w.value for w in at.warning)
+
+
+def test_the_browse_page_links_a_group_to_its_travel(travel_group):
+    group_id, ids = travel_group
+    at = app()
+    at.query_params["image"] = str(ids[0])
+    at.switch_page("views/browse.py").run()
+    ok(at)
+    links = [p.proto for p in at.get("page_link")]
+    assert [(l.label, l.page) for l in links if "travel" in l.label] == [
+        ("Its travel: timeline and map", "travel")], links
+    assert f"group={group_id}" in next(l for l in links if "travel" in l.label).query_string

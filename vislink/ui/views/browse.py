@@ -81,6 +81,7 @@ def _image_page(image_id: int) -> None:
         st.subheader(f"{ui.group_name(group)}: {len(group.member_ids)} images")
         if group.note:
             st.caption(group.note)
+        st.page_link("views/travel.py", label="Its travel: timeline and map", query_params={"group": str(group.id)})
         members = data.images_by_ids(group.member_ids)
         ui.grid([ui.Cell(i + 1, None, members[m]) for i, m in enumerate(group.member_ids)
                  if m in members and m != img.id], key=f"br_group{group.id}", columns=ui.per_row(),
