@@ -253,3 +253,19 @@ def test_an_ingest_that_crosses_the_threshold_queues_the_build(vislink_env, monk
     assert (job.state, job.arguments["collections"], job.arguments["mode"]) == ("queued", [qname], "auto")
     assert queue_index_builds(index, [qname]) == [f"{qname}: 4 points, at least 3: an index-optimize job for it "
                                                   "is already queued"]
+
+
+def test_hits_without_payloads_have_the_same_ids_and_scores(pair, tmp_path):
+    from vislink.index.qdrant import QdrantClientIndex
+
+    index, referee, vectors = pair
+    local = QdrantClientIndex(":memory:")
+    _fill(local, vectors[:500])
+    q = _vectors(3, seed=9)
+    for ix in (index, referee, local):
+        full = ix.query_batch(NAME, q, limit=15, exact=True)
+        bare = ix.query_batch(NAME, q, limit=15, exact=True, with_payload=False)
+        assert [[(h.id, round(h.score, 5)) for h in r] for r in bare] == \
+            [[(h.id, round(h.score, 5)) for h in r] for r in full], ix.name
+        assert all(h.payload == {} for r in bare for h in r) and full[0][0].payload["artist"].startswith("A")
+    local.close()

@@ -133,13 +133,14 @@ class VectorIndex(abc.ABC):
     # -- queries -----------------------------------------------------------------------------
     @abc.abstractmethod
     def query_batch(self, collection: str, vectors: np.ndarray, *, limit: int, flt: Filter | None = None,
-                    exact: bool = False, offset: int = 0) -> list[list[Hit]]:
-        """Nearest neighbours of each row of ``vectors``, best first."""
+                    exact: bool = False, offset: int = 0, with_payload: bool = True) -> list[list[Hit]]:
+        """Nearest neighbours of each row of ``vectors``, best first. ``with_payload=False``: hits with empty
+        payloads, for callers that need ids and scores only (evaluation): the engine reads no payload."""
 
     def query(self, collection: str, vector: np.ndarray, *, limit: int, flt: Filter | None = None,
-              exact: bool = False, offset: int = 0) -> list[Hit]:
+              exact: bool = False, offset: int = 0, with_payload: bool = True) -> list[Hit]:
         return self.query_batch(collection, np.asarray(vector, dtype=np.float32)[None, :], limit=limit, flt=flt,
-                                exact=exact, offset=offset)[0]
+                                exact=exact, offset=offset, with_payload=with_payload)[0]
 
     def query_multi(self, collection: str, vectors: np.ndarray, *, limit: int, flt: Filter | None = None,
                     exact: bool = False) -> list[Hit]:

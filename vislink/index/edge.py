@@ -507,14 +507,16 @@ class EdgeIndex(VectorIndex):
         return vectors
 
     def _nearest(self, shard: _Shard, collection: str, vectors: np.ndarray, *, limit: int, flt, exact: bool,
-                 offset: int = 0, exclude_ids: Sequence[int] = ()) -> list[list[Hit]]:
+                 offset: int = 0, exclude_ids: Sequence[int] = (), with_payload: bool = True) -> list[list[Hit]]:
         qfilter = to_edge_filter(flt, exclude_ids)
         params = self._search_params(shard, exact, int(limit) + int(offset))
         requests = [qe.QueryRequest(limit=int(limit), offset=int(offset), query=qe.Query.Nearest(v.tolist()),
-                                    filter=qfilter, params=params, with_payload=True) for v in vectors]
+                                    filter=qfilter, params=params, with_payload=bool(with_payload)) for v in vectors]
         with _edge_errors(f"query in {collection}"):
             # One planned batch: Edge shares the pass over the segments between the queries.
             results = shard.shard.query_batch(qe.QueryBatchRequest(requests))
+        if not with_payload:
+            return [[Hit(int(p.id), float(p.score)) for p in points] for points in results]
         return [[Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in points] for points in results]
 
     def _search_params(self, shard: _Shard, exact: bool, limit: int) -> qe.SearchParams:
@@ -529,13 +531,14 @@ class EdgeIndex(VectorIndex):
                         if shard.mode.quantization else None)
         return qe.SearchParams(hnsw_ef=self.policy.ef_for(limit), quantization=quantization)
 
-    def query_batch(self, collection, vectors, *, limit, flt=None, exact=False, offset=0):
+    def query_batch(self, collection, vectors, *, limit, flt=None, exact=False, offset=0, with_payload=True):
         with self._gate.shared():
             shard = self._shard(collection)
             vectors = self._check_queries(shard, collection, vectors)
             if not len(vectors):
                 return []
-            return self._nearest(shard, collection, vectors, limit=limit, flt=flt, exact=exact, offset=offset)
+            return self._nearest(shard, collection, vectors, limit=limit, flt=flt, exact=exact, offset=offset,
+                                 with_payload=with_payload)
 
     def recommend(self, collection, *, positive, negative=(), limit, flt=None, exact=False):
         # Edge 0.9 offers the best_score and sum_scores recommend strategies, not average_vector. This is

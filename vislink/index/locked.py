@@ -77,9 +77,10 @@ class LockedFolderIndex(VectorIndex):
         with self._open() as ix:
             return ix.scroll(collection, flt=flt, limit=limit, offset=offset, with_vectors=with_vectors)
 
-    def query_batch(self, collection, vectors, *, limit, flt=None, exact=False, offset=0):
+    def query_batch(self, collection, vectors, *, limit, flt=None, exact=False, offset=0, with_payload=True):
         with self._open() as ix:
-            return ix.query_batch(collection, vectors, limit=limit, flt=flt, exact=exact, offset=offset)
+            return ix.query_batch(collection, vectors, limit=limit, flt=flt, exact=exact, offset=offset,
+                                  with_payload=with_payload)
 
     def recommend(self, collection, *, positive, negative=(), limit, flt=None, exact=False):
         with self._open() as ix:

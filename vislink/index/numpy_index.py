@@ -127,7 +127,8 @@ class NumpyIndex(VectorIndex):
         page, rest = ids[:limit], ids[limit:]
         return self.retrieve(collection, page, with_vectors=with_vectors), (rest[0] if rest else None)
 
-    def _search(self, table: _Table, queries: np.ndarray, limit: int, flt, offset: int, exclude=()) -> list[list[Hit]]:
+    def _search(self, table: _Table, queries: np.ndarray, limit: int, flt, offset: int, exclude=(),
+                with_payload: bool = True) -> list[list[Hit]]:
         ids = [i for i in self._ids(table, flt) if i not in exclude]
         if not ids:
             return [[] for _ in queries]
@@ -138,16 +139,17 @@ class NumpyIndex(VectorIndex):
         for row in scores:
             # Ties broken by id, as a stable referee.
             order = np.lexsort((id_array, -row))[offset:offset + limit]
-            out.append([Hit(int(id_array[j]), float(row[j]), dict(table.payloads[int(id_array[j])])) for j in order])
+            out.append([Hit(int(id_array[j]), float(row[j]),
+                            dict(table.payloads[int(id_array[j])]) if with_payload else {}) for j in order])
         return out
 
     @_locked
-    def query_batch(self, collection, vectors, *, limit, flt=None, exact=False, offset=0):
+    def query_batch(self, collection, vectors, *, limit, flt=None, exact=False, offset=0, with_payload=True):
         table = self._table(collection)
         vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
         if vectors.shape[1] != table.dim:
             raise IndexUnavailable(f"query vectors of shape {vectors.shape} for a {table.dim}-d collection {collection}")
-        return self._search(table, vectors, limit, flt, offset)
+        return self._search(table, vectors, limit, flt, offset, with_payload=with_payload)
 
     @_locked
     def recommend(self, collection, *, positive, negative=(), limit, flt=None, exact=False):

@@ -158,9 +158,9 @@ def measure_recall(index: Any, collection: str, *, queries: int = 32, limit: int
     recalls, approx_ms, exact_ms = [], [], []
     for vector in vectors:
         t0 = time.perf_counter()
-        approx = index.query(collection, vector, limit=k, exact=False)
+        approx = index.query(collection, vector, limit=k, exact=False, with_payload=False)
         t1 = time.perf_counter()
-        exact = index.query(collection, vector, limit=k, exact=True)
+        exact = index.query(collection, vector, limit=k, exact=True, with_payload=False)
         t2 = time.perf_counter()
         approx_ms.append(1e3 * (t1 - t0))
         exact_ms.append(1e3 * (t2 - t1))

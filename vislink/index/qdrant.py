@@ -276,7 +276,7 @@ class QdrantClientIndex(VectorIndex):
 
     # -- queries -----------------------------------------------------------------------------
     @_serialised
-    def query_batch(self, collection, vectors, *, limit, flt=None, exact=False, offset=0):
+    def query_batch(self, collection, vectors, *, limit, flt=None, exact=False, offset=0, with_payload=True):
         from qdrant_client import models
 
         self._require(collection)
@@ -285,7 +285,7 @@ class QdrantClientIndex(VectorIndex):
         # Local mode always scans exactly (and warns about search params): only a server gets them.
         params = self._search_params(exact, int(limit) + int(offset)) if self.is_server else None
         requests = [models.QueryRequest(query=v.tolist(), limit=limit, offset=offset, filter=qfilter, params=params,
-                                        with_payload=True) for v in vectors]
+                                        with_payload=bool(with_payload)) for v in vectors]
         responses = self.client.query_batch_points(collection, requests=requests)
         return [[Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in r.points] for r in responses]
 
