@@ -269,3 +269,29 @@ def test_hits_without_payloads_have_the_same_ids_and_scores(pair, tmp_path):
             [[(h.id, round(h.score, 5)) for h in r] for r in full], ix.name
         assert all(h.payload == {} for r in bare for h in r) and full[0][0].payload["artist"].startswith("A")
     local.close()
+
+
+def test_hnsw_on_a_collection_with_sparse_vectors_and_regions(tmp_path):
+    """The graph is built for the global vector only: sparse and region queries give the referee's answers."""
+    from vislink.index import SparseVector
+
+    rng = np.random.default_rng(4)
+    vectors = _vectors(400)
+    regions = [rng.normal(size=(3, DIM)).astype(np.float32) for _ in range(400)]
+    sparse = [SparseVector((i % 50, 50 + i % 7), (1.0 + i / 1000, 0.5 + i / 1000)) for i in range(400)]  # no tied scores
+    points = [Point(i + 1, vectors[i], {"artist": f"A{i % 5}"}) for i in range(400)]
+    index, referee = EdgeIndex(tmp_path / "edge", policy=POLICY), NumpyIndex()
+    try:
+        for ix in (index, referee):
+            ix.create_collection(NAME, DIM, sparse=True, regions=True)
+            ix.upsert(NAME, points, sparse=sparse, regions=regions)
+        assert index.optimize(NAME, POLICY.hnsw_mode("int8")).approximate
+        q = _vectors(2, seed=8)
+        assert [_ids(r) for r in index.query_regions(NAME, q, limit=10)] == \
+            [_ids(r) for r in referee.query_regions(NAME, q, limit=10)]
+        sq = SparseVector((3, 51), (1.0, 1.0))
+        assert _ids(index.query_sparse(NAME, sq, limit=10)) == _ids(referee.query_sparse(NAME, sq, limit=10))
+        assert _ids(index.query(NAME, q[0], limit=10, exact=True)) == _ids(referee.query(NAME, q[0], limit=10))
+        assert index.retrieve_regions(NAME, [5])[5].shape == (3, DIM)
+    finally:
+        index.close()
