@@ -99,7 +99,7 @@ def test_the_timeline_orders_a_group_by_date_undated_last(db_session, travel_sto
     assert follower.place["kind"] == "school" and follower.place_reason == ""  # no city: its school's region
     nowhere = travel.member(ids["UNKNOWN"])
     assert nowhere.place is None and "Xyzzyville" in nowhere.place_reason
-    # The group is drawn as its date-ordered chain of dated members; the engraving is outside the group, so not in its travel.
+    # The group is drawn as its date-ordered chain of dated members; the engraving is not in the group.
     dated = [ids[a] for a in order[:3]]  # the undated have no place in the chain
     assert travel.arrows() == [(a, b, "group") for a, b in zip(dated, dated[1:])]
 

@@ -102,6 +102,7 @@ SMALL_TOWNS: dict[str, tuple[str, str, float, float]] = {
 
 # A location's last part that says there is no place to find.
 NO_PLACE = {"private collection": "private collection", "-": "no location", "": "no location",
+            "various collections": "various collections",
             "unknown": "location unknown", "location unknown": "location unknown",
             "whereabouts unknown": "location unknown", "lost": "lost", "destroyed": "destroyed"}
 
