@@ -106,3 +106,20 @@ def test_the_browse_page_links_a_group_to_its_travel(travel_group):
     assert [(l.label, l.page) for l in links if "travel" in l.label] == [
         ("Its travel: timeline and map", "travel")], links
     assert f"group={group_id}" in next(l for l in links if "travel" in l.label).query_string
+
+
+def test_without_a_collection_or_a_group_the_page_says_what_to_do(vislink_env):
+    from vislink.store import session_scope
+    from vislink.store.models import Collection
+
+    reset()
+    at = app()
+    at.switch_page("views/travel.py").run()
+    ok(at)
+    assert any("No collection yet" in i.value for i in at.info)
+    with session_scope(vislink_env.database_url) as s:
+        s.add(Collection(name="empty"))
+    at.run()
+    ok(at)
+    assert any("Collection empty has no group yet" in i.value for i in at.info)
+    assert not at.get("download_button")
