@@ -185,3 +185,20 @@ def test_grid_decides_any_of_its_proposals(proposed):
     ok(at)
     assert _link(ids, "work00.jpg", "work01.jpg") == "negative"
     assert _status(pids[0]) == "open"
+
+
+def test_a_refused_reject_says_why_and_leaves_the_proposal_open(proposed):
+    """The two were grouped after the proposals were built: a negative link inside a group is refused by the
+    graph's rules, the page shows its message, and nothing is stored."""
+    from vislink.graph import create_group
+    from vislink.store import session_scope
+
+    _, ids, pids = proposed
+    with session_scope() as s:
+        create_group(s, [ids["work00.jpg"], ids["work00_copy.jpg"]])
+    at = _review()
+    at.button(key="rev_reject").click().run()
+    ok(at)
+    assert any(e.value.startswith("reject: ") and "are both in group" in e.value for e in at.error), \
+        [e.value for e in at.error]
+    assert _status(pids[0]) == "open" and _link(ids, "work00.jpg", "work00_copy.jpg") is None

@@ -7,17 +7,29 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from vislink.errors import VislinkError
-from vislink.graph import proposals as graph_proposals
-from vislink.graph.proposals import Boundary, ProposalCounts, ProposalInfo
+# Names, not the module: ``vislink.graph.proposals`` is also a function that vislink.graph exports (the older
+# proposal links of graph.build), and ``from vislink.graph import proposals`` gets whichever was bound last.
+from vislink.graph.proposals import (
+    Boundary,
+    ProposalCounts,
+    ProposalInfo,
+    accept_proposal,
+    decision_boundary,
+    duplicate_proposal,
+    list_proposals,
+    proposal_counts,
+    reject_proposal,
+    undo_verdict,
+)
 from vislink.store import LinkProposal, session_scope
 
 # The page's names of the orders (list_proposals' ``order``), the first the default: the active-learning one.
 ORDERS = {"uncertain first": "uncertain", "best score": "score", "newest": "newest"}
 # Verdict -> (graph function, what the page says it did).
 VERDICTS = {
-    "accept": (graph_proposals.accept_proposal, "accepted: a positive link"),
-    "reject": (graph_proposals.reject_proposal, "rejected: a negative link"),
-    "duplicate": (graph_proposals.duplicate_proposal, "marked as the same work: a duplicate link"),
+    "accept": (accept_proposal, "accepted: a positive link"),
+    "reject": (reject_proposal, "rejected: a negative link"),
+    "duplicate": (duplicate_proposal, "marked as the same work: a duplicate link"),
 }
 
 
@@ -33,19 +45,19 @@ def queue(collection_id: int, variant: str, order: str, *, limit: int, skip: fro
     """The next ``limit`` open proposals of ``variant`` in ``order`` (a page name of ``ORDERS`` or the API's
     name), leaving out the ids in ``skip`` (those this browser session skipped)."""
     with session_scope() as s:
-        rows = graph_proposals.list_proposals(s, collection_id, status="open", variant=variant,
+        rows = list_proposals(s, collection_id, status="open", variant=variant,
                                               order=ORDERS.get(order, order), limit=limit + len(skip))
     return [p for p in rows if p.id not in skip][:limit]
 
 
 def counts(collection_id: int, variant: str) -> ProposalCounts:
     with session_scope() as s:
-        return graph_proposals.proposal_counts(s, collection_id, variant=variant)
+        return proposal_counts(s, collection_id, variant=variant)
 
 
 def boundary(collection_id: int, variant: str) -> Boundary:
     with session_scope() as s:
-        return graph_proposals.decision_boundary(s, collection_id, variant)
+        return decision_boundary(s, collection_id, variant)
 
 
 def decide(proposal_id: int, verdict: str, annotator_id: int, *, collection_id: int, note: str | None = None,
@@ -66,5 +78,5 @@ def decide(proposal_id: int, verdict: str, annotator_id: int, *, collection_id: 
 def undo(proposal_id: int, annotator_id: int, *, collection_id: int) -> str:
     """Take back the annotator's verdict on the proposal (``graph.proposals.undo_verdict``)."""
     with session_scope() as s:
-        graph_proposals.undo_verdict(s, int(proposal_id), annotator_id=annotator_id, collection_id=collection_id)
+        undo_verdict(s, int(proposal_id), annotator_id=annotator_id, collection_id=collection_id)
     return f"Verdict on proposal #{proposal_id} undone: it is open again."

@@ -112,6 +112,8 @@ def _one(p, infos: dict[int, data.ImageInfo], annotator, cid: int, position: str
     st.markdown(f"#### Proposal #{p.id} · score {p.score:.3f} · rank {p.rank}")
     st.caption(f"{position} · variant {p.variant}" + (f" · {p.distance:.3f} from the boundary"
                                                       if p.distance is not None else ""))
+    if annotator is not None:  # the verdict first: above the images, reachable without scrolling
+        _verdict_row(p, annotator, cid)
     _pair_view(a, b)
     meta = st.columns(2)
     for col, info in ((meta[0], a), (meta[1], b)):
@@ -120,15 +122,16 @@ def _one(p, infos: dict[int, data.ImageInfo], annotator, cid: int, position: str
             ui.metadata_table(info)
     if st.button("Open in Compare (flicker, swipe)", key="rev_compare", icon=":material/compare:"):
         ui.open_compare(a.id, b.id)
-    if annotator is None:
-        return
-    note = st.text_input("Note for the link", key=f"rev_note_{p.id}", placeholder="optional: why")
-    cols = st.columns(4)
-    for col, (verdict, label, key, primary) in zip(cols, BUTTONS):
+
+
+def _verdict_row(p, annotator, cid: int) -> None:
+    cols = st.columns([3, 1, 1, 1, 1], vertical_alignment="bottom")
+    note = cols[0].text_input("Note for the link", key=f"rev_note_{p.id}", placeholder="optional: why")
+    for col, (verdict, label, key, primary) in zip(cols[1:], BUTTONS):
         if col.button(label, key=f"rev_{verdict}", shortcut=key, type="primary" if primary else "secondary",
                       width="stretch"):
             _verdict(p, verdict, annotator, cid, note, st.session_state.get("rev_join", False))
-    if cols[3].button("Skip", key="rev_skip", shortcut="S", width="stretch",
+    if cols[4].button("Skip", key="rev_skip", shortcut="S", width="stretch",
                       help="Next proposal; nothing is stored, this one stays open for everybody."):
         _skipped(cid, p.variant).add(p.id)
         st.rerun()
