@@ -12,6 +12,7 @@ import pytest
 from PIL import Image as PILImage
 from typer.testing import CliRunner
 
+from vislink.errors import VislinkError
 from vislink.formats import places
 from vislink.graph import create_group, set_link
 from vislink.graph.travel import Travel, component_travel, group_travel
@@ -124,8 +125,10 @@ def test_json_round_trips_and_png_is_a_real_picture(db_session, travel_store, vi
     data = json.loads(travel.to_json())
     assert data["format"] == "vislink-travel/1" and len(data["members"]) == 5
     assert Travel.from_dict(data) == travel
-    with pytest.raises(ValueError, match="not a vislink-travel/1 export"):
+    with pytest.raises(VislinkError, match="not a vislink-travel/1 export"):
         Travel.from_dict({**data, "format": "other"})
+    with pytest.raises(VislinkError, match="missing or unknown field: 'members'"):
+        Travel.from_dict({k: v for k, v in data.items() if k != "members"})
     png = render(travel)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     with PILImage.open(io.BytesIO(png)) as img:

@@ -18,7 +18,7 @@ import networkx as nx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vislink.errors import NotFound
+from vislink.errors import NotFound, VislinkError
 from vislink.formats.places import place_of
 from vislink.graph.build import build_graph
 from vislink.graph.refs import wga_path_of
@@ -112,11 +112,16 @@ class Travel:
 
     @classmethod
     def from_dict(cls, data: dict) -> Travel:
-        if data.get("format") != FORMAT:
-            raise ValueError(f"not a {FORMAT} export (format {data.get('format')!r})")
-        return cls(data["kind"], data["title"], data.get("group_id"), data.get("image_id"),
-                   [TravelMember(**m) for m in data["members"]], [TravelLink(**l) for l in data["links"]],
-                   bool(data.get("truncated")))
+        """A travel read back from ``to_dict`` / ``to_json``; ``VislinkError`` naming what is wrong otherwise."""
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise VislinkError(f"not a {FORMAT} export (format {found!r})")
+        try:
+            return cls(data["kind"], data["title"], data.get("group_id"), data.get("image_id"),
+                       [TravelMember(**m) for m in data["members"]], [TravelLink(**l) for l in data["links"]],
+                       bool(data.get("truncated")))
+        except (KeyError, TypeError) as exc:
+            raise VislinkError(f"{FORMAT} export with a missing or unknown field: {exc}") from None
 
 
 def date_order(members: Sequence[TravelMember]) -> list[TravelMember]:
