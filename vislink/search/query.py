@@ -71,20 +71,18 @@ def _to_pil(image: Any):
 
 def _encode(variant, images: list, *, mirrored: bool = False) -> np.ndarray:
     """The query images' descriptors for ``variant`` (a ``DescriptorVariant`` row), computed with the weights
-    its row records; ``mirrored`` appends the descriptors of their left-right mirrors."""
-    from vislink.encoder import encode_variants
+    its row records; ``mirrored`` appends the descriptors of their left-right mirrors, computed in the same batch
+    (``vislink.search.encoding``: query side and precision from VISLINK_QUERY_SIDE / VISLINK_QUERY_PRECISION)."""
+    from vislink.config import get_settings
+    from vislink.search.encoding import encode_query
 
     pca = None
     if variant.pca_path:
         from vislink.encoder.pca import load_pca
 
         pca = {variant.name: load_pca(variant.pca_path)}
-    weights = {variant.name: variant.weights_name}
-    out = encode_variants(images, [variant.name], weights=weights, pca=pca)[variant.name]
-    if mirrored:
-        flipped = encode_variants(images, [variant.name], weights=weights, pca=pca, mirrored=True)[variant.name]
-        out = np.concatenate([out, flipped])
-    return np.asarray(out, dtype=np.float32)
+    return encode_query(variant.name, images, weights_name=variant.weights_name, pca=pca, mirrored=mirrored,
+                        side=get_settings().query_side)
 
 
 def search(image: Any = None, *, image_id: int | None = None, collection: str, variant: str | None = None,
@@ -149,7 +147,10 @@ def search(image: Any = None, *, image_id: int | None = None, collection: str, v
             raise NotFound(f"image {image_id} has no {var.name} descriptor in collection {collection!r}")
         query_vectors.append(found[0][2])
         if mirrored:
-            query_vectors.extend(_encode(var, [_to_pil(_stored_file(image_id))], mirrored=True)[1:])
+            from PIL import ImageOps
+
+            # Only the mirror is encoded: the stored vector is the unmirrored view.
+            query_vectors.extend(_encode(var, [ImageOps.mirror(_to_pil(_stored_file(image_id)))]))
     want = limit + offset + len(excluded)
     if positive or negative:
         pos = [*query_vectors, *(_example(var, x) for x in positive)]
