@@ -77,7 +77,9 @@ def main() -> None:
     if group_id is None and image_id is None:
         return
     with ui.guard():
-        travel = _travel(group_id, image_id)
+        # The first lookup of a server process builds the place index (seconds: docs/travel.md, "Cost").
+        with st.spinner("Placing the members (the first time, GeoNames' cities are loaded)"):
+            travel = _travel(group_id, image_id)
         stem = f"travel-group-{travel.group_id}" if travel.kind == "group" else f"travel-image-{travel.image_id}"
         st.subheader(travel.title)
         if len(travel.members) < 2:
