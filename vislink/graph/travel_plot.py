@@ -66,6 +66,13 @@ def _place_node(ax, xy, picture, colour: str, zorder: int = 3) -> None:
     ax.add_artist(box)
 
 
+def _clearance(picture) -> float:
+    """How far (points) an arrow stops from a member's centre: outside its thumbnail, so the head shows."""
+    if picture is None:
+        return 7.0
+    return math.hypot(*picture.shape[:2]) / 2 * 72 / DPI + 5  # half its diagonal: clear of a corner too
+
+
 def _lanes(xs: list[float], width: float) -> list[int]:
     """A lane per x so that two items of one lane are at least ``width`` apart (greedy, in x order)."""
     ends: list[float] = []
@@ -116,8 +123,9 @@ def _timeline(ax, travel: Travel, pictures: dict) -> None:
     for a, b, kind in travel.arrows():
         colour, style = ARROW.get(kind, ARROW["positive"])
         ax.annotate("", xy=(x[b], lanes[b]), xytext=(x[a], lanes[a]), zorder=2,
-                    arrowprops={"arrowstyle": "-|>", "color": colour, "linestyle": style, "shrinkA": 20,
-                                "shrinkB": 20, "linewidth": 1.2, "connectionstyle": "arc3,rad=-0.2"})
+                    arrowprops={"arrowstyle": "-|>", "color": colour, "linestyle": style,
+                                "shrinkA": _clearance(pictures.get(a)), "shrinkB": _clearance(pictures.get(b)),
+                                "linewidth": 1.2, "connectionstyle": "arc3,rad=-0.2"})
     for m in travel.members:
         _place_node(ax, (x[m.id], lanes[m.id]), pictures.get(m.id), CITY_COLOUR if m.year is not None else DOT_COLOUR)
         ax.annotate(f"{_short(m.label, 16)}\n{_short(_tidy_date(m.date) or 'undated', 16)}", (x[m.id], lanes[m.id]),
@@ -214,8 +222,9 @@ def _map(ax, travel: Travel, pictures: dict) -> None:
             continue
         colour, style = ARROW.get(kind, ARROW["positive"])
         ax.annotate("", xy=points[b], xytext=points[a], zorder=2,
-                    arrowprops={"arrowstyle": "-|>", "color": colour, "linestyle": style, "shrinkA": 18,
-                                "shrinkB": 18, "linewidth": 1.4, "connectionstyle": "arc3,rad=0.15"})
+                    arrowprops={"arrowstyle": "-|>", "color": colour, "linestyle": style,
+                                "shrinkA": _clearance(pictures.get(a)), "shrinkB": _clearance(pictures.get(b)),
+                                "linewidth": 1.4, "connectionstyle": "arc3,rad=0.15"})
     for m in placed:
         _place_node(ax, points[m.id], pictures.get(m.id),
                     SCHOOL_COLOUR if m.place["kind"] == "school" else CITY_COLOUR)
