@@ -205,7 +205,7 @@ def optimize_collection(index: Any, collection: str, policy: IndexPolicy | None 
     build what it says (``index.optimize(collection, mode)``), time it, and measure the recall of an HNSW result
     (``measure_recall``). A backend that has no graph (numpy, qdrant-client's local mode) stays exact, and the
     report's note says so."""
-    policy = policy or IndexPolicy.from_settings()
+    policy = policy or getattr(index, "policy", None) or IndexPolicy.from_settings()  # the index's own first
     points = index.count(collection)
     before = index.index_mode(collection)
     wanted = resolve_mode(policy, points, mode, quantization)
