@@ -182,3 +182,32 @@ def _status(session, proposal_id) -> str:
 
     session.expire_all()
     return ProposalStatus(session.get(LinkProposal, proposal_id).status).value
+
+
+def test_order_counts_and_undo_on_postgresql(pg_url):
+    """The same SQL (CASE / abs ordering, the open median's OFFSET, counts grouped by status and annotator) and
+    undo's time comparison (PostgreSQL returns aware datetimes, SQLite naive ones) on PostgreSQL."""
+    from vislink.graph import create_group
+    from vislink.graph.edits import group_of
+    from vislink.graph.proposals import (accept_proposal, decision_boundary, proposal_counts, reject_proposal,
+                                         undo_verdict)
+    from vislink.store import Image, LinkProposal, db, session_scope
+
+    db.upgrade(pg_url)
+    with session_scope(pg_url) as s:
+        cid, pids, alice, _ = _setup(s, [0.95, 0.5, 0.72, 0.8, 0.6, 0.9])
+        assert decision_boundary(s, cid, VARIANT).score == pytest.approx((0.72 + 0.8) / 2)  # even: two middles
+        accept_proposal(s, pids[0], annotator_id=alice)
+        reject_proposal(s, pids[1], annotator_id=alice)  # boundary (0.95 + 0.5) / 2 = 0.725
+        assert _order(s, cid, "uncertain") == [pids[2], pids[3], pids[4], pids[5]]
+        assert proposal_counts(s, cid).by_annotator == {"alice-rev": {"accepted": 1, "rejected": 1, "duplicate": 0}}
+        p = s.get(LinkProposal, pids[5])
+        others = [Image(collection_id=cid, source_ref=f"rev/o{i}.jpg") for i in range(2)]
+        s.add_all(others)
+        s.flush()
+        ga = create_group(s, [p.image_a_id, others[0].id], annotator_id=alice)
+        gb = create_group(s, [p.image_b_id, others[1].id], annotator_id=alice)
+        accept_proposal(s, pids[5], annotator_id=alice, join_group=True)
+        undo_verdict(s, pids[5], annotator_id=alice)
+        assert (group_of(s, p.image_a_id).id, group_of(s, p.image_b_id).id) == (ga.id, gb.id)
+        assert _status(s, pids[5]) == "open"
