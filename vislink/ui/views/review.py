@@ -171,6 +171,8 @@ def main() -> None:
             st.info(f"No proposals in {info.name} yet: `vislink proposals build -c {info.name} -v VARIANT` "
                     "proposes links (docs/discovery.md).")
             return
+        if st.session_state.get("rev_variant") not in variants:  # another collection's, kept by persist_state
+            st.session_state.pop("rev_variant", None)
         top = st.columns([2, 2, 1, 1])
         variant = top[0].selectbox("Proposals of variant", variants, key="rev_variant", persist_state="session")
         order = top[1].selectbox("Order", list(review.ORDERS), key="rev_order", persist_state="session",
