@@ -138,77 +138,102 @@ def emit(row: Row) -> None:
     print(row.markdown(), flush=True)
 
 
-# -- qdrant-edge shards built directly -------------------------------------------------------------
-# vislink.index.edge.EdgeIndex creates collections without HNSW or with Edge's default HNSW, and with no
-# quantization (its per-collection HNSW / quantization options are being added by the "index policy" task);
-# until it can express m / ef_construct / int8, the benchmark builds those shards with qdrant_edge itself,
-# with the same vector parameters EdgeIndex uses (one unnamed cosine vector).
-def edge_shard(path: Path, dim: int, *, hnsw: tuple[int, int] | None, int8: bool, segments: int):
-    import qdrant_edge as qe
+# -- qdrant-edge through vislink's EdgeIndex (HNSW via the index policy, 22b0916) ----------------------
+def bench_edge_hnsw(rows_out, n, dim, data, queries, want, top, folder: Path, *, hnsw: tuple[int, int], int8: bool,
+                    efs: list[int], oversampling: float) -> None:
+    """What vislink runs: EdgeIndex, a collection created exact, filled, then ``optimize(collection, mode)`` with
+    an HNSW mode (the build); each ef is the policy's ef for a query (``ef_min=ef``, ``ef_for(limit)`` then gives
+    ``max(limit, ef)``, the same clamp as Qdrant's own); full_scan_kb the policy's default (segments under 10 MB
+    are scanned, as in vislink)."""
+    from dataclasses import replace
 
-    quant = (qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99, always_ram=True) if int8 else None)
-    # full_scan_threshold=1 KB: every segment is searched through its graph (Qdrant's default, 10 MB, would
-    # scan segments under ~5,000 x 512-d exactly and blur what the graph costs). indexing_threshold: 1 KB to
-    # index every segment at optimize(), 0 to index none (an exact scan, as EdgeIndex does by default).
-    hnsw_config = qe.HnswIndexConfig(m=hnsw[0], ef_construct=hnsw[1], full_scan_threshold=1) if hnsw else None
-    config = qe.EdgeConfig(
-        vectors=qe.EdgeVectorParams(size=int(dim), distance=qe.Distance.Cosine, quantization_config=quant,
-                                    hnsw_config=hnsw_config),
-        optimizers=qe.EdgeOptimizersConfig(indexing_threshold=1 if hnsw else 0, default_segment_number=segments))
-    return qe.EdgeShard.create(str(path), config)
+    from vislink.index.edge import EdgeIndex
+    from vislink.index.policy import IndexMode, IndexPolicy
+
+    root = folder / f"edge-hnsw-{hnsw[0]}-{hnsw[1]}-{'int8' if int8 else 'f32'}"
+    gc.collect()
+    before = rss_mb()
+    base = IndexPolicy(oversampling=oversampling)
+    index = EdgeIndex(root, policy=base)
+    try:
+        index.create_collection(COLL, dim)
+        upsert_s = upsert_all(index, data, 20_000)
+        mode = IndexMode("hnsw", hnsw[0], hnsw[1], "int8" if int8 else None)
+        start = time.perf_counter()
+        index.optimize(COLL, mode)
+        build_s = time.perf_counter() - start
+        label = f"HNSW m {hnsw[0]}, ef_construct {hnsw[1]}"
+        quant = f"int8, rescore, oversampling {oversampling:g}" if int8 else "none"
+        for ef in efs:
+            # ef_factor tiny: ef_for(limit) = max(limit, ef) for every limit (the sweep's ef, not the policy's rule)
+            index.policy = replace(base, ef_min=int(ef), ef_factor=1e-9)
+
+            def one(q, k):
+                return [h.id for h in index.query(COLL, q, limit=k, exact=False)]
+
+            def many(qs, k):
+                return [[h.id for h in hits] for hits in index.query_batch(COLL, qs, limit=k, exact=False)]
+
+            row = Row(n, dim, "qdrant-edge", label, quant, str(ef))
+            measure(row, one, many, queries, want, top)
+            row.values.update(upsert=upsert_s, build=build_s, ram=rss_mb() - before, disk=disk_mb(root / COLL))
+            rows_out.append(row)
+            emit(row)
+    finally:
+        index.delete_collection(COLL)
+        index.close()
+        shutil.rmtree(root, ignore_errors=True)
 
 
-def edge_upsert(shard, data: np.ndarray, batch: int = 5000) -> float:
-    import qdrant_edge as qe
-
+def upsert_all(index, data: np.ndarray, batch: int) -> float:
     start = time.perf_counter()
     for s in range(0, len(data), batch):
-        shard.update(qe.UpdateOperation.upsert_points(
-            [qe.Point(i, data[i], None) for i in range(s, min(s + batch, len(data)))]))
-    shard.flush()
+        index.upsert(COLL, [Point(i, data[i], {}) for i in range(s, min(s + batch, len(data)))])
     return time.perf_counter() - start
 
 
-def edge_searchers(shard, *, ef: int | None, exact: bool, int8: bool, oversampling: float):
+# -- qdrant-edge built directly: the one configuration EdgeIndex does not express -----------------
+def bench_edge_exact_int8(rows_out, n, dim, data, queries, want, top, folder: Path, *, oversampling: float) -> None:
+    """An exact scan over int8-quantized vectors, rescored: EdgeIndex has no such mode (its exact collections
+    keep no quantized vectors, and exact=True scans the originals), so the shard is built with qdrant_edge
+    itself, with EdgeIndex's vector parameters (one unnamed cosine vector)."""
     import qdrant_edge as qe
 
-    quant = qe.QuantizationSearchParams(rescore=True, oversampling=oversampling) if int8 else None
-    params = qe.SearchParams(hnsw_ef=ef, exact=exact, quantization=quant)
-
-    def request(q, k):
-        return qe.QueryRequest(limit=int(k), query=qe.Query.Nearest(q.tolist()), params=params)
-
-    def one(q, k):
-        return [p.id for p in shard.query(request(q, k))]
-
-    def batch(qs, k):
-        return [[p.id for p in hits] for hits in shard.query_batch(qe.QueryBatchRequest([request(q, k) for q in qs]))]
-
-    return one, batch
-
-
-def bench_edge_direct(rows_out, n, dim, data, queries, want, top, folder: Path, *, hnsw, int8: bool,
-                      efs: list[int], oversampling: float, segments: int) -> None:
-    path = folder / f"shard-{'hnsw' if hnsw else 'plain'}-{'int8' if int8 else 'f32'}"
+    path = folder / "shard-exact-int8"
     gc.collect()
     before = rss_mb()
-    shard = edge_shard(path, dim, hnsw=hnsw, int8=int8, segments=segments)
+    config = qe.EdgeConfig(
+        vectors=qe.EdgeVectorParams(size=int(dim), distance=qe.Distance.Cosine, quantization_config=(
+            qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99, always_ram=True))),
+        optimizers=qe.EdgeOptimizersConfig(indexing_threshold=0))  # no graph: optimize() merges, quantizes
+    shard = qe.EdgeShard.create(str(path), config)
     try:
-        upsert_s = edge_upsert(shard, data)
+        start = time.perf_counter()
+        for s in range(0, len(data), 5000):
+            shard.update(qe.UpdateOperation.upsert_points(
+                [qe.Point(i, data[i], None) for i in range(s, min(s + 5000, len(data)))]))
+        shard.flush()
+        upsert_s = time.perf_counter() - start
         start = time.perf_counter()
         shard.optimize()
         build_s = time.perf_counter() - start
-        info = shard.info()
-        label = f"HNSW m {hnsw[0]}, ef_construct {hnsw[1]}" if hnsw else "exact scan"
-        label += f"; {info.segments_count} segments, {info.indexed_vectors_count:,} indexed"
-        quant = f"int8, rescore, oversampling {oversampling:g}" if int8 else "none"
-        for ef in (efs if hnsw else [None]):
-            one, batch = edge_searchers(shard, ef=ef, exact=not hnsw, int8=int8, oversampling=oversampling)
-            row = Row(n, dim, "qdrant-edge", label, quant, str(ef) if ef else "-")
-            measure(row, one, batch, queries, want, top)
-            row.values.update(upsert=upsert_s, build=build_s, ram=rss_mb() - before, disk=disk_mb(path))
-            rows_out.append(row)
-            emit(row)
+        params = qe.SearchParams(exact=True, quantization=qe.QuantizationSearchParams(rescore=True,
+                                                                                    oversampling=oversampling))
+
+        def request(q, k):
+            return qe.QueryRequest(limit=int(k), query=qe.Query.Nearest(q.tolist()), params=params)
+
+        def one(q, k):
+            return [p.id for p in shard.query(request(q, k))]
+
+        def many(qs, k):
+            return [[p.id for p in hits] for hits in shard.query_batch(qe.QueryBatchRequest([request(q, k) for q in qs]))]
+
+        row = Row(n, dim, "qdrant-edge", "exact scan (qdrant_edge shard)", f"int8, rescore, oversampling {oversampling:g}")
+        measure(row, one, many, queries, want, top)
+        row.values.update(upsert=upsert_s, build=build_s, ram=rss_mb() - before, disk=disk_mb(path))
+        rows_out.append(row)
+        emit(row)
     finally:
         shard.close()
         shutil.rmtree(path, ignore_errors=True)
@@ -220,10 +245,7 @@ def bench_vislink_index(rows_out, n, dim, data, queries, want, top, index, engin
     gc.collect()
     before = rss_mb()
     index.create_collection(COLL, dim)
-    start = time.perf_counter()
-    for s in range(0, len(data), batch):
-        index.upsert(COLL, [Point(i, data[i], {}) for i in range(s, min(s + batch, len(data)))])
-    upsert_s = time.perf_counter() - start
+    upsert_s = upsert_all(index, data, batch)
     build_s = None
     if engine == "qdrant-edge":
         start = time.perf_counter()
@@ -295,7 +317,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quant", default="none,int8", help="none, int8 or both (default none,int8)")
     parser.add_argument("--oversampling", type=float, default=2.0,
                         help="int8: candidates fetched per result before rescoring with float32 (default 2)")
-    parser.add_argument("--segments", type=int, default=0, help="qdrant-edge default_segment_number (0: Edge's auto)")
     parser.add_argument("--local-max", "--local-n", dest="local_max", type=int, default=100_000,
                         help="qdrant-client local mode only up to this N (default 100,000; 0 skips it)")
     parser.add_argument("--local-folder", type=Path, default=None,
@@ -357,22 +378,21 @@ def main(argv: list[str] | None = None) -> None:
             if "hnsw" in engines:
                 for hnsw in parse_hnsw(args.hnsw):
                     for quant in quants:
-                        bench_edge_direct(rows, n, dim, data, queries, want, args.top, folder, hnsw=hnsw,
-                                          int8=quant == "int8", efs=efs, oversampling=args.oversampling,
-                                          segments=args.segments)
+                        bench_edge_hnsw(rows, n, dim, data, queries, want, args.top, folder, hnsw=hnsw,
+                                        int8=quant == "int8", efs=efs, oversampling=args.oversampling)
             if "edge-exact" in engines:
                 from vislink.index.edge import EdgeIndex
 
-                edge = EdgeIndex(folder / "edge")
+                edge = EdgeIndex(folder / "edge")  # the default policy: collections are created exact
                 try:
                     bench_vislink_index(rows, n, dim, data, queries, want, args.top, edge, "qdrant-edge",
-                                        "exact scan (vislink EdgeIndex)", folder / "edge" / COLL, 20_000)
+                                        "exact scan", folder / "edge" / COLL, 20_000)
                 finally:
                     edge.delete_collection(COLL)
                     edge.close()
             if "edge-exact-int8" in engines:
-                bench_edge_direct(rows, n, dim, data, queries, want, args.top, folder, hnsw=None, int8=True,
-                                  efs=[], oversampling=args.oversampling, segments=args.segments)
+                bench_edge_exact_int8(rows, n, dim, data, queries, want, args.top, folder,
+                                      oversampling=args.oversampling)
             if "local" in engines and n <= args.local_max:
                 from vislink.index.qdrant import QdrantClientIndex
 
