@@ -54,9 +54,10 @@ def make_files(folder: Path, n: int, seed: int) -> list[Path]:
     return files
 
 
-def build(n_images: int, variant: str, weights: str, n_files: int, seed: int, progress: bool,
+def build(n_images: int, variant: str | list[str], weights: str, n_files: int, seed: int, progress: bool,
           optimize: bool = True) -> tuple[int, str]:
-    """The synthetic collection; returns (collection id, variant name)."""
+    """The synthetic collection, with one or several variants (each its own random vectors); returns
+    (collection id, the first variant's name)."""
     from sqlalchemy import insert, select
     from tqdm import tqdm
 
@@ -71,14 +72,17 @@ def build(n_images: int, variant: str, weights: str, n_files: int, seed: int, pr
     settings.ensure_dirs()
     db.upgrade(settings.database_url)
     files = make_files(settings.resolved_home / "bench-files", n_files, seed)
+    names = [variant] if isinstance(variant, str) else list(variant)
     with session_scope() as session:
-        coll = ensure_collection(session, "bench", variants=[variant], weights=weights)
-        [var] = collection_variants(session, coll)
-        coll_id, qname, dim, var_id = coll.id, var.qdrant_collection, var.dimension, var.id
+        coll = ensure_collection(session, "bench", variants=names, weights=weights)
+        var_rows = collection_variants(session, coll)
+        coll_id = coll.id
+        targets = [(v.qdrant_collection, v.dimension, v.id) for v in var_rows]
         index = open_index(settings)
-        ensure_index_collections(index, [var])
+        ensure_index_collections(index, var_rows)
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((n_images // 20 + 1, dim)).astype(np.float32)
+    centres = {qname: rng.standard_normal((n_images // 20 + 1, dim)).astype(np.float32)
+               for qname, dim, _ in targets}
     chunk = 2000
     bar = tqdm(total=n_images, desc="synthetic collection", disable=not progress)
     for start in range(0, n_images, chunk):
@@ -95,24 +99,27 @@ def build(n_images: int, variant: str, weights: str, n_files: int, seed: int, pr
             session.execute(insert(Image), rows)
             ids = session.scalars(select(Image.id).where(Image.collection_id == coll_id, Image.source_ref.in_(
                 [r["source_ref"] for r in rows])).order_by(Image.id)).all()
-            session.execute(insert(ImageDescriptor), [dict(image_id=i, variant_id=var_id) for i in ids])
-        # Clustered vectors: each image near one of n/20 centres, like groups of related works.
-        vecs = centres[rng.integers(0, len(centres), len(ids))] + 0.7 * rng.standard_normal((len(ids), dim),
-                                                                                           dtype=np.float32)
-        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-        points = []
-        for image_id, row, vec in zip(ids, rows, vecs):
-            payload = image_payload(SimpleNamespace(id=image_id, **{k: row[k] for k in (
-                "artist", "year_start", "year_end", "school", "form", "type", "title")}), "bench")
-            points.append(Point(int(image_id), vec, payload))
-        index.upsert(qname, points)
+            session.execute(insert(ImageDescriptor), [dict(image_id=i, variant_id=var_id) for i in ids
+                                                      for _, _, var_id in targets])
+        for qname, dim, _ in targets:
+            # Clustered vectors: each image near one of n/20 centres, like groups of related works.
+            vecs = centres[qname][rng.integers(0, len(centres[qname]), len(ids))] + 0.7 * rng.standard_normal(
+                (len(ids), dim), dtype=np.float32)
+            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+            points = []
+            for image_id, row, vec in zip(ids, rows, vecs):
+                payload = image_payload(SimpleNamespace(id=image_id, **{k: row[k] for k in (
+                    "artist", "year_start", "year_end", "school", "form", "type", "title")}), "bench")
+                points.append(Point(int(image_id), vec, payload))
+            index.upsert(qname, points)
         bar.update(len(ids))
     bar.close()
     if optimize and hasattr(index, "optimize"):
         started = time.perf_counter()
-        index.optimize(qname)
+        for qname, _, _ in targets:
+            index.optimize(qname)
         print(f"index optimized in {time.perf_counter() - started:.1f} s", flush=True)
-    return coll_id, variant
+    return coll_id, names[0]
 
 
 def first_page(query, *, variant: str, page_size: int, flt=None) -> dict[str, float]:
