@@ -28,7 +28,9 @@ def build_cmd(
     collection: str = COLLECTION,
     variant: str = typer.Option(..., "--variant", "-v", help="Descriptor variant whose index is searched."),
     k: int = typer.Option(10, "--k", help="Neighbours searched per image (the rule's top k)."),
-    min_score: float = typer.Option(0.5, "--min-score", help="Lowest cosine similarity of a proposed pair."),
+    min_score: Optional[float] = typer.Option(None, "--min-score", help="Lowest cosine similarity of a proposed "
+                                              "pair (default: measured per variant, 0.75 for vgg16-pool5-sum, 0.5 "
+                                              "for sscd-distilled and for variants not measured; docs/discovery.md)."),
     rule: str = typer.Option("mutual", "--rule", help="mutual: each image in the other's top k (the default); "
                              "either: one in the other's top k (more pairs, lower precision; docs/discovery.md)."),
     cross_artist: bool = typer.Option(False, "--cross-artist", help="Only pairs of two different artists."),

@@ -31,7 +31,11 @@ from vislink.store import Image, ImageDescriptor, get_collection, get_variant, s
 log = logging.getLogger(__name__)
 
 DEFAULT_K = 10
-DEFAULT_MIN_SCORE = 0.5
+# --min-score by variant, measured with benchmarks/proposals.py on paintings_linked (groups hidden, mutual top 10):
+# the threshold with precision ~1 that keeps the most true pairs (docs/discovery.md). Sum-pooled VGG16 scores run
+# high (unrelated paintings score 0.5-0.7), SSCD's low (unrelated ~0.1): one number cannot serve both.
+MEASURED_MIN_SCORES = {"vgg16-pool5-sum": 0.75, "sscd-distilled": 0.5}
+DEFAULT_MIN_SCORE = 0.5  # variants not measured: an SSCD-like threshold; check `proposals list` and set --min-score
 DEFAULT_RULE = "mutual"
 RULES = ("mutual", "either")
 EXACT_MAX_POINTS = 20_000
@@ -130,14 +134,20 @@ def _one_value(session, coll_id: int, column, wanted: str, what: str) -> tuple:
     return match
 
 
-def build_proposals(collection: str, variant: str, *, k: int = DEFAULT_K, min_score: float = DEFAULT_MIN_SCORE,
+def default_min_score(variant: str) -> float:
+    """The measured threshold of ``variant`` (``MEASURED_MIN_SCORES``), else ``DEFAULT_MIN_SCORE``."""
+    return MEASURED_MIN_SCORES.get(variant, DEFAULT_MIN_SCORE)
+
+
+def build_proposals(collection: str, variant: str, *, k: int = DEFAULT_K, min_score: float | None = None,
                     rule: str = DEFAULT_RULE, cross_artist: bool = False, date_order: bool = False,
                     school: str | None = None, form: str | None = None, verify: bool = False,
                     batch_size: int = 64, exact: bool | None = None, index=None, db_url: str | None = None,
                     on_progress: Callable[[int, int], None] | None = None) -> BuildReport:
     """Search every indexed image of ``variant`` (of ``school`` / ``form`` only, when given), keep the pairs
     ``rule`` keeps with score >= ``min_score``, apply the options, and replace the variant's open proposals by
-    them (verdicts are kept). ``exact=None``: exact search up to ``EXACT_MAX_POINTS`` points.
+    them (verdicts are kept). ``min_score=None``: the variant's ``default_min_score``. ``exact=None``: exact
+    search up to ``EXACT_MAX_POINTS`` points.
     ``on_progress(done, total)`` is called after each chunk of images searched (a job reports it and stops
     there when cancelled)."""
     from vislink.index import open_index
@@ -169,6 +179,10 @@ def build_proposals(collection: str, variant: str, *, k: int = DEFAULT_K, min_sc
                                .where(Image.collection_id == coll_id)).all()
     artists = {r.id: r.artist for r in rows}
     dates = {r.id: (r.year_start, r.year_end) for r in rows}
+    if min_score is None:
+        min_score = default_min_score(var_name)
+        if var_name not in MEASURED_MIN_SCORES:
+            log.warning("no measured --min-score for %s: using %g (docs/discovery.md)", var_name, min_score)
     report = BuildReport(collection, var_name, k, float(min_score), rule=rule, n_images=len(ids),
                          restricted_to=", ".join(restricted))
     index = index or open_index(settings)

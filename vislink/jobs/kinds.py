@@ -255,7 +255,7 @@ def run_proposals_build(ctx: JobContext, args: dict) -> dict:
         ctx.check()  # a cancelled build stops between chunks; the open proposals are replaced only at the end
 
     report = build_proposals(args["collection"], args["variant"], k=int(args.get("k", 10)),
-                             min_score=float(args.get("min_score", 0.5)), rule=args.get("rule", "mutual"),
+                             min_score=None if args.get("min_score") is None else float(args["min_score"]), rule=args.get("rule", "mutual"),
                              cross_artist=bool(args.get("cross_artist")), date_order=bool(args.get("date_order")),
                              school=args.get("school"), form=args.get("form"), verify=bool(args.get("verify")),
                              index=ctx.index, on_progress=on_progress)
