@@ -194,3 +194,32 @@ def test_on_real_paintings_a_hidden_link_is_proposed_and_a_grouped_one_never(sha
         build_proposals("real", VARIANT, k=8, min_score=-1.0)
         reopened = set(_open(cid))
         assert reopened and not any(a in supper and b in supper for a, b in reopened)
+
+
+def test_cli_order_duplicate_undo_and_stats(opts):
+    from typer.testing import CliRunner
+
+    from vislink.cli import app
+    from vislink.graph.annotators import create_annotator
+    from vislink.store import session_scope
+
+    cid, ids = opts
+    with session_scope() as s:
+        create_annotator(s, "ada", "a long enough password")
+    runner = CliRunner()
+    res = runner.invoke(app, ["proposals", "build", "-c", "opts", "-v", VARIANT, "--k", "3", "--min-score", "-1"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["proposals", "list", "-c", "opts", "--order", "uncertain", "--limit", "2"])
+    assert res.exit_code == 0 and len(res.output.strip().splitlines()) == 2, res.output
+    first = int(res.output.split()[0])
+    res = runner.invoke(app, ["proposals", "list", "-c", "opts", "--order", "closest"])
+    assert res.exit_code != 0 and "closest" in str(res.exception) + res.output
+    res = runner.invoke(app, ["proposals", "duplicate", str(first), "-c", "opts", "-a", "ada"])
+    assert res.exit_code == 0 and "duplicate (link" in res.output, res.output
+    res = runner.invoke(app, ["proposals", "stats", "-c", "opts"])
+    assert res.exit_code == 0 and "1 duplicate" in res.output and "ada: 1 duplicate" in res.output, res.output
+    assert f"{VARIANT}: boundary" in res.output
+    res = runner.invoke(app, ["proposals", "undo", str(first), "-c", "opts", "-a", "ada"])
+    assert res.exit_code == 0 and "open again" in res.output, res.output
+    res = runner.invoke(app, ["proposals", "stats", "-c", "opts"])
+    assert "0 duplicate" in res.output and "ada:" not in res.output, res.output
