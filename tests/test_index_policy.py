@@ -295,3 +295,16 @@ def test_hnsw_on_a_collection_with_sparse_vectors_and_regions(tmp_path):
         assert index.retrieve_regions(NAME, [5])[5].shape == (3, DIM)
     finally:
         index.close()
+
+
+def test_the_index_optimize_job_kind(pair):
+    from vislink.jobs.kinds import JobContext, get_kind
+
+    index, referee, _ = pair
+    kind = get_kind("index-optimize")
+    assert not kind.quick  # a long job: the holder's long-job thread runs it, searches go on beside it
+    result = kind.fn(JobContext(1, index), {"collections": [NAME], "all": False, "mode": "auto",
+                                            "quantization": None, "recall_queries": 8})
+    assert result["lines"][0].startswith(f"{NAME}: {N} points, exact -> HNSW m=16 ef_construct=64")
+    assert result["reports"][0]["after"]["kind"] == "hnsw" and result["reports"][0]["recall"]["limit"] == 200
+    assert index.index_mode(NAME).approximate

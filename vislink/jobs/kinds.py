@@ -283,3 +283,30 @@ def run_index_info(ctx: JobContext, args: dict) -> dict:
     """The index this holder holds: its backend name and collections."""
     names = ctx.index.list_collections()
     return {"name": ctx.index.name, "collections": sorted(names)}
+
+
+# -- the index policy ------------------------------------------------------------------------------------------
+@register_kind("index-optimize", help="apply the index policy: HNSW (and int8) where a collection passed the "
+                                      "threshold (`vislink index optimize`, queued by an ingest that crossed it)")
+def run_index_optimize(ctx: JobContext, args: dict) -> dict:
+    """Build HNSW graphs where the index policy says so (vislink.index.policy); one collection at a time, a
+    cancel taking effect between collections (Edge's build itself cannot be interrupted)."""
+    from vislink.index.policy import optimize_collection
+
+    index = ctx.index
+    if index is None:
+        from vislink.index import open_index
+
+        index = open_index()
+    names = index.list_collections() if args.get("all") else list(args.get("collections") or [])
+    lines, reports = [], []
+    for done, name in enumerate(names):
+        ctx.check()
+        ctx.report(done=done, total=len(names), message=f"optimizing {name}")
+        report = optimize_collection(index, name, mode=args.get("mode") or "auto",
+                                     quantization=args.get("quantization"),
+                                     recall_queries=int(args.get("recall_queries") or 32))
+        lines.append(report.describe())
+        reports.append(report.as_dict())
+    ctx.report(done=len(names), total=len(names), message="finished")
+    return {"lines": lines, "reports": reports}
