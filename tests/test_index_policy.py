@@ -254,6 +254,28 @@ def test_an_ingest_that_crosses_the_threshold_queues_the_build(vislink_env, monk
     assert queue_index_builds(index, [qname]) == [f"{qname}: 4 points, at least 3: an index-optimize job for it "
                                                   "is already queued"]
 
+    # The holder (here in this process, as `vislink ui` would) runs the queued job: the collection becomes HNSW.
+    import time
+
+    from vislink.config import get_settings
+    from vislink.jobs import Holder
+    from vislink.store.jobs import get_job
+
+    holder = Holder(get_settings(), "worker", poll=0.1, beat_every=0.2).start()
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with session_scope() as s:
+                finished = get_job(s, job.id)
+            if finished.finished or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        holder.stop(timeout=60)
+    assert finished.state == "done", finished.message
+    assert finished.result["lines"][0].startswith(f"{qname}: 4 points, exact -> HNSW m=16 ef_construct=100")
+    assert open_index().index_mode(qname).approximate
+
 
 def test_hits_without_payloads_have_the_same_ids_and_scores(pair, tmp_path):
     from vislink.index.qdrant import QdrantClientIndex
