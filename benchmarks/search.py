@@ -194,9 +194,9 @@ def upsert_all(index, data: np.ndarray, batch: int) -> float:
 
 # -- qdrant-edge built directly: the one configuration EdgeIndex does not express -----------------
 def bench_edge_exact_int8(rows_out, n, dim, data, queries, want, top, folder: Path, *, oversampling: float) -> None:
-    """An exact scan over int8-quantized vectors, rescored: EdgeIndex has no such mode (its exact collections
-    keep no quantized vectors, and exact=True scans the originals), so the shard is built with qdrant_edge
-    itself, with EdgeIndex's vector parameters (one unnamed cosine vector)."""
+    """A full scan over int8-quantized vectors, the best candidates rescored with float32: EdgeIndex has no such
+    mode (its exact collections keep no quantized vectors, and exact=True scans the originals), so the shard is
+    built with qdrant_edge itself, with EdgeIndex's vector parameters (one unnamed cosine vector)."""
     import qdrant_edge as qe
 
     path = folder / "shard-exact-int8"
@@ -204,8 +204,11 @@ def bench_edge_exact_int8(rows_out, n, dim, data, queries, want, top, folder: Pa
     before = rss_mb()
     config = qe.EdgeConfig(
         vectors=qe.EdgeVectorParams(size=int(dim), distance=qe.Distance.Cosine, quantization_config=(
-            qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99, always_ram=True))),
-        optimizers=qe.EdgeOptimizersConfig(indexing_threshold=0))  # no graph: optimize() merges, quantizes
+            qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99, always_ram=True)),
+            # m=0: Qdrant's "no graph"; indexing_threshold 1 KB so that optimize() turns every segment into an
+            # indexed one, which is where the quantized vectors are built (indexing_threshold=0 never builds them).
+            hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000)),
+        optimizers=qe.EdgeOptimizersConfig(indexing_threshold=1))
     shard = qe.EdgeShard.create(str(path), config)
     try:
         start = time.perf_counter()
@@ -217,8 +220,10 @@ def bench_edge_exact_int8(rows_out, n, dim, data, queries, want, top, folder: Pa
         start = time.perf_counter()
         shard.optimize()
         build_s = time.perf_counter() - start
-        params = qe.SearchParams(exact=True, quantization=qe.QuantizationSearchParams(rescore=True,
-                                                                                    oversampling=oversampling))
+        # exact=False on a graph-less (m=0) segment is a full scan of the int8 vectors; exact=True would scan the
+        # float32 originals whatever the quantization (Edge 0.9: its scores with rescore off are the float ones).
+        params = qe.SearchParams(exact=False, quantization=qe.QuantizationSearchParams(rescore=True,
+                                                                                     oversampling=oversampling))
 
         def request(q, k):
             return qe.QueryRequest(limit=int(k), query=qe.Query.Nearest(q.tolist()), params=params)
@@ -229,7 +234,13 @@ def bench_edge_exact_int8(rows_out, n, dim, data, queries, want, top, folder: Pa
         def many(qs, k):
             return [[p.id for p in hits] for hits in shard.query_batch(qe.QueryBatchRequest([request(q, k) for q in qs]))]
 
-        row = Row(n, dim, "qdrant-edge", "exact scan (qdrant_edge shard)", f"int8, rescore, oversampling {oversampling:g}")
+        # Does the exact scan read the int8 vectors at all? Without rescoring, int8 scores differ from float32 ones.
+        raw = qe.SearchParams(exact=False, quantization=qe.QuantizationSearchParams(rescore=False))
+        hits = shard.query(qe.QueryRequest(limit=10, query=qe.Query.Nearest(queries[0].tolist()), params=raw))
+        diff = max(abs(p.score - float(data[p.id] @ queries[0] / np.linalg.norm(queries[0]))) for p in hits)
+        print(f"<!-- exact int8 scan, N {n:,}: scores with rescore off differ from float32 by at most {diff:.1e}"
+              f"{' (the scan read the original vectors, not int8)' if diff < 1e-6 else ' (the scan read int8 vectors)'} -->", flush=True)
+        row = Row(n, dim, "qdrant-edge", "int8 scan, no graph (qdrant_edge shard, m 0)", f"int8, rescore, oversampling {oversampling:g}")
         measure(row, one, many, queries, want, top)
         row.values.update(upsert=upsert_s, build=build_s, ram=rss_mb() - before, disk=disk_mb(path))
         rows_out.append(row)
@@ -313,6 +324,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--top", type=int, default=200, help="k of the top-k queries (recall@10 is also reported)")
     parser.add_argument("--engines", default=",".join(ENGINES), help=f"any of {','.join(ENGINES)}")
     parser.add_argument("--hnsw", default="16/100,32/200", help="HNSW builds as m/ef_construct (default 16/100,32/200)")
+    parser.add_argument("--hnsw-min", type=int, default=0, help="build HNSW only from this N on (default: all sizes)")
     parser.add_argument("--ef", default="64,128,256,512,1024", help="HNSW search ef values (default 64,...,1024)")
     parser.add_argument("--quant", default="none,int8", help="none, int8 or both (default none,int8)")
     parser.add_argument("--oversampling", type=float, default=2.0,
@@ -375,7 +387,7 @@ def main(argv: list[str] | None = None) -> None:
             want = numpy_topk(data, queries, args.top)
             if "numpy" in engines:
                 bench_numpy(rows, n, dim, data, queries, want, args.top)
-            if "hnsw" in engines:
+            if "hnsw" in engines and n >= args.hnsw_min:
                 for hnsw in parse_hnsw(args.hnsw):
                     for quant in quants:
                         bench_edge_hnsw(rows, n, dim, data, queries, want, args.top, folder, hnsw=hnsw,

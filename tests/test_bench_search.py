@@ -57,7 +57,7 @@ def test_benchmark_prints_a_row_per_configuration_with_recall(tmp_path):
                      ("qdrant-edge", "HNSW m 8, ef_construct 32", "none"),
                      ("qdrant-edge", "HNSW m 8, ef_construct 32", "int8"),
                      ("qdrant-edge", "exact scan", "none"),
-                     ("qdrant-edge", "exact scan (qdrant_edge shard)", "int8"),
+                     ("qdrant-edge", "int8 scan, no graph (qdrant_edge shard, m 0)", "int8"),
                      ("qdrant-client local", "exact (numpy in Python), :memory:", "none")]
     for r in rows:
         assert r["N"] == "1,500" and r["dim"] == "48"
