@@ -127,3 +127,24 @@ def test_search_uses_the_query_side_setting(vislink_env, small_pool5, monkeypatc
     reset_settings()
     with pytest.raises(ConfigError, match="VISLINK_QUERY_SIDE"):
         search(folder / "p2.png", collection="side", limit=1)
+
+
+def test_vgg16_layers_are_torchvisions_without_importing_it():
+    """The encoder builds VGG16's features itself (a search's cold start skips the torchvision import): the same
+    modules, in the same order, with the same parameter names and shapes as torchvision's."""
+    import subprocess
+    import sys
+
+    import torch
+    from torchvision.models.vgg import cfgs, make_layers
+
+    from vislink.encoder.model import vgg16_features
+
+    with torch.device("meta"):
+        ours, theirs = vgg16_features(), make_layers(cfgs["D"])
+    assert repr(ours) == repr(theirs)
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [(k, v.shape) for k, v in theirs.state_dict().items()]
+    code = ("import sys; from vislink.encoder.model import vgg16_features; vgg16_features(); "
+            "print('torchvision' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "False", out.stderr

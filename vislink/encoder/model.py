@@ -39,6 +39,24 @@ def resolve_device(device: str | None) -> torch.device:
     return resolved
 
 
+# torchvision's VGG16 configuration "D": convolution widths, "M" a 2x2 max pool.
+VGG16_LAYERS = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+
+
+def vgg16_features() -> torch.nn.Sequential:
+    """VGG16's ``features``: the layers and ``N.weight`` keys of torchvision's ``make_layers(cfgs["D"])``, built
+    without importing torchvision (seconds of a search's cold start, for a dozen lines of layers)."""
+    layers: list[torch.nn.Module] = []
+    channels = 3
+    for width in VGG16_LAYERS:
+        if width == "M":
+            layers.append(torch.nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            layers += [torch.nn.Conv2d(channels, width, kernel_size=3, padding=1), torch.nn.ReLU(inplace=True)]
+            channels = width
+    return torch.nn.Sequential(*layers)
+
+
 class Encoder(BackboneBase):
     """VGG16 descriptors with one set of weights on one device. Use ``get_encoder`` (cached per process).
     ``encode_images``, ``encode_files``, ``specs`` and ``supports`` come from ``BackboneBase``."""
@@ -47,8 +65,6 @@ class Encoder(BackboneBase):
 
     def __init__(self, weights: str, device: str | None = None, *, precision: str | None = None,
                  channels_last: bool | None = None, settings=None):
-        from torchvision.models.vgg import cfgs, make_layers
-
         if precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {precision!r}; valid: fp32, bf16, fp16")
         state, info = load_weights(weights, settings)
@@ -59,7 +75,7 @@ class Encoder(BackboneBase):
         # channels_last lets oneDNN / cuDNN pick NHWC kernels; measured faster on both (docs/encoder.md).
         self.channels_last = True if channels_last is None else channels_last
         with torch.device("meta"):  # no throw-away random init of 15M parameters
-            features = make_layers(cfgs["D"])
+            features = vgg16_features()
             fc6 = torch.nn.Linear(512 * 7 * 7, 4096) if info.has_fc6 else None
         features.load_state_dict({k.removeprefix("features."): v for k, v in state.items()
                                   if k.startswith("features.")}, assign=True)
