@@ -6,7 +6,9 @@ the ingest waiting for it (vislink.index.policy, docs/index.md "Index policy").
   until the graph is done); with no holder it waits for one, or for `vislink index optimize`. Building in the
   ingest itself would hold its answer for minutes (46 s at 100k x 512 on 2 cores, 24 min at 40k x 2048), and a
   background thread would die with a command-line ingest's process.
-- Qdrant server: the collection's configuration is changed at once; the server builds in the background.
+- Qdrant server: a collection set to exact (`vislink index optimize --mode exact`, m=0) gets its HNSW
+  configuration back at once and the server builds in the background. Collections the server made keep its
+  own graph (m 16 by default, above its 10 MB indexing threshold) and are left alone.
 - Other backends (qdrant-local, memory) have no graph: nothing to do.
 """
 
