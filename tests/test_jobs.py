@@ -387,6 +387,9 @@ def test_vislink_ui_runs_a_shells_ingest_and_its_ingest_page_shows_it_in_chromiu
                                          args=["--headless", "--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
             page.set_default_timeout(120_000)
+            # expect() has its own 5 s default, which a first page run (index, job holder, imports) on a loaded
+            # machine exceeds: the browser tests wait as long as the page's own timeout.
+            sync_api.expect.set_options(timeout=120_000)
             page.goto(f"{site}/ingest")
             sync_api.expect(page.get_by_role("heading", name="Ingest", exact=True)).to_be_visible()
             # the first page run opened the index and started the UI process's job holder
