@@ -148,3 +148,19 @@ def test_vgg16_layers_are_torchvisions_without_importing_it():
             "print('torchvision' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_query_encoder_is_the_one_searches_run_on(vislink_env, monkeypatch):
+    """What the UI preloads (``services._prewarm`` calls ``query_encoder``) is the encoder ``encode_query`` uses:
+    fp32 it is ingest's own; bf16 a second one, built once."""
+    from vislink.config import reset_settings
+    from vislink.encoder.model import get_encoder
+    from vislink.search.encoding import query_encoder
+
+    monkeypatch.setenv("VISLINK_QUERY_PRECISION", "fp32")
+    reset_settings()
+    assert query_encoder("random") is get_encoder("random")
+    monkeypatch.setenv("VISLINK_QUERY_PRECISION", "bf16")
+    reset_settings()
+    bf16 = query_encoder("random")
+    assert bf16.precision == "bf16" and bf16 is query_encoder("random") and bf16 is not get_encoder("random")

@@ -71,6 +71,22 @@ def check_side(side: int | None) -> int | None:
     return int(side)
 
 
+def query_encoder(weights_name: str | None = None):
+    """The encoder a query with these weights runs on: for VGG16 weights, ``get_encoder`` at the precision
+    ``encode_query`` resolves (so a server preloading it preloads the one its searches use); for an ONNX model's
+    name, its backbone. Built once per process."""
+    from vislink.config import get_settings
+    from vislink.encoder.model import get_encoder, resolve_device
+    from vislink.encoder.onnx_models import is_onnx_model
+
+    settings = get_settings()
+    weights_name = weights_name or settings.weights
+    if is_onnx_model(weights_name):
+        return get_encoder(weights_name)
+    precision = resolve_precision(settings.query_precision, resolve_device(settings.device).type)
+    return get_encoder(weights_name, settings.device, precision=precision)
+
+
 def _query_backbone(variant_name: str, weights_name: str | None, pca, precision: str | None):
     """(backbone, specs): what computes ``variant_name`` for a query. VGG16 variants get the process's encoder of
     that precision (``get_encoder``, cached); any other backbone goes through ``VariantSet`` as ingest does."""
@@ -84,10 +100,12 @@ def _query_backbone(variant_name: str, weights_name: str | None, pca, precision:
         from vislink.encoder.model import get_encoder, resolve_device
 
         settings = get_settings()
-        device = resolve_device(settings.device)
-        resolved = resolve_precision(precision if precision is not None else settings.query_precision, device.type)
-        model = get_encoder(default_weights_for(variant_name, weights, settings), settings.device,
-                            precision=resolved)
+        name = default_weights_for(variant_name, weights, settings)
+        if precision is None:
+            model = query_encoder(name)
+        else:
+            model = get_encoder(name, settings.device,
+                                precision=resolve_precision(precision, resolve_device(settings.device).type))
         return model, model.specs([variant_name], pca)
     variant_set = VariantSet([variant_name], weights=weights, pca=pca)
     return variant_set, variant_set.specs

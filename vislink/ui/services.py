@@ -61,13 +61,13 @@ def _prewarm() -> None:
     try:
         from sqlalchemy import select
 
-        from vislink.encoder import get_encoder
+        from vislink.search.encoding import query_encoder
         from vislink.store import DescriptorVariant, session_scope
 
         with session_scope() as session:
             names = session.scalars(select(DescriptorVariant.weights_name).distinct()).all()
         for name in names:
-            get_encoder(name)
+            query_encoder(name)  # the encoder searches run on (its query precision: docs/search.md)
     except Exception as exc:  # noqa: BLE001 - a warm-up only: the search itself reports any real error
         log.warning("could not preload the encoder: %s", exc)
 
