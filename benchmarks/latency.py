@@ -97,7 +97,8 @@ def warm_search(data: bytes, variant: str, *, side: int | None, mirrored: bool, 
     from vislink.ui import services
 
     set_query_side(side)
-    page = first_page(services.Query(image=data, label="upload"), variant=variant, page_size=page_size)
+    page = first_page(services.Query(image=data, label="upload"), variant=variant, page_size=page_size,
+                      mirrored=mirrored)
     # The pieces, on the same bytes (decode_image is what run_search decodes an upload with).
     t0 = time.perf_counter()
     image = services.decode_image(data, "upload")

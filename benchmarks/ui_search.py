@@ -122,13 +122,13 @@ def build(n_images: int, variant: str | list[str], weights: str, n_files: int, s
     return coll_id, names[0]
 
 
-def first_page(query, *, variant: str, page_size: int, flt=None) -> dict[str, float]:
+def first_page(query, *, variant: str, page_size: int, flt=None, mirrored: bool = False) -> dict[str, float]:
     """What the search page does for its first page, phase by phase (seconds)."""
     from vislink.config import get_settings
     from vislink.ui import data, services, thumbs
 
     t0 = time.perf_counter()
-    results = services.search_page(query, collection="bench", variant=variant, flt=flt, mirrored=False, page=0,
+    results = services.search_page(query, collection="bench", variant=variant, flt=flt, mirrored=mirrored, page=0,
                                    page_size=page_size, cache={})
     t1 = time.perf_counter()
     infos = data.images_by_ids(r.image_id for r in results)
