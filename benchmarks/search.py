@@ -256,7 +256,9 @@ def bench_vislink_index(rows_out, n, dim, data, queries, want, top, index, engin
     gc.collect()
     before = rss_mb()
     index.create_collection(COLL, dim)
-    upsert_s = upsert_all(index, data, batch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # local mode: "not recommended for more than 20,000 points", we know
+        upsert_s = upsert_all(index, data, batch)
     build_s = None
     if engine == "qdrant-edge":
         start = time.perf_counter()
