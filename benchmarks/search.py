@@ -26,6 +26,7 @@ import argparse
 import gc
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -337,6 +338,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="local mode's files there (default :memory:, its search is the same numpy scan)")
     parser.add_argument("--folder", type=Path, default=None, help="where the shards go (default: system temp)")
     args = parser.parse_args(argv)
+    # A benchmark stopped with kill (SIGTERM) still removes its shards (GBs at 1M): SystemExit runs the finally.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     sizes = [args.n] if args.n else ints(args.sizes)
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
