@@ -21,7 +21,7 @@ from vislink.index.policy import EXACT, IndexMode, IndexPolicy, measure_recall, 
 N, DIM = 3000, 64
 NAME = "vislink_p_v"
 # full_scan_kb=1: at 3,000 x 64 (768 KB) Qdrant's default (10 MB) would scan the segments despite their graph.
-POLICY = IndexPolicy(hnsw_min_points=2000, m=16, ef_construct=64, full_scan_kb=1)
+POLICY = IndexPolicy(hnsw_min_points=2000, m=16, ef_construct=64, quantization=None, full_scan_kb=1)
 
 
 def _vectors(n: int = N, seed: int = 0) -> np.ndarray:
@@ -61,8 +61,8 @@ def _ids(hits) -> list[int]:
 def test_policy_thresholds_and_ef():
     policy = IndexPolicy(hnsw_min_points=100, ef_min=128, ef_factor=4)
     assert policy.mode_for(99) == EXACT
-    assert policy.mode_for(100) == IndexMode("hnsw", 16, 100, None)
-    assert policy.mode_for(100, "int8").quantization == "int8"
+    assert policy.mode_for(100) == IndexMode("hnsw", 16, 100, "int8")  # int8 by default (docs/scaling.md)
+    assert policy.mode_for(100, "none").quantization is None
     assert (policy.ef_for(10), policy.ef_for(200)) == (128, 800)  # never below the limit; more for top-200
     assert resolve_mode(policy, 5, "hnsw", "int8").describe() == "HNSW m=16 ef_construct=100 / int8"
     assert resolve_mode(policy, 10**6, "exact") == EXACT
@@ -75,9 +75,10 @@ def test_policy_thresholds_and_ef():
 def test_policy_from_settings(monkeypatch):
     from vislink.config import Settings
 
-    s = Settings(VISLINK_INDEX_HNSW_MIN_POINTS=500, VISLINK_INDEX_HNSW_M=8, VISLINK_INDEX_QUANTIZATION="int8")
+    s = Settings(VISLINK_INDEX_HNSW_MIN_POINTS=500, VISLINK_INDEX_HNSW_M=8, VISLINK_INDEX_QUANTIZATION="none")
     policy = IndexPolicy.from_settings(s)
-    assert (policy.hnsw_min_points, policy.m, policy.quantization) == (500, 8, "int8")
+    assert (policy.hnsw_min_points, policy.m, policy.quantization) == (500, 8, None)
+    assert IndexPolicy.from_settings(Settings()).quantization == "int8"
 
 
 def test_below_the_threshold_auto_stays_exact(tmp_path):
@@ -212,13 +213,13 @@ def test_cli_optimize_and_doctor(vislink_env, monkeypatch):
     assert "below 2000 points" in result.output
     close_all()
     result = runner.invoke(app, ["doctor"])
-    assert f"collection {NAME}: {N} points, 64-d, HNSW m=16 ef_construct=100; recall@200 " in result.output, \
+    assert f"collection {NAME}: {N} points, 64-d, HNSW m=16 ef_construct=100 / int8; recall@200 " in result.output, \
         result.output
     assert "collection vislink_p_small: 500 points, 64-d, exact (recall 1 by construction)" in result.output
     close_all()
     result = runner.invoke(app, ["index", "optimize", NAME, "--mode", "exact", "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "HNSW m=16 ef_construct=100 -> exact" in result.output
+    assert "HNSW m=16 ef_construct=100 / int8 -> exact" in result.output
     result = runner.invoke(app, ["index", "optimize", "--mode", "fast", NAME])
     assert result.exit_code != 0 and "auto, exact or hnsw" in str(result.exception or result.output)
 
@@ -330,3 +331,12 @@ def test_the_index_optimize_job_kind(pair):
     assert result["lines"][0].startswith(f"{NAME}: {N} points, exact -> HNSW m=16 ef_construct=64")
     assert result["reports"][0]["after"]["kind"] == "hnsw" and result["reports"][0]["recall"]["limit"] == 200
     assert index.index_mode(NAME).approximate
+
+
+def test_the_threshold_shrinks_with_larger_vectors_only():
+    """An exact scan costs the vectors' bytes: 50,000 points at 512-d, 12,500 at 2048-d; smaller vectors keep
+    the point count (docs/scaling.md)."""
+    policy = IndexPolicy(hnsw_min_points=50_000)
+    assert policy.min_points_for(512) == policy.min_points_for(64) == policy.min_points_for(None) == 50_000
+    assert policy.min_points_for(2048) == 12_500 and policy.min_points_for(4096) == 6_250
+    assert policy.mode_for(20_000, dim=2048).approximate and not policy.mode_for(20_000, dim=512).approximate

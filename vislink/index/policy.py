@@ -1,6 +1,7 @@
 """The index policy: which collections are scanned exactly and which get an HNSW graph (and quantization).
 
-Below ``hnsw_min_points`` a collection is searched by an exact scan (every search, whatever ``exact`` says):
+Below ``hnsw_min_points`` points (at 512 dimensions; proportionally fewer for larger vectors, ``min_points_for``)
+a collection is searched by an exact scan (every search, whatever ``exact`` says):
 results never depend on whether an optimisation ran, and at tens of thousands of points the scan is fast
 enough. From that size on, ``optimize(collection, mode=policy.mode_for(count))`` builds an HNSW graph (and int8
 scalar quantization if asked for); queries with ``exact=False`` then walk the graph with an ef chosen for their
@@ -23,6 +24,17 @@ import numpy as np
 from vislink.errors import ConfigError
 
 QUANTIZATIONS = ("none", "int8")
+# The dimension VISLINK_INDEX_HNSW_MIN_POINTS is stated at (pool5 and SSCD descriptors).
+REFERENCE_DIM = 512
+
+
+def collection_dim(index: Any, collection: str) -> int | None:
+    """The dimension of a collection's dense vectors, read from one stored point (None: empty)."""
+    points, _next = index.scroll(collection, limit=1, with_vectors=True)
+    for _id, _payload, vector in points:
+        if vector is not None:
+            return int(np.asarray(vector).reshape(-1).shape[0])
+    return None
 
 
 @dataclass(frozen=True)
@@ -70,12 +82,12 @@ EXACT = IndexMode("exact")
 class IndexPolicy:
     """Thresholds and parameters of the policy; ``from_settings`` reads them from ``VISLINK_INDEX_*``."""
 
-    hnsw_min_points: int = 100_000
+    hnsw_min_points: int = 50_000  # at REFERENCE_DIM dimensions
     m: int = 16
     ef_construct: int = 100
     ef_min: int = 128
-    ef_factor: float = 4.0
-    quantization: str | None = None  # "int8" or None
+    ef_factor: float = 5.0
+    quantization: str | None = "int8"  # "int8" or None
     oversampling: float = 2.0
     # Segments smaller than this (KB of vectors) are scanned even when they have a graph, and so are filtered
     # searches that keep fewer points: Qdrant's own default, 10 MB (a scan of 10 MB takes about a millisecond).
@@ -104,9 +116,19 @@ class IndexPolicy:
         q = self.quantization if quantization == "default" else (None if quantization == "none" else quantization)
         return IndexMode("hnsw", self.m, self.ef_construct, q)
 
-    def mode_for(self, points: int, quantization: str | None | Literal["default"] = "default") -> IndexMode:
-        """exact below ``hnsw_min_points`` points, HNSW from there on."""
-        return self.hnsw_mode(quantization) if points >= self.hnsw_min_points else EXACT
+    def min_points_for(self, dim: int | None) -> int:
+        """The threshold for ``dim``-dimensional vectors: an exact scan costs the vectors' bytes, so above
+        ``REFERENCE_DIM`` the threshold shrinks in proportion (50,000 at 512-d is 12,500 at 2048-d: measured,
+        the scan passes 20-30 ms at about 50,000 x 512 and 15,000 x 2048, docs/scaling.md). Smaller vectors keep
+        the point count (a graph's build and memory grow with points, not dimensions)."""
+        if not dim or dim <= REFERENCE_DIM:
+            return self.hnsw_min_points
+        return max(1, int(self.hnsw_min_points * REFERENCE_DIM / dim))
+
+    def mode_for(self, points: int, quantization: str | None | Literal["default"] = "default",
+                 dim: int | None = None) -> IndexMode:
+        """exact below ``min_points_for(dim)`` points, HNSW from there on."""
+        return self.hnsw_mode(quantization) if points >= self.min_points_for(dim) else EXACT
 
     def ef_for(self, limit: int) -> int:
         """The search ef of an approximate query for ``limit`` results (offset included): never below the limit
@@ -115,14 +137,15 @@ class IndexPolicy:
         return max(int(limit), self.ef_min, int(math.ceil(self.ef_factor * int(limit))))
 
 
-def resolve_mode(policy: IndexPolicy, points: int, mode: str = "auto", quantization: str | None = None) -> IndexMode:
+def resolve_mode(policy: IndexPolicy, points: int, mode: str = "auto", quantization: str | None = None,
+                 dim: int | None = None) -> IndexMode:
     """The mode `vislink index optimize --mode ... --quantization ...` asks for: ``auto`` applies the policy's
     threshold, ``exact`` / ``hnsw`` force one; ``quantization`` (int8 / none) overrides the policy's."""
     if quantization is not None and quantization not in QUANTIZATIONS:
         raise ConfigError(f"unknown quantization {quantization!r}: {' or '.join(QUANTIZATIONS)}")
     q: Any = "default" if quantization is None else quantization
     if mode == "auto":
-        return policy.mode_for(points, q)
+        return policy.mode_for(points, q, dim)
     if mode == "exact":
         return EXACT
     if mode == "hnsw":
@@ -208,7 +231,8 @@ def optimize_collection(index: Any, collection: str, policy: IndexPolicy | None 
     policy = policy or getattr(index, "policy", None) or IndexPolicy.from_settings()  # the index's own first
     points = index.count(collection)
     before = index.index_mode(collection)
-    wanted = resolve_mode(policy, points, mode, quantization)
+    dim = collection_dim(index, collection) if mode == "auto" and points else None
+    wanted = resolve_mode(policy, points, mode, quantization, dim)
     t0 = time.perf_counter()
     after = index.optimize(collection, wanted)
     seconds = time.perf_counter() - t0
@@ -216,7 +240,8 @@ def optimize_collection(index: Any, collection: str, policy: IndexPolicy | None 
     if wanted.approximate and not after.approximate:
         note = f"the {index.name} backend has no HNSW graph: its searches are always exact scans"
     elif mode == "auto" and not wanted.approximate and points:
-        note = f"below {policy.hnsw_min_points} points (VISLINK_INDEX_HNSW_MIN_POINTS): scanned exactly"
+        note = (f"below {policy.min_points_for(dim)} points (VISLINK_INDEX_HNSW_MIN_POINTS"
+                + (f", scaled to {dim}-d" if dim and dim > REFERENCE_DIM else "") + "): scanned exactly")
     recall = (measure_recall(index, collection, queries=recall_queries, limit=recall_limit)
               if measure and after.approximate and points else None)
     return OptimizeReport(collection, points, before, after, seconds, recall, note)

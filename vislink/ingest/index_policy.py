@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
-from vislink.index.policy import IndexPolicy
+from vislink.index.policy import IndexPolicy, collection_dim
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +33,17 @@ def queue_index_builds(index: Any, collections: Iterable[str], settings: Any = N
         if index.index_mode(name).approximate:
             continue
         points = index.count(name)
-        mode = policy.mode_for(points)
+        dim = collection_dim(index, name) if points else None
+        mode = policy.mode_for(points, dim=dim)
         if not mode.approximate:
             continue
         if index.name == "qdrant-server":
             index.optimize(name, mode)
-            lines.append(f"{name}: {points} points, at least {policy.hnsw_min_points}: the server builds "
+            lines.append(f"{name}: {points} points, at least {policy.min_points_for(dim)}: the server builds "
                          f"{mode.describe()} in the background")
         elif index.name.endswith("qdrant-edge"):  # locked-qdrant-edge: the workers' shared folder
             job = _queue(name)
-            lines.append(f"{name}: {points} points, at least {policy.hnsw_min_points}: " +
+            lines.append(f"{name}: {points} points, at least {policy.min_points_for(dim)}: " +
                          (f"queued job {job} ({KIND}) to build {mode.describe()}; the index holder runs it "
                           "(`vislink ui`, `vislink worker --embedded`), or run `vislink index optimize " + name + "`"
                           if job is not None else f"an {KIND} job for it is already queued"))
