@@ -270,19 +270,21 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if head:
             return
+        # Counted before writing: a client that has read the whole reply may look at the count at once, before
+        # this thread would get past write() (the count lagged behind the resumed download's second reply).
         if reply.cut_at is not None and reply.cut_at < len(body):
+            self.owner.bytes_sent[req.path] += reply.cut_at
             self.wfile.write(body[:reply.cut_at])
             self.wfile.flush()
-            self.owner.bytes_sent[req.path] += reply.cut_at
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
             return
+        self.owner.bytes_sent[req.path] += len(body)
         try:
             self.wfile.write(body)
-            self.owner.bytes_sent[req.path] += len(body)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
             self.close_connection = True
 
