@@ -127,6 +127,15 @@ class Browser:
         expect(self.page.get_by_role("heading", name=page, exact=True)).to_be_visible()
         self.idle()
 
+    def sign_in(self, name: str, password: str) -> None:
+        """Sign in with the sidebar form and wait until the sidebar says so."""
+        from playwright.sync_api import expect
+
+        self.page.get_by_role("textbox", name="Annotator").fill(name)
+        self.page.get_by_role("textbox", name="Password").fill(password)
+        self.page.get_by_role("button", name="Sign in", exact=True).click()
+        expect(self.page.get_by_text("Signed in as")).to_be_visible()
+
     def close(self) -> None:
         self.browser.close()
 
@@ -171,10 +180,7 @@ def test_sign_in_upload_search_group_and_compare_in_chromium(served):
             assert b.outside == [], f"the first page asked other hosts: {b.outside}"  # e.g. a tab icon
 
             # Sign in with the annotator account (the sidebar form).
-            page.get_by_role("textbox", name="Annotator").fill("demo")
-            page.get_by_role("textbox", name="Password").fill(made.annotator[1])
-            page.get_by_role("button", name="Sign in", exact=True).click()
-            expect(page.get_by_text("Signed in as")).to_be_visible()
+            b.sign_in("demo", made.annotator[1])
 
             # Upload a query image and search: it is a file of the collection, and the page says so (item 5).
             page.locator("input[type=file]").first.set_input_files(str(made.folder / "work01.jpg"))

@@ -58,10 +58,7 @@ def test_review_keys_accept_reject_and_skip_in_chromium(served):
         try:
             page.goto(url)
             expect(page.get_by_role("heading", name="Search")).to_be_visible()
-            page.get_by_role("textbox", name="Annotator").fill("demo")
-            page.get_by_role("textbox", name="Password").fill(made.annotator[1])
-            page.get_by_role("button", name="Sign in", exact=True).click()
-            expect(page.get_by_text("Signed in as")).to_be_visible()
+            b.sign_in("demo", made.annotator[1])
             b.idle()
             b.sidebar("Review")
             page.get_by_role("combobox", name="Order").click()
