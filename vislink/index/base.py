@@ -218,6 +218,20 @@ def check_regions(collection: str, dim: int, points: Sequence[Point],
     return out
 
 
+REGIONS_NAME = "regions"  # the multivector of regional descriptors (MaxSim), in collections made with regions=True
+
+
+def regions_by_id(records) -> dict[int, np.ndarray]:
+    """``{id: (n, dim) float32}`` from the records a Qdrant retrieve of the ``REGIONS_NAME`` vector returns (the
+    same record shape in qdrant-client and qdrant-edge); a record without regions is left out."""
+    out = {}
+    for record in records:
+        matrix = record.vector.get(REGIONS_NAME) if isinstance(record.vector, dict) else None
+        if matrix:
+            out[int(record.id)] = np.asarray(matrix, dtype=np.float32)
+    return out
+
+
 def average_recommendation_vector(positive: Sequence[np.ndarray], negative: Sequence[np.ndarray]) -> np.ndarray:
     """Qdrant's ``average_vector`` strategy: avg(pos) + avg(pos) - avg(neg), i.e. 2*avg(pos) - avg(neg)
     when there are negatives, else avg(pos)."""

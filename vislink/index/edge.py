@@ -32,8 +32,8 @@ import numpy as np
 import qdrant_edge as qe
 
 from vislink.errors import IndexUnavailable, NotFound
-from vislink.index.base import (AnyOf, Filter, Hit, Payload, Point, Range, SparseVector, VectorIndex,
-                                average_recommendation_vector, check_regions)
+from vislink.index.base import (REGIONS_NAME, AnyOf, Filter, Hit, Payload, Point, Range, SparseVector, VectorIndex,
+                                average_recommendation_vector, check_regions, regions_by_id)
 from vislink.index.policy import EXACT, IndexMode, IndexPolicy
 
 try:  # POSIX advisory locks; elsewhere Edge's own WAL lock still keeps a second process out
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 META_FILE = "vislink.json"
 LOCK_FILE = ".vislink.lock"
 SPARSE_NAME = "sparse"
-REGIONS_NAME = "regions"  # the multivector of regional descriptors (MaxSim), in collections made with regions=True
 # One Edge update per chunk of about 8M floats (32 MB): bounded memory, WAL records of sane size.
 UPSERT_CHUNK_FLOATS = 8_000_000
 # Collection names become folder names: no separators, no leading dot (hidden / trash folders).
@@ -604,12 +603,7 @@ class EdgeIndex(VectorIndex):
                 return {}
             with _edge_errors(f"retrieve regions from {collection}"):
                 records = shard.shard.retrieve(ids, False, [REGIONS_NAME])
-        out = {}
-        for record in records:
-            matrix = record.vector.get(REGIONS_NAME) if isinstance(record.vector, dict) else None
-            if matrix:
-                out[int(record.id)] = np.asarray(matrix, dtype=np.float32)
-        return out
+        return regions_by_id(records)
 
     def query_regions(self, collection, vectors, *, limit, flt=None):
         with self._gate.shared():

@@ -16,14 +16,13 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from vislink.errors import IndexUnavailable, NotFound
-from vislink.index.base import (AnyOf, Filter, Hit, Payload, Point, Range, SparseVector, VectorIndex,
-                                check_regions)
+from vislink.index.base import (REGIONS_NAME, AnyOf, Filter, Hit, Payload, Point, Range, SparseVector, VectorIndex,
+                                check_regions, regions_by_id)
 from vislink.index.policy import EXACT, IndexMode, IndexPolicy
 
 log = logging.getLogger(__name__)
 
 SPARSE_NAME = "sparse"
-REGIONS_NAME = "regions"  # the multivector of regional descriptors (MaxSim), in collections made with regions=True
 DEFAULT_PORT = 6333
 CONNECT_TIMEOUT = 5.0
 
@@ -344,12 +343,7 @@ class QdrantClientIndex(VectorIndex):
         if not ids:
             return {}
         records = self.client.retrieve(collection, ids=ids, with_payload=False, with_vectors=[REGIONS_NAME])
-        out = {}
-        for record in records:
-            matrix = record.vector.get(REGIONS_NAME) if isinstance(record.vector, dict) else None
-            if matrix:
-                out[int(record.id)] = np.asarray(matrix, dtype=np.float32)
-        return out
+        return regions_by_id(records)
 
     @_serialised
     def query_regions(self, collection, vectors, *, limit, flt=None):
