@@ -67,13 +67,14 @@ def main() -> None:
 
 
 def run(args, dim: int, home: str) -> None:
-    os.environ["VISLINK_HOME"] = home
-    from vislink.config import get_settings, reset_settings
+    from data_folder import use_data_folder
+
+    use_data_folder(home, backend=args.backend)
+    from vislink.config import get_settings
     from vislink.evaluation.metrics import summarize
     from vislink.evaluation.ranking import EvalQuery, rank_targets
     from vislink.index import Point, build_index
 
-    reset_settings()
     settings = get_settings()
     settings.ensure_dirs()
     index = build_index(settings, args.backend)

@@ -105,11 +105,10 @@ def main() -> None:
     home = work / "home"
     for old in (home, work / "rounds"):
         shutil.rmtree(old, ignore_errors=True)  # a fresh data folder: the run must ingest, not skip
-    os.environ.update(VISLINK_HOME=str(home), VISLINK_DB_URL=f"sqlite:///{home / 'vislink.db'}",
-                      VISLINK_INDEX_BACKEND=args.backend, VISLINK_WEIGHTS=args.weights)
-    if args.threads:
-        os.environ["VISLINK_THREADS"] = str(args.threads)
     sys.path.insert(0, str(REPO))
+    from data_folder import use_data_folder
+
+    use_data_folder(home, backend=args.backend, weights=args.weights, threads=args.threads or None)
     import torch
 
     if args.threads:

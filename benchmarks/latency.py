@@ -29,7 +29,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import warnings
@@ -214,25 +213,18 @@ def main() -> None:
     print(f"load average at the start: {' '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores)",
           flush=True)
 
-    home = args.home or Path(tempfile.mkdtemp(prefix="vislink-latency-"))
-    weights = "random"
-    if args.weights_dir is not None:
-        (home / "weights").mkdir(parents=True, exist_ok=True)
-        for f in Path(args.weights_dir).iterdir():
-            link = home / "weights" / f.name
-            if not link.exists():
-                link.symlink_to(f.resolve())
-        weights = "vgg16-caffe-conv"
-    env_vars = dict(VISLINK_HOME=str(home), VISLINK_WEIGHTS=weights, VISLINK_THREADS=str(args.threads),
-                    VISLINK_INDEX_BACKEND="qdrant-edge")
-    os.environ.update(env_vars)
-    os.environ.pop("VISLINK_DB_URL", None)
-    os.environ.pop("VISLINK_QUERY_SIDE", None)
-    import shutil
-
+    weights = "random" if args.weights_dir is None else "vgg16-caffe-conv"
+    os.environ.pop("VISLINK_QUERY_SIDE", None)  # the stored side unless a row asks for another
+    from data_folder import data_folder
     from ui_search import build
 
-    try:
+    with data_folder(args.home, prefix="vislink-latency-", weights=weights, threads=args.threads) as home:
+        if args.weights_dir is not None:
+            (home / "weights").mkdir(parents=True, exist_ok=True)
+            for f in Path(args.weights_dir).iterdir():
+                link = home / "weights" / f.name
+                if not link.exists():
+                    link.symlink_to(f.resolve())
         if (home / "vislink.db").exists():
             print(f"reusing the collection built under {home}", flush=True)
         else:
@@ -246,7 +238,7 @@ def main() -> None:
             from vislink.index import close_all
 
             close_all()
-            env = {**os.environ, **env_vars}
+            env = dict(os.environ)  # the data folder's settings included
             rows = [("vislink --help", ["--help"]),
                     ("vislink search --image-id 7", ["search", "--image-id", "7", "-c", "bench", "--variant", VGG]),
                     (f"vislink search IMAGE ({VGG})", ["search", str(query_file), "-c", "bench", "--variant", VGG]),
@@ -286,12 +278,6 @@ def main() -> None:
                 label = str(side or (256 if variant == VGG else "own"))
                 print(f"  {variant:<16} {label:>4} {'yes' if mirrored else 'no':>8} {cells}", flush=True)
         print(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    finally:
-        from vislink.index import close_all
-
-        close_all()
-        if args.home is None:
-            shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from data_folder import use_data_folder
+
 REPO = Path(__file__).resolve().parents[1]
 PAINTINGS = REPO.parent / "shared" / "data" / "paintings_linked" / "images"
 
@@ -58,11 +60,9 @@ def bow(args) -> None:
     if len(files) <= args.train:
         sys.exit(f"{args.images}: {len(files)} images, need more than --train {args.train}")
     home = Path(tempfile.mkdtemp(prefix="vislink-bow-bench-"))
-    os.environ["VISLINK_HOME"] = str(home)
-    os.environ["VISLINK_INDEX_BACKEND"] = "qdrant-edge"
-    from vislink.config import get_settings, reset_settings
+    use_data_folder(home)
+    from vislink.config import get_settings
 
-    reset_settings()
     get_settings().ensure_dirs()
     from vislink.index import close_all
     from vislink.ingest.collections import collection_info
@@ -135,12 +135,9 @@ def _stats(ms: list[float]) -> str:
 def verify(args) -> None:
     files = sorted(p for p in Path(args.images).rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
     home = Path(tempfile.mkdtemp(prefix="vislink-verify-bench-"))
-    os.environ["VISLINK_HOME"] = str(home)
-    os.environ["VISLINK_INDEX_BACKEND"] = "qdrant-edge"
-    os.environ["VISLINK_WEIGHTS"] = args.weights
-    from vislink.config import get_settings, reset_settings
+    use_data_folder(home, weights=args.weights)
+    from vislink.config import get_settings
 
-    reset_settings()
     get_settings().ensure_dirs()
     from vislink.encoder.images import open_rgb
     from vislink.hashing import sha256_file

@@ -38,21 +38,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from data_folder import use_data_folder  # noqa: E402  (benchmarks/ is on the path from here)
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "paintings_linked"
 CUTS = (10, 25, 50, 100, 200)
-
-
-def use_home(home: Path) -> None:
-    """Point vislink at a data folder of its own (SQLite + the embedded index), before anything opens it."""
-    from vislink.config import reset_settings
-    from vislink.store import db
-
-    os.environ["VISLINK_HOME"] = str(home)
-    os.environ["VISLINK_DB_URL"] = f"sqlite:///{home / 'vislink.db'}"
-    os.environ["VISLINK_INDEX_BACKEND"] = "qdrant-edge"
-    os.environ.pop("QDRANT_URL", None)
-    reset_settings()
-    db.dispose_engines()
 
 
 def ingest_paintings(root: Path, variants: list[str], work: Path) -> tuple[str, set[tuple[int, int]], int]:
@@ -173,7 +162,7 @@ def real_set(args) -> None:
     work = args.home or Path(tempfile.mkdtemp(prefix="vislink-bench-proposals-"))
     try:
         (work / "home").mkdir(parents=True, exist_ok=True)
-        use_home(work / "home")
+        use_data_folder(work / "home")
         from vislink.config import get_settings
         from vislink.store import db
 
@@ -213,7 +202,7 @@ def synthetic(args) -> None:
 
     work = Path(tempfile.mkdtemp(prefix="vislink-bench-proposals-synth-"))
     try:
-        use_home(work)
+        use_data_folder(work)
         started = time.perf_counter()
         build(args.synthetic, "vgg16-pool5-sum", "random", 4, 0, progress=False, optimize=True)
         print(f"\nsynthetic collection of {args.synthetic:,} images (512-d clustered vectors) built in "

@@ -23,7 +23,6 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -172,10 +171,9 @@ def main() -> None:
 
     logging.getLogger("streamlit").setLevel(logging.ERROR)
 
-    home = args.home or Path(tempfile.mkdtemp(prefix="vislink-ui-bench-"))
-    os.environ.update(VISLINK_HOME=str(home), VISLINK_WEIGHTS=args.weights, VISLINK_THREADS=str(args.threads))
-    os.environ.pop("VISLINK_DB_URL", None)
-    try:
+    from data_folder import data_folder
+
+    with data_folder(args.home, prefix="vislink-ui-bench-", weights=args.weights, threads=args.threads) as home:
         import torch
 
         torch.set_num_threads(args.threads)
@@ -232,12 +230,6 @@ def main() -> None:
         target = statistics.median(r["total"] for r in cold)
         print(f"\nfirst page, image of the collection, cold thumbnails: {target * 1000:.0f} ms median "
               f"({'under' if target < 1 else 'OVER'} the 1 s target)")
-    finally:
-        from vislink.index import close_all
-
-        close_all()
-        if args.home is None:
-            shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":
