@@ -1,7 +1,8 @@
 """Building proposed links over a whole collection (``vislink proposals build``, docs/discovery.md).
 
-Every indexed image of the variant searches its top ``k`` (batched ``query_batch`` through
-``ranking.nearest_neighbours``; exact up to ``EXACT_MAX_POINTS`` points, the index's HNSW graph beyond). The
+Every indexed image of the variant searches its top ``k``: exactly, in memory (``ranking.all_pairs_neighbours``:
+the stored vectors read once, blocks of one matrix product) while the vectors fit in ``ALL_PAIRS_MAX_FLOATS``;
+beyond, batched ``query_batch`` searches through ``ranking.nearest_neighbours`` with the index's HNSW graph. The
 rule (``rule="mutual"``, the default): a pair is a candidate when the two are **mutual nearest neighbours** (each
 in the other's top ``k``) and their cosine similarity is at least ``min_score``; its rank is the worse of the two
 ranks. ``rule="either"`` keeps a pair when either is in the other's top ``k`` (rank: the better of the two);
@@ -23,7 +24,7 @@ from sqlalchemy import select
 
 from vislink.config import get_settings
 from vislink.errors import ConfigError, NotFound, VislinkError
-from vislink.evaluation.ranking import nearest_neighbours
+from vislink.evaluation.ranking import all_pairs_neighbours, nearest_neighbours
 from vislink.graph.proposals import Candidate, store_proposals
 from vislink.index import AnyOf
 from vislink.store import Image, ImageDescriptor, get_collection, get_variant, session_scope
@@ -38,7 +39,10 @@ MEASURED_MIN_SCORES = {"vgg16-pool5-sum": 0.75, "sscd-distilled": 0.5}
 DEFAULT_MIN_SCORE = 0.5  # variants not measured: an SSCD-like threshold; check `proposals list` and set --min-score
 DEFAULT_RULE = "mutual"
 RULES = ("mutual", "either")
-EXACT_MAX_POINTS = 20_000
+# Exact all-pairs search in memory up to this many float32s of vectors (512 MB: 250,000 x 512, 62,500 x 2048);
+# each block of rows is sized so that its score matrix holds at most ALL_PAIRS_BLOCK_FLOATS (256 MB).
+ALL_PAIRS_MAX_FLOATS = 128 * 2**20
+ALL_PAIRS_BLOCK_FLOATS = 64 * 2**20
 # Images searched between two progress reports / cancellation checks of a build job.
 PROGRESS_CHUNK = 1024
 
@@ -146,8 +150,9 @@ def build_proposals(collection: str, variant: str, *, k: int = DEFAULT_K, min_sc
                     on_progress: Callable[[int, int], None] | None = None) -> BuildReport:
     """Search every indexed image of ``variant`` (of ``school`` / ``form`` only, when given), keep the pairs
     ``rule`` keeps with score >= ``min_score``, apply the options, and replace the variant's open proposals by
-    them (verdicts are kept). ``min_score=None``: the variant's ``default_min_score``. ``exact=None``: exact
-    search up to ``EXACT_MAX_POINTS`` points.
+    them (verdicts are kept). ``min_score=None``: the variant's ``default_min_score``. ``exact``: None or True
+    search exactly in memory while the vectors fit (``ALL_PAIRS_MAX_FLOATS``); beyond, None uses the index's
+    graph and True the index's exact scan (slow); False always searches the index with its graph.
     ``on_progress(done, total)`` is called after each chunk of images searched (a job reports it and stops
     there when cancelled)."""
     from vislink.index import open_index
@@ -163,7 +168,7 @@ def build_proposals(collection: str, variant: str, *, k: int = DEFAULT_K, min_sc
     with session_scope(db_url) as session:
         coll = get_collection(session, collection)
         var = get_variant(session, coll, variant)
-        coll_id, var_id, qname, var_name = coll.id, var.id, var.qdrant_collection, var.name
+        coll_id, var_id, qname, var_name, dim = coll.id, var.id, var.qdrant_collection, var.name, var.dimension
         if var.layer == "bow":
             raise VislinkError(f"variant {variant} is a bag of words (sparse): proposals need a dense variant")
         q = (select(ImageDescriptor.image_id).join(Image, Image.id == ImageDescriptor.image_id)
@@ -189,16 +194,19 @@ def build_proposals(collection: str, variant: str, *, k: int = DEFAULT_K, min_sc
     if not index.collection_exists(qname):
         raise NotFound(f"the index has no collection {qname} for variant {variant} of {collection!r}: "
                        "re-ingest or reconcile the collection")
-    if exact is None:
-        exact = len(ids) <= EXACT_MAX_POINTS
-    neighbours: dict[int, list[tuple[int, float]]] = {}
     if on_progress:
         on_progress(0, len(ids))
-    for start in range(0, len(ids), PROGRESS_CHUNK):
-        neighbours.update(nearest_neighbours(index, qname, ids[start:start + PROGRESS_CHUNK], k,
-                                             batch_size=batch_size, exact=exact, flt=flt or None))
-        if on_progress:
-            on_progress(min(start + PROGRESS_CHUNK, len(ids)), len(ids))
+    if exact is not False and len(ids) * dim <= ALL_PAIRS_MAX_FLOATS:
+        # The ids are the variant's images of the school / form asked for: searching among them is the filter.
+        block = max(64, min(PROGRESS_CHUNK, ALL_PAIRS_BLOCK_FLOATS // max(len(ids), 1)))
+        neighbours = all_pairs_neighbours(index, qname, ids, k, block=block, on_block=on_progress)
+    else:
+        neighbours = {}
+        for start in range(0, len(ids), PROGRESS_CHUNK):
+            neighbours.update(nearest_neighbours(index, qname, ids[start:start + PROGRESS_CHUNK], k,
+                                                 batch_size=batch_size, exact=bool(exact), flt=flt or None))
+            if on_progress:
+                on_progress(min(start + PROGRESS_CHUNK, len(ids)), len(ids))
     candidates = (mutual_pairs if rule == "mutual" else either_pairs)(neighbours, float(min_score))
     report.n_mutual = len(candidates)
     if cross_artist:

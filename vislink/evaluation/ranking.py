@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -154,6 +154,46 @@ def nearest_neighbours(index: VectorIndex, collection: str, ids: Sequence[int], 
                                  with_payload=False)
         for qid, qhits in zip(chunk, hits):
             out[qid] = [(int(h.id), float(h.score)) for h in qhits if int(h.id) != qid][:k]
+    return out
+
+
+def all_pairs_neighbours(index: VectorIndex, collection: str, ids: Sequence[int], k: int, *, block: int = 1024,
+                         on_block: Callable[[int, int], None] | None = None) -> dict[int, list[tuple[int, float]]]:
+    """``nearest_neighbours`` among ``ids`` themselves, computed in memory: the stored vectors of ``ids`` read
+    once, then every point's ``k`` best cosine scores against all of them, ``block`` rows of one matrix product at
+    a time (the exact scan the index would do, without a request per query: at 40,000 points it is seconds where
+    40,000 batched queries took minutes; docs/discovery.md). Holds the ``len(ids) x dim`` float32 vectors and one
+    ``block x len(ids)`` score matrix. ``on_block(done, total)`` after each block."""
+    if k < 1:
+        raise VislinkError(f"k must be >= 1, got {k}")
+    stored = _fetch_vectors(index, collection, [int(i) for i in ids])
+    present = np.array(sorted(stored), dtype=np.int64)
+    out: dict[int, list[tuple[int, float]]] = {}
+    if not len(present):
+        return out
+    matrix = np.stack([stored[int(i)] for i in present])
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    matrix /= np.where(norms > 0, norms, 1.0)  # the index compares by cosine: its stored vectors are unit already
+    kk = min(k, len(present) - 1)
+    for start in range(0, len(present), block):
+        scores = matrix[start:start + block] @ matrix.T
+        rows = np.arange(scores.shape[0])
+        scores[rows, start + rows] = -np.inf  # the point itself
+        if kk > 0:
+            # A lower bound of each row's kk-th best score, the kk-th best of its first columns, keeps a few dozen
+            # candidates a row for the exact sort (argpartition over whole rows cost 5x the matrix product).
+            sample = min(len(present), max(4 * kk, 4096))
+            bound = np.partition(scores[:, :sample], sample - kk, axis=1)[:, sample - kk]
+            cand_rows, cand_cols = np.nonzero(scores >= bound[:, None])
+            splits = np.searchsorted(cand_rows, np.arange(1, len(rows)))
+            for r, cols in enumerate(np.split(cand_cols, splits)):
+                # best first, equal scores by id (the sorted order of ``present``)
+                cols = cols[np.lexsort((cols, -scores[r, cols]))][:kk]
+                out[int(present[start + r])] = [(int(present[c]), float(scores[r, c])) for c in cols]
+        else:
+            out.update({int(present[start + r]): [] for r in rows})
+        if on_block:
+            on_block(min(start + block, len(present)), len(present))
     return out
 
 
