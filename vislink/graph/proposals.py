@@ -27,7 +27,7 @@ from pathlib import Path
 from statistics import median
 from typing import Iterable
 
-from sqlalchemy import case, delete, func, select
+from sqlalchemy import case, delete, func, insert, select
 from sqlalchemy.orm import Session, aliased
 
 from vislink.errors import NotFound, VislinkError
@@ -136,9 +136,13 @@ def store_proposals(session: Session, collection_id: int, variant: str, candidat
             continue
         if (a, b) not in best or c.score > best[(a, b)].score:
             best[(a, b)] = Candidate(a, b, float(c.score), int(c.rank))
-    for (a, b), c in sorted(best.items()):
-        session.add(LinkProposal(collection_id=collection_id, image_a_id=a, image_b_id=b, variant_name=variant,
-                                 score=c.score, rank=c.rank, status=ProposalStatus.open))
+    if best:
+        # One executemany (Core insert) rather than an ORM object per row: 148,000 proposals at 40,000 images.
+        now = utcnow()
+        session.execute(insert(LinkProposal), [
+            {"collection_id": collection_id, "image_a_id": a, "image_b_id": b, "variant_name": variant,
+             "score": c.score, "rank": c.rank, "status": ProposalStatus.open, "created_at": now}
+            for (a, b), c in sorted(best.items())])
     session.flush()
     return {"stored": len(best), "replaced": int(replaced), "excluded": excluded}
 
