@@ -340,3 +340,56 @@ def test_the_threshold_shrinks_with_larger_vectors_only():
     assert policy.min_points_for(512) == policy.min_points_for(64) == policy.min_points_for(None) == 50_000
     assert policy.min_points_for(2048) == 12_500 and policy.min_points_for(4096) == 6_250
     assert policy.mode_for(20_000, dim=2048).approximate and not policy.mode_for(20_000, dim=512).approximate
+
+
+def test_calibration_raises_the_ef_of_a_poor_graph_and_keeps_it(tmp_path):
+    """A deliberately poor graph (m=2) misses neighbours at the policy's ef: optimize doubles the collection's ef
+    factor until the target recall (or the largest factor), stores it with the collection, and its searches use it
+    after a reopen; going back to exact drops it."""
+    from vislink.index.policy import calibrate_ef
+
+    poor = IndexPolicy(hnsw_min_points=1, m=2, ef_construct=4, ef_min=1, ef_factor=1, full_scan_kb=1,
+                       quantization=None, target_recall=0.99, max_ef_factor=8)
+    index = EdgeIndex(tmp_path / "edge", policy=poor)
+    _fill(index, _vectors())
+    index.optimize(NAME, poor.hnsw_mode())
+    at_policy = measure_recall(index, NAME, queries=16, limit=200).recall
+    assert at_policy < 0.99, "the graph is too good to need a calibration"
+    report = optimize_collection(index, NAME, poor, recall_queries=16)
+    cal = report.calibration
+    assert cal is not None and cal.factor > 1 and [f for f, _ in cal.tried][:2] == [1, 2]
+    assert cal.recall.recall > at_policy and cal.recall.recall == report.recall.recall
+    assert cal.reached == (cal.recall.recall >= 0.99) and (cal.reached or cal.factor == 8)
+    assert f"ef x{cal.factor:g}" in report.describe() and report.as_dict()["ef_factor"] == cal.factor
+    assert _meta(index)["ef_factor"] == cal.factor
+    index.close()
+    again = EdgeIndex(tmp_path / "edge", policy=poor)
+    try:
+        assert again.search_ef_factor(NAME) == cal.factor
+        from vislink.cli.doctor import collection_checks
+
+        doctor_line = collection_checks(again, [NAME], recall_queries=4)[0].detail
+        assert f"search ef x{cal.factor:g} (calibrated); recall@200" in doctor_line
+        assert measure_recall(again, NAME, queries=16, limit=200).recall == pytest.approx(cal.recall.recall)
+        # A target the policy's own factor meets: no factor kept (a later change of the setting applies).
+        easy = IndexPolicy(hnsw_min_points=1, m=2, ef_construct=4, ef_min=1, ef_factor=1, full_scan_kb=1,
+                           quantization=None, target_recall=at_policy / 2, max_ef_factor=8)
+        assert calibrate_ef(again, NAME, easy, queries=16).factor == 1 and again.search_ef_factor(NAME) is None
+        again.set_search_ef_factor(NAME, 4.0)
+        assert optimize_collection(again, NAME, poor, mode="exact").calibration is None
+        assert again.search_ef_factor(NAME) is None and _meta(again)["ef_factor"] is None
+    finally:
+        again.close()
+
+
+def test_no_calibration_when_turned_off_or_where_the_backend_keeps_no_factor(pair):
+    from vislink.index.policy import calibrate_ef
+
+    index, referee, _ = pair
+    off = IndexPolicy(hnsw_min_points=2000, m=16, ef_construct=64, quantization=None, full_scan_kb=1, target_recall=0)
+    report = optimize_collection(index, NAME, off, recall_queries=8)
+    assert report.after.approximate and report.recall is not None and report.calibration is None
+    assert index.search_ef_factor(NAME) is None
+    assert calibrate_ef(referee, NAME, POLICY) is None  # numpy: no graph, nothing to keep
+    with pytest.raises(ConfigError, match="target recall"):
+        IndexPolicy(target_recall=1.5)

@@ -82,6 +82,9 @@ def collection_checks(index, names: list[str], *, recall_queries: int = 32) -> l
             mode = index.index_mode(name)
             detail = f"{points} points, {dim}, {mode.describe()}"
             if mode.approximate and points:
+                factor = index.search_ef_factor(name)
+                if factor is not None:
+                    detail += f", search ef x{factor:g} (calibrated)"
                 detail += f"; {measure_recall(index, name, queries=recall_queries).describe()}"
             elif not mode.approximate:
                 detail += " (recall 1 by construction)"

@@ -112,7 +112,10 @@ def optimize(
                                 "the index (the work is queued for it as an index-optimize job): return at once."),
 ) -> None:
     """Apply the index policy: build an HNSW graph (and quantization) in collections at or above the threshold,
-    scan the others exactly; print what was built, the time it took and the recall@200 measured after."""
+    scan the others exactly; print what was built, the time it took and the recall@200 measured after. On
+    qdrant-edge the search ef of a new graph is then calibrated: doubled until recall@200 on the collection's own
+    vectors reaches VISLINK_INDEX_TARGET_RECALL (0.95; 0: off) or ef is 40x the limit, and kept with the
+    collection (`vislink doctor` prints it)."""
     from vislink.errors import ConfigError
     from vislink.index.policy import QUANTIZATIONS
 

@@ -190,6 +190,16 @@ class VectorIndex(abc.ABC):
             raise NotFound(f"no vector collection named {collection!r} in {self.name}")
         return EXACT
 
+    def search_ef_factor(self, collection: str) -> float | None:
+        """The ef factor calibrated for ``collection`` (``set_search_ef_factor``); None: the policy's."""
+        return None
+
+    def set_search_ef_factor(self, collection: str, factor: float | None) -> bool:
+        """Make the approximate searches of ``collection`` use ef = ``factor`` x limit (None: the policy's factor),
+        kept with the collection (``vislink.index.policy.calibrate_ef`` sets it after a build). False where the
+        backend keeps none (no graph, or a Qdrant server, whose searches use the policy's factor)."""
+        return False
+
     def optimize(self, collection: str, mode: IndexMode | None = None) -> IndexMode:
         """Tidy a collection after a large ingest (qdrant-edge: merge segments, index new points) and, with
         ``mode``, switch it to that mode (build the HNSW graph and quantization, or go back to exact scans).

@@ -159,12 +159,14 @@ class _Gate:
 
 
 class _Shard:
-    def __init__(self, shard: qe.EdgeShard, dim: int, sparse: bool, regions: bool = False, mode: IndexMode = EXACT):
+    def __init__(self, shard: qe.EdgeShard, dim: int, sparse: bool, regions: bool = False, mode: IndexMode = EXACT,
+                 ef_factor: float | None = None):
         self.shard = shard
         self.dim = dim
         self.sparse = sparse
         self.regions = regions
         self.mode = mode  # what optimize() last built (the meta's "mode"): exact collections always scan
+        self.ef_factor = ef_factor  # calibrated search ef factor (the meta's "ef_factor"); None: the policy's
 
 
 def _meta_mode(meta: Mapping[str, Any]) -> IndexMode:
@@ -419,7 +421,8 @@ class EdgeIndex(VectorIndex):
             with _edge_errors(f"opening collection {collection} at {path}"):
                 edge = qe.EdgeShard.load(str(path))
             shard = self._shards[collection] = _Shard(edge, int(meta["dim"]), bool(meta.get("sparse")),
-                                                      bool(meta.get("regions")), _meta_mode(meta))
+                                                      bool(meta.get("regions")), _meta_mode(meta),
+                                                      meta.get("ef_factor"))
             return shard
 
     # -- points ------------------------------------------------------------------------------
@@ -528,7 +531,7 @@ class EdgeIndex(VectorIndex):
             return _EXACT_PARAMS
         quantization = (qe.QuantizationSearchParams(rescore=True, oversampling=float(self.policy.oversampling))
                         if shard.mode.quantization else None)
-        return qe.SearchParams(hnsw_ef=self.policy.ef_for(limit), quantization=quantization)
+        return qe.SearchParams(hnsw_ef=self.policy.ef_for(limit, shard.ef_factor), quantization=quantization)
 
     def query_batch(self, collection, vectors, *, limit, flt=None, exact=False, offset=0, with_payload=True):
         with self._gate.shared():
@@ -627,6 +630,26 @@ class EdgeIndex(VectorIndex):
         with self._gate.shared():
             return self._shard(collection).mode
 
+    def search_ef_factor(self, collection: str) -> float | None:
+        with self._gate.shared():
+            return self._shard(collection).ef_factor
+
+    def set_search_ef_factor(self, collection: str, factor: float | None) -> bool:
+        if factor is not None and not factor > 0:
+            raise IndexUnavailable(f"an ef factor must be positive, got {factor}")
+        with self._gate.exclusive():
+            self._ensure_open()
+            path = self._path(collection)
+            meta = self._read_meta(path)
+            if meta is None:
+                raise NotFound(f"no vector collection named {collection!r} in qdrant-edge ({self.root})")
+            meta["ef_factor"] = None if factor is None else float(factor)
+            self._write_meta(path, meta)
+            shard = self._shards.get(collection)
+            if shard is not None:
+                shard.ef_factor = meta["ef_factor"]
+        return True
+
     def optimize(self, collection: str, mode: IndexMode | None = None) -> IndexMode:
         """Run Edge's optimizers (Edge has none in the background): merge segments, drop deleted points,
         and (in HNSW mode) index what is not indexed yet. ``mode``: switch the collection to it first (the
@@ -672,7 +695,7 @@ class EdgeIndex(VectorIndex):
             # Until the build ends, searches follow the old mode (an exact collection keeps scanning).
             with self._open_lock:
                 self._shards[collection] = _Shard(edge, int(meta["dim"]), bool(meta.get("sparse")),
-                                                  bool(meta.get("regions")), _meta_mode(meta))
+                                                  bool(meta.get("regions")), _meta_mode(meta), meta.get("ef_factor"))
 
     def __del__(self) -> None:
         # An index dropped without close() must not keep its folder locked for the rest of the process.

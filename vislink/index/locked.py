@@ -106,6 +106,14 @@ class LockedFolderIndex(VectorIndex):
         with self._open() as ix:
             return ix.index_mode(collection)
 
+    def search_ef_factor(self, collection):
+        with self._open() as ix:
+            return ix.search_ef_factor(collection)
+
+    def set_search_ef_factor(self, collection, factor):
+        with self._open() as ix:
+            return ix.set_search_ef_factor(collection, factor)
+
     def optimize(self, collection, mode=None):
         with self._open() as ix:
             return ix.optimize(collection, mode)

@@ -92,6 +92,10 @@ class IndexPolicy:
     # Segments smaller than this (KB of vectors) are scanned even when they have a graph, and so are filtered
     # searches that keep fewer points: Qdrant's own default, 10 MB (a scan of 10 MB takes about a millisecond).
     full_scan_kb: int = 10_000
+    # After a build, the ef factor is doubled until recall@200 on the collection's own vectors reaches this
+    # (0: no calibration), up to max_ef_factor: SSCD vectors need far more than pool5 ones (docs/scaling.md).
+    target_recall: float = 0.95
+    max_ef_factor: float = 40.0
 
     def __post_init__(self) -> None:
         if self.hnsw_min_points < 0 or self.m < 1 or self.ef_construct < 1 or self.ef_min < 1 or self.ef_factor <= 0:
@@ -100,6 +104,9 @@ class IndexPolicy:
             raise ConfigError(f"unknown quantization {self.quantization!r}: none or int8")
         if self.oversampling < 1:
             raise ConfigError(f"quantization oversampling {self.oversampling} is below 1")
+        if not 0 <= self.target_recall <= 1 or self.max_ef_factor < self.ef_factor:
+            raise ConfigError(f"invalid index policy {self}: the target recall is a share (0 to 1) and the largest "
+                              "ef factor is at least the ef factor")
 
     @classmethod
     def from_settings(cls, settings: Any = None) -> IndexPolicy:
@@ -109,7 +116,7 @@ class IndexPolicy:
         return cls(hnsw_min_points=s.index_hnsw_min_points, m=s.index_hnsw_m, ef_construct=s.index_hnsw_ef_construct,
                    ef_min=s.index_hnsw_ef, ef_factor=s.index_hnsw_ef_factor,
                    quantization=None if s.index_quantization == "none" else s.index_quantization,
-                   oversampling=s.index_oversampling)
+                   oversampling=s.index_oversampling, target_recall=s.index_target_recall)
 
     def hnsw_mode(self, quantization: str | None | Literal["default"] = "default") -> IndexMode:
         """The HNSW mode this policy builds; ``quantization`` "int8" / None overrides the policy's own."""
@@ -130,11 +137,12 @@ class IndexPolicy:
         """exact below ``min_points_for(dim)`` points, HNSW from there on."""
         return self.hnsw_mode(quantization) if points >= self.min_points_for(dim) else EXACT
 
-    def ef_for(self, limit: int) -> int:
+    def ef_for(self, limit: int, factor: float | None = None) -> int:
         """The search ef of an approximate query for ``limit`` results (offset included): never below the limit
         (the graph search returns at most ef candidates), ``ef_factor`` times it for large limits (top-200 needs
-        more candidates than top-10 for the same recall)."""
-        return max(int(limit), self.ef_min, int(math.ceil(self.ef_factor * int(limit))))
+        more candidates than top-10 for the same recall). ``factor``: a collection's calibrated factor
+        (``calibrate_ef``) instead of the policy's."""
+        return max(int(limit), self.ef_min, int(math.ceil((factor or self.ef_factor) * int(limit))))
 
 
 def resolve_mode(policy: IndexPolicy, points: int, mode: str = "auto", quantization: str | None = None,
@@ -166,31 +174,84 @@ class RecallMeasure:
                 f"(HNSW {self.approximate_ms:.1f} ms, exact {self.exact_ms:.1f} ms a query, p50)")
 
 
+class _RecallProbe:
+    """``queries`` stored vectors of a collection (the first ones in id order: cheap to read, and ids are ingest
+    order, not grouped by content) with their exact top-``limit``, searched once; ``measure()`` runs the
+    approximate searches as the collection answers them now (calibration measures several ef factors)."""
+
+    def __init__(self, index: Any, collection: str, queries: int, limit: int):
+        from vislink.errors import NotFound
+
+        page, _ = index.scroll(collection, limit=queries, with_vectors=True)
+        self.vectors = [v for _, _, v in page if v is not None]
+        if not self.vectors:
+            raise NotFound(f"collection {collection} has no stored vectors to measure its recall on")
+        self.index, self.collection = index, collection
+        self.k = max(1, min(int(limit), index.count(collection)))
+        self.truth, exact_ms = [], []
+        for vector in self.vectors:
+            t0 = time.perf_counter()
+            exact = index.query(collection, vector, limit=self.k, exact=True, with_payload=False)
+            exact_ms.append(1e3 * (time.perf_counter() - t0))
+            self.truth.append({h.id for h in exact})
+        self.exact_ms = float(np.median(exact_ms))
+
+    def measure(self) -> RecallMeasure:
+        recalls, approx_ms = [], []
+        for vector, truth in zip(self.vectors, self.truth):
+            t0 = time.perf_counter()
+            approx = self.index.query(self.collection, vector, limit=self.k, exact=False, with_payload=False)
+            approx_ms.append(1e3 * (time.perf_counter() - t0))
+            # Each query finds itself in both lists, which both count the same way.
+            recalls.append(len(truth & {h.id for h in approx}) / max(1, len(truth)))
+        return RecallMeasure(float(np.mean(recalls)), len(self.vectors), self.k, float(np.median(approx_ms)),
+                             self.exact_ms)
+
+
 def measure_recall(index: Any, collection: str, *, queries: int = 32, limit: int = 200) -> RecallMeasure:
     """Approximate vs exact top-``limit`` of ``queries`` stored vectors of ``collection`` (the first ones in id
-    order: cheap to read, and ids are ingest order, not grouped by content). Each query finds itself in both
-    lists, which both count the same way. Raises NotFound for an unknown collection."""
-    from vislink.errors import NotFound
+    order). Raises NotFound for an unknown collection."""
+    return _RecallProbe(index, collection, queries, limit).measure()
 
-    page, _ = index.scroll(collection, limit=queries, with_vectors=True)
-    vectors = [v for _, _, v in page if v is not None]
-    if not vectors:
-        raise NotFound(f"collection {collection} has no stored vectors to measure its recall on")
-    total = index.count(collection)
-    k = max(1, min(int(limit), total))
-    recalls, approx_ms, exact_ms = [], [], []
-    for vector in vectors:
-        t0 = time.perf_counter()
-        approx = index.query(collection, vector, limit=k, exact=False, with_payload=False)
-        t1 = time.perf_counter()
-        exact = index.query(collection, vector, limit=k, exact=True, with_payload=False)
-        t2 = time.perf_counter()
-        approx_ms.append(1e3 * (t1 - t0))
-        exact_ms.append(1e3 * (t2 - t1))
-        truth = {h.id for h in exact}
-        recalls.append(len(truth & {h.id for h in approx}) / max(1, len(truth)))
-    return RecallMeasure(float(np.mean(recalls)), len(vectors), k, float(np.median(approx_ms)),
-                         float(np.median(exact_ms)))
+
+@dataclass(frozen=True)
+class Calibration:
+    """The ef factor ``calibrate_ef`` chose and the recall it measured with it."""
+
+    factor: float
+    recall: RecallMeasure
+    reached: bool  # the recall reached the policy's target (False: at max_ef_factor and still short)
+    tried: tuple[tuple[float, float], ...]  # (factor, recall) in the order measured
+
+    def describe(self) -> str:
+        steps = ", ".join(f"x{f:g} {r:.3f}" for f, r in self.tried)
+        outcome = "reaches the target" if self.reached else "is the largest tried, short of the target"
+        ef = int(math.ceil(self.factor * self.recall.limit))
+        return f"ef x{self.factor:g} (ef {ef} for top-{self.recall.limit}) {outcome} (recall by factor: {steps})"
+
+
+def calibrate_ef(index: Any, collection: str, policy: IndexPolicy, *, queries: int = 32,
+                 limit: int = 200) -> Calibration | None:
+    """The smallest ef factor, doubling from the policy's up to ``max_ef_factor``, whose recall@``limit`` on
+    ``queries`` of the collection's own vectors reaches ``policy.target_recall``; stored with the collection
+    (``index.set_search_ef_factor``) so that its approximate searches use it. None where the backend cannot keep a
+    factor (a Qdrant server: its searches use the policy's). Recall grows with ef at a cost in time: 1M pool5
+    vectors reach 0.97 at the policy's factor 5, SSCD ones need several times more (docs/scaling.md)."""
+    if not index.set_search_ef_factor(collection, None):
+        return None
+    probe = _RecallProbe(index, collection, queries, limit)
+    factor, tried = policy.ef_factor, []
+    while True:
+        index.set_search_ef_factor(collection, factor)
+        measured = probe.measure()
+        tried.append((factor, measured.recall))
+        reached = measured.recall >= policy.target_recall
+        if reached or factor >= policy.max_ef_factor:
+            break
+        factor = min(factor * 2, policy.max_ef_factor)
+    if factor == policy.ef_factor:
+        index.set_search_ef_factor(collection, None)  # the policy's: a later change of the setting applies
+    return Calibration(factor, measured, reached, tuple(tried))
 
 
 @dataclass(frozen=True)
@@ -202,6 +263,7 @@ class OptimizeReport:
     seconds: float
     recall: RecallMeasure | None  # measured on HNSW collections only (exact ones have recall 1 by construction)
     note: str = ""
+    calibration: Calibration | None = None  # the ef factor chosen for the target recall (HNSW, where kept)
 
     def describe(self) -> str:
         change = (f"{self.before.describe()} -> {self.after.describe()}" if self.before != self.after
@@ -209,6 +271,8 @@ class OptimizeReport:
         line = f"{self.collection}: {self.points} points, {change}, {self.seconds:.1f} s"
         if self.recall is not None:
             line += f"; {self.recall.describe()}"
+            if self.calibration is not None:
+                line += f"; {self.calibration.describe()}"
         elif not self.after.approximate:
             line += "; exact (recall 1 by construction)"
         return line + (f"; {self.note}" if self.note else "")
@@ -218,6 +282,7 @@ class OptimizeReport:
                 "after": self.after.as_meta(), "seconds": round(self.seconds, 3),
                 "recall": None if self.recall is None else {"recall": self.recall.recall, "limit": self.recall.limit,
                                                             "queries": self.recall.queries},
+                "ef_factor": None if self.calibration is None else self.calibration.factor,
                 "line": self.describe()}
 
 
@@ -226,8 +291,9 @@ def optimize_collection(index: Any, collection: str, policy: IndexPolicy | None 
                         recall_limit: int = 200) -> OptimizeReport:
     """Apply the policy to one collection: ``mode`` auto (HNSW from ``hnsw_min_points``), exact or hnsw;
     build what it says (``index.optimize(collection, mode)``), time it, and measure the recall of an HNSW result
-    (``measure_recall``). A backend that has no graph (numpy, qdrant-client's local mode) stays exact, and the
-    report's note says so."""
+    (``measure_recall``), raising the collection's search ef until the policy's target recall is met
+    (``calibrate_ef``; ``measure=False`` skips both). A backend that has no graph (numpy, qdrant-client's local
+    mode) stays exact, and the report's note says so."""
     policy = policy or getattr(index, "policy", None) or IndexPolicy.from_settings()  # the index's own first
     points = index.count(collection)
     before = index.index_mode(collection)
@@ -242,6 +308,12 @@ def optimize_collection(index: Any, collection: str, policy: IndexPolicy | None 
     elif mode == "auto" and not wanted.approximate and points:
         note = (f"below {policy.min_points_for(dim)} points (VISLINK_INDEX_HNSW_MIN_POINTS"
                 + (f", scaled to {dim}-d" if dim and dim > REFERENCE_DIM else "") + "): scanned exactly")
-    recall = (measure_recall(index, collection, queries=recall_queries, limit=recall_limit)
-              if measure and after.approximate and points else None)
-    return OptimizeReport(collection, points, before, after, seconds, recall, note)
+    recall = calibration = None
+    if not after.approximate:
+        index.set_search_ef_factor(collection, None)  # exact: no factor left over from an earlier graph
+    elif measure and points:
+        if policy.target_recall > 0:
+            calibration = calibrate_ef(index, collection, policy, queries=recall_queries, limit=recall_limit)
+        recall = (calibration.recall if calibration is not None
+                  else measure_recall(index, collection, queries=recall_queries, limit=recall_limit))
+    return OptimizeReport(collection, points, before, after, seconds, recall, note, calibration)
