@@ -388,9 +388,15 @@ def test_photo_of_two_paintings_finds_both_in_the_top_2(detail_collection):
     by_id = {r.image_id: r for r in results}
     left, right = by_id[ids["p.jpg"]].query_box, by_id[ids["q.jpg"]].query_box
     assert left[0] + left[2] / 2 < 450 < right[0] + right[2] / 2  # each found through the region that shows it
-    # The whole photo against whole images ranks the wall's paintings lower.
-    with pytest.raises(ConfigError, match="not with verify"):
-        search(detail_collection["root"] / "wall.jpg", collection="d", regions="auto", verify=True)
+    # With verify (issue #15's last gap): the two paintings verified first, each boxed by its inliers in itself.
+    verified = search(detail_collection["root"] / "wall.jpg", collection="d", regions="auto", verify=True,
+                      verify_top=5, limit=5)
+    assert {r.image_id for r in verified[:2]} == {ids["p.jpg"], ids["q.jpg"]}, \
+        [(r.source_ref, r.verified, r.inliers) for r in verified]
+    for r in verified[:2]:
+        assert r.verified and r.inliers >= 8 and r.query_box == by_id[r.image_id].query_box
+        x, y, w, h = r.box
+        assert w > 0 and h > 0 and r.box != by_id[r.image_id].box  # the inliers' box, not the regions' one
     with pytest.raises(ConfigError, match="lies outside"):
         search(detail_collection["root"] / "wall.jpg", collection="d", region=(2000, 0, 10, 10))
 

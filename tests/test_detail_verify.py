@@ -8,7 +8,6 @@ import pytest
 
 from test_detail_search import _ids_by_name, detail_collection  # noqa: F401  (the module fixture)
 from vislink.encoder.regions import box_iou
-from vislink.errors import ConfigError
 
 
 @pytest.mark.shared
@@ -29,5 +28,3 @@ def test_pasted_detail_is_verified_and_its_box_is_precise(detail_collection):  #
     for r in results:  # an unverified result keeps the regions' box
         if not r.verified:
             assert r.box == next(p.box for p in plain if p.image_id == r.image_id)
-    with pytest.raises(ConfigError, match="not with verify"):
-        search(query, collection="d", regions="auto", verify=True)

@@ -149,3 +149,22 @@ def test_plain_variants_keep_todays_queries():
     assert not services.stores_regions(None) and not services.stores_regions("no-such-variant")
     assert services.Query(image=b"x", label="q").key() == services.Query(image=b"x").key()
     assert services.Query(image=b"x").key() != services.Query(image=b"x", region=(0, 0, 1, 1)).key()
+
+
+def test_auto_regions_with_verify_marks_the_verified_results(regions_env, drawn):
+    """'Verify the top results' applies to a region match too: the verified ones are marked with their matching
+    points and boxed by them."""
+    _, made, ids = regions_env
+    at = app().run()
+    at.radio(key="search_mode").set_value("An image of the collection").run()
+    at.number_input(key="search_pick_id").set_value(ids["work01.jpg"]).run()
+    at.toggle(key="search_auto").set_value(True).run()
+    at.checkbox(key="search_verify").check().run()
+    at.select_slider(key="search_verify_top").set_value(20).run()
+    ok(at)
+    at.button(key="search_go").click().run()
+    ok(at)
+    assert not [c.value for c in at.caption if "do not apply" in c.value or "does not apply" in c.value]
+    marks = [c.value for c in at.caption if "verified: " in c.value]
+    assert marks, texts(at)
+    assert len(drawn) == len(result_ids(at))  # every result still boxed

@@ -118,13 +118,11 @@ def search(image: Any = None, *, image_id: int | None = None, collection: str, v
     if (region is not None or regions is not None) and (positive or negative or mirrored):
         raise ConfigError("region search takes one query (an image or an image id): not with mirrored, "
                           "or positive / negative examples yet")
-    if regions is not None and verify:
-        raise ConfigError("regions='auto' is not with verify yet: verify a region instead (region=(x, y, w, h), "
-                          "--region x,y,w,h --verify)")
     if verify:
         return _verified_search(image, image_id=image_id, collection=collection, variant=variant, limit=limit,
                                 offset=offset, filters=filters, mirrored=mirrored, positive=positive,
-                                negative=negative, exact=exact, verify_top=verify_top, region=region)
+                                negative=negative, exact=exact, verify_top=verify_top, region=region,
+                                regions=regions)
     flt = build_filter(filters)
     with session_scope() as session:
         coll = get_collection(session, collection)
@@ -230,10 +228,12 @@ def _search_bow(index, var, image, image_id, collection, limit, offset, flt, mir
 
 
 def _verified_search(image, *, image_id, limit: int, offset: int, verify_top: int | None, region=None,
-                     **kwargs) -> list[SearchResult]:
+                     regions=None, **kwargs) -> list[SearchResult]:
     """``search`` of any variant, then the first ``verify_top`` results re-ranked by geometric verification
     (``vislink.search.verify``); paging applies to the re-ranked list. With ``region`` the query is its crop
-    (detail search) and a verified result's ``box`` becomes the box of its inliers (in its stored pixels)."""
+    (detail search) and a verified result's ``box`` becomes the crop's frame mapped into it (in its stored
+    pixels). With ``regions="auto"`` the whole query is verified (its local features find the shared part
+    wherever it lies) and a verified result's ``box`` becomes the box of its inliers."""
     from dataclasses import replace
 
     from vislink.local.rerank import DEFAULT_VERIFY_TOP, check_top
@@ -244,8 +244,9 @@ def _verified_search(image, *, image_id, limit: int, offset: int, verify_top: in
         raise ConfigError("verify needs a query image or an image id to verify the results against")
     pil = _to_pil(image) if image is not None else None
     if offset >= top:  # re-ranking only permutes the first ``top``: a later page is the plain search's
-        return search(pil, image_id=image_id, limit=limit, offset=offset, region=region, **kwargs)
-    found = search(pil, image_id=image_id, limit=max(limit + offset, top), offset=0, region=region, **kwargs)
+        return search(pil, image_id=image_id, limit=limit, offset=offset, region=region, regions=regions, **kwargs)
+    found = search(pil, image_id=image_id, limit=max(limit + offset, top), offset=0, region=region,
+                   regions=regions, **kwargs)
     if region is not None:  # the query crop's own features, verified against each result's stored ones
         from vislink.search import detail
 
@@ -264,6 +265,8 @@ def _verified_search(image, *, image_id, limit: int, offset: int, verify_top: in
             box = _matched_box(check, piece.size)
             if box is not None:
                 extra["box"] = box
+        elif regions is not None and check is not None and check.verified and check.box_b is not None:
+            extra["box"] = _xywh(check.box_b)
         out.append(replace(result, rank=rank, **extra))
     return out
 
@@ -287,8 +290,11 @@ def _matched_box(check, crop_size: tuple[int, int]) -> list[int] | None:
                 box = (max(0.0, xs.min()), max(0.0, ys.min()), min(float(bw), xs.max()), min(float(bh), ys.max()))
     if (box is None or box[2] <= box[0] or box[3] <= box[1]) and check.box_b is not None:
         box = check.box_b
-    if box is None:
-        return None
+    return None if box is None else _xywh(box)
+
+
+def _xywh(box) -> list[int]:
+    """(x0, y0, x1, y1) corners as the [x, y, w, h] results carry."""
     x0, y0, x1, y1 = box
     return [int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))]
 

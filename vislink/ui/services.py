@@ -204,11 +204,11 @@ def run_search(query: Query, *, collection: str, variant: str | None, flt: dict 
 
     if query.is_empty:
         raise VislinkError("no query: upload an image, pick one, or choose positive examples")
-    if query.is_detail:  # the stored regions: one query, without verify / mirrored / examples (docs/detail.md)
+    if query.is_detail:  # the stored regions: one query, without mirrored / examples (docs/detail.md)
         return search(_pil(query.image) if query.image is not None else None,
                       image_id=query.image_id if query.image is None else None, collection=collection,
                       variant=variant, limit=limit, offset=offset, filters=flt, region=query.region,
-                      regions="auto" if query.auto else None)
+                      regions="auto" if query.auto else None, verify=bool(verify), verify_top=verify or None)
     common = dict(collection=collection, variant=variant, limit=limit, offset=offset, filters=flt, mirrored=mirrored)
     if verify and (query.image is not None or query.image_id is not None) and not (
             query.positive or query.positive_images or query.negative):

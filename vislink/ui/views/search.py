@@ -302,10 +302,9 @@ def _results(query: services.Query, info: data.CollectionInfo, variant: str, flt
     if twin is not None:
         st.info(f"This image is in the collection: #{twin.id} ({twin.label.split(' ', 1)[1]}). It comes back as "
                 "its own first result; links and groups below are shown against it.", icon=":material/info:")
-    if query.is_detail and (mirrored or verify):
-        st.caption("Mirrored and Verify do not apply to a region match yet: the results are the stored regions' "
-                   "own ranking.")
-        mirrored, verify = False, None
+    if query.is_detail and mirrored:
+        st.caption("Mirrored does not apply to a region match yet: the regions are searched as they are.")
+        mirrored = False
     cache = st.session_state.setdefault(CACHE, {})
     page = st.session_state.get(PAGE, 0)
     started = time.perf_counter()
