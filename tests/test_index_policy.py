@@ -7,6 +7,7 @@ the settings), compared with the numpy referee."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -349,7 +350,7 @@ def test_calibration_raises_the_ef_of_a_poor_graph_and_keeps_it(tmp_path):
     from vislink.index.policy import calibrate_ef
 
     poor = IndexPolicy(hnsw_min_points=1, m=2, ef_construct=4, ef_min=1, ef_factor=1, full_scan_kb=1,
-                       quantization=None, target_recall=0.99, max_ef_factor=8)
+                       quantization=None, target_recall=0.99, max_ef_factor=8, rebuild_above_factor=0)
     index = EdgeIndex(tmp_path / "edge", policy=poor)
     _fill(index, _vectors())
     index.optimize(NAME, poor.hnsw_mode())
@@ -393,3 +394,26 @@ def test_no_calibration_when_turned_off_or_where_the_backend_keeps_no_factor(pai
     assert calibrate_ef(referee, NAME, POLICY) is None  # numpy: no graph, nothing to keep
     with pytest.raises(ConfigError, match="target recall"):
         IndexPolicy(target_recall=1.5)
+
+
+def test_a_graph_that_needs_too_large_an_ef_is_rebuilt_denser_once(tmp_path):
+    """Calibrated above rebuild_above_factor (or short of the target), the policy's graph is rebuilt once with m and
+    ef_construct doubled and calibrated again; a later optimize keeps the denser graph instead of going back."""
+    policy = IndexPolicy(hnsw_min_points=1, m=2, ef_construct=4, ef_min=1, ef_factor=1, full_scan_kb=1,
+                         quantization=None, target_recall=0.99, max_ef_factor=8, rebuild_above_factor=2)
+    index = EdgeIndex(tmp_path / "edge", policy=policy)
+    try:
+        _fill(index, _vectors())
+        index.optimize(NAME, policy.hnsw_mode())
+        sparse = measure_recall(index, NAME, queries=16, limit=200).recall
+        report = optimize_collection(index, NAME, policy, recall_queries=16)
+        assert report.after == IndexMode("hnsw", 4, 8, None) == index.index_mode(NAME)
+        assert _meta(index)["mode"]["m"] == 4
+        assert "rebuilt with m 4: at m 2 recall@200 was" in report.describe()
+        assert report.recall.recall > sparse and report.calibration.recall.recall == report.recall.recall
+        again = optimize_collection(index, NAME, policy, recall_queries=16)  # auto: keeps m 4, no second doubling
+        assert again.before == again.after == IndexMode("hnsw", 4, 8, None) and "rebuilt" not in again.describe()
+        off = dataclasses.replace(policy, rebuild_above_factor=0)
+        assert optimize_collection(index, NAME, off, mode="hnsw", recall_queries=16).after.m == 2  # never rebuilt
+    finally:
+        index.close()

@@ -115,7 +115,8 @@ def optimize(
     scan the others exactly; print what was built, the time it took and the recall@200 measured after. On
     qdrant-edge the search ef of a new graph is then calibrated: doubled until recall@200 on the collection's own
     vectors reaches VISLINK_INDEX_TARGET_RECALL (0.95; 0: off) or ef is 40x the limit, and kept with the
-    collection (`vislink doctor` prints it)."""
+    collection (`vislink doctor` prints it); a graph that needs an ef above 10x the limit is rebuilt once with m and
+    ef_construct doubled (VISLINK_INDEX_HNSW_REBUILD_ABOVE) and calibrated again."""
     from vislink.errors import ConfigError
     from vislink.index.policy import QUANTIZATIONS
 

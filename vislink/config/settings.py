@@ -95,6 +95,13 @@ class Settings(BaseSettings):
                      "recall@200 on 32 of its own vectors reaches this; 0 turns the calibration off. Measured: pool5 "
                      "vectors reach 0.97 at 1M with the factor 5, SSCD ones 0.82 (docs/scaling.md). qdrant-edge only."),
     )
+    index_hnsw_rebuild_above: float = Field(
+        default=10.0, ge=0.0, alias="VISLINK_INDEX_HNSW_REBUILD_ABOVE",
+        description=("When the calibration (VISLINK_INDEX_TARGET_RECALL) needs an ef factor above this (10: ef 2,000 "
+                     "for top-200) or misses the target, the graph is rebuilt once with m and ef_construct doubled "
+                     "and calibrated again; 0: never. Measured on SSCD-shaped vectors at 1M: m 16 needed ef 8,000 "
+                     "(15 ms) for recall@200 0.96, m 32 reached 0.97 at ef 2,000 (7 ms), building 2.6x longer."),
+    )
     index_quantization: Literal["none", "int8"] = Field(
         default="int8", alias="VISLINK_INDEX_QUANTIZATION",
         description=("Quantization built with an HNSW graph: int8 (scalar; searches rescore with the original "

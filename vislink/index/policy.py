@@ -96,6 +96,10 @@ class IndexPolicy:
     # (0: no calibration), up to max_ef_factor: SSCD vectors need far more than pool5 ones (docs/scaling.md).
     target_recall: float = 0.95
     max_ef_factor: float = 40.0
+    # A calibration that needs a factor above this (10: ef 2,000 for top-200), or misses the target, rebuilds the
+    # graph once with m and ef_construct doubled and calibrates again (0: never). SSCD-shaped vectors at 1M:
+    # m 16 needed ef 8,000 (15 ms) for 0.96, m 32 / ef_construct 200 reached 0.97 at ef 2,000 (7 ms).
+    rebuild_above_factor: float = 10.0
 
     def __post_init__(self) -> None:
         if self.hnsw_min_points < 0 or self.m < 1 or self.ef_construct < 1 or self.ef_min < 1 or self.ef_factor <= 0:
@@ -104,7 +108,7 @@ class IndexPolicy:
             raise ConfigError(f"unknown quantization {self.quantization!r}: none or int8")
         if self.oversampling < 1:
             raise ConfigError(f"quantization oversampling {self.oversampling} is below 1")
-        if not 0 <= self.target_recall <= 1 or self.max_ef_factor < self.ef_factor:
+        if not 0 <= self.target_recall <= 1 or self.max_ef_factor < self.ef_factor or self.rebuild_above_factor < 0:
             raise ConfigError(f"invalid index policy {self}: the target recall is a share (0 to 1) and the largest "
                               "ef factor is at least the ef factor")
 
@@ -116,7 +120,8 @@ class IndexPolicy:
         return cls(hnsw_min_points=s.index_hnsw_min_points, m=s.index_hnsw_m, ef_construct=s.index_hnsw_ef_construct,
                    ef_min=s.index_hnsw_ef, ef_factor=s.index_hnsw_ef_factor,
                    quantization=None if s.index_quantization == "none" else s.index_quantization,
-                   oversampling=s.index_oversampling, target_recall=s.index_target_recall)
+                   oversampling=s.index_oversampling, target_recall=s.index_target_recall,
+                   rebuild_above_factor=s.index_hnsw_rebuild_above)
 
     def hnsw_mode(self, quantization: str | None | Literal["default"] = "default") -> IndexMode:
         """The HNSW mode this policy builds; ``quantization`` "int8" / None overrides the policy's own."""
@@ -298,7 +303,9 @@ def optimize_collection(index: Any, collection: str, policy: IndexPolicy | None 
     points = index.count(collection)
     before = index.index_mode(collection)
     dim = collection_dim(index, collection) if mode == "auto" and points else None
-    wanted = resolve_mode(policy, points, mode, quantization, dim)
+    wanted = policy_mode = resolve_mode(policy, points, mode, quantization, dim)
+    if mode == "auto" and before == _denser(policy_mode):
+        wanted = before  # an earlier optimize rebuilt it denser for its recall: keep that graph
     t0 = time.perf_counter()
     after = index.optimize(collection, wanted)
     seconds = time.perf_counter() - t0
@@ -314,6 +321,31 @@ def optimize_collection(index: Any, collection: str, policy: IndexPolicy | None 
     elif measure and points:
         if policy.target_recall > 0:
             calibration = calibrate_ef(index, collection, policy, queries=recall_queries, limit=recall_limit)
+        # Only the policy's own graph is rebuilt (once): a denser one kept from before is not doubled again.
+        if calibration is not None and after == policy_mode and _denser(after) is not None \
+                and _needs_denser_graph(policy, calibration):
+            # One rebuild, twice as dense: a factor far above the policy's means slow searches on this graph.
+            first, sparse_m = calibration, after.m
+            t0 = time.perf_counter()
+            after = index.optimize(collection, _denser(after))
+            seconds += time.perf_counter() - t0
+            calibration = calibrate_ef(index, collection, policy, queries=recall_queries, limit=recall_limit)
+            note = (f"rebuilt with m {after.m}: at m {sparse_m} recall@{first.recall.limit} was "
+                    f"{first.recall.recall:.3f} with ef x{first.factor:g} (VISLINK_INDEX_HNSW_REBUILD_ABOVE "
+                    f"{policy.rebuild_above_factor:g})")
         recall = (calibration.recall if calibration is not None
                   else measure_recall(index, collection, queries=recall_queries, limit=recall_limit))
     return OptimizeReport(collection, points, before, after, seconds, recall, note, calibration)
+
+
+def _denser(mode: IndexMode) -> IndexMode | None:
+    """``mode`` with m and ef_construct doubled (None for exact or engine-default graphs)."""
+    if not mode.approximate or not mode.m or not mode.ef_construct:
+        return None
+    return IndexMode("hnsw", mode.m * 2, mode.ef_construct * 2, mode.quantization)
+
+
+def _needs_denser_graph(policy: IndexPolicy, calibration: Calibration) -> bool:
+    """The calibration missed the target, or met it only above ``rebuild_above_factor`` (0: never rebuild)."""
+    return bool(policy.rebuild_above_factor) and (not calibration.reached
+                                                  or calibration.factor > policy.rebuild_above_factor)
