@@ -109,8 +109,8 @@ class IndexPolicy:
         if self.oversampling < 1:
             raise ConfigError(f"quantization oversampling {self.oversampling} is below 1")
         if not 0 <= self.target_recall <= 1 or self.max_ef_factor < self.ef_factor or self.rebuild_above_factor < 0:
-            raise ConfigError(f"invalid index policy {self}: the target recall is a share (0 to 1) and the largest "
-                              "ef factor is at least the ef factor")
+            raise ConfigError(f"invalid index policy {self}: the target recall is a share (0 to 1), the largest "
+                              "ef factor is at least the ef factor, and the rebuild factor is 0 or more")
 
     @classmethod
     def from_settings(cls, settings: Any = None) -> IndexPolicy:
