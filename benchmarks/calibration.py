@@ -47,6 +47,14 @@ def main() -> None:
     parser.add_argument("--recall-queries", type=int, default=32, help="own vectors the calibration measures on")
     parser.add_argument("--target", type=float, default=None, help="target recall (default: the settings')")
     parser.add_argument("--top", type=int, default=200)
+    parser.add_argument("--real-npy", type=Path, help="fit the vector model on this (n, d) .npy matrix instead of "
+                                                      "encoding the shared images")
+    parser.add_argument("--rank", type=int, default=32, help="vector model: principal components of the mixture")
+    parser.add_argument("--components", type=int, default=16, help="vector model: mixture components")
+    parser.add_argument("--m", type=int, default=None, help="HNSW m (default: the settings')")
+    parser.add_argument("--ef-construct", type=int, default=None, help="HNSW ef_construct (default: the settings')")
+    parser.add_argument("--full-scan-kb", type=int, default=None, help="segments below this many KB of vectors are "
+                                                                       "scanned (default: Qdrant's 10 MB)")
     args = parser.parse_args()
 
     import real_vectors as rv
@@ -58,7 +66,13 @@ def main() -> None:
     policy = IndexPolicy.from_settings()
     if args.target is not None:
         policy = dataclasses.replace(policy, target_recall=args.target)
-    model, _, label = rv.load_model(args.variant)
+    policy = dataclasses.replace(policy, m=args.m or policy.m, ef_construct=args.ef_construct or policy.ef_construct,
+                                 full_scan_kb=args.full_scan_kb or policy.full_scan_kb)
+    if args.real_npy:
+        real = np.load(args.real_npy).astype(np.float32)
+        model, label = rv.fit_model(real, rank=args.rank, components=args.components), f"{args.real_npy}"
+    else:
+        model, _, label = rv.load_model(args.variant, rank=args.rank, components=args.components)
     data, queries = model.sample(args.n, seed=0), model.sample(args.queries, seed=10_007)
     print(f"{args.n:,} x {data.shape[1]} vectors sampled from a model of {label}; {args.queries} held-out "
           f"queries; target recall@200 {policy.target_recall}; {os.cpu_count()} CPUs, load average "

@@ -81,3 +81,23 @@ def test_shared_files_lists_the_linked_paintings_and_a_wga_subset():
     files = rv.shared_files(wga=30)
     assert len(files) == 84 + 30 and len(set(files)) == len(files)
     assert all(p.is_file() for p in files)
+
+
+def test_calibration_benchmark_reports_the_calibrated_collection(tmp_path):
+    """benchmarks/calibration.py, tiny: a poor graph (m 2) calibrated to a high target, then rebuilt denser, and its
+    held-out table (the policy's factor, the calibrated one) printed with recall against numpy."""
+    np.save(tmp_path / "real.npy", clustered())
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2", "TMPDIR": str(tmp_path),
+           "VISLINK_INDEX_HNSW_EF_FACTOR": "1", "VISLINK_INDEX_HNSW_EF": "1"}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "calibration.py"), "--n", "3000", "--queries", "10",
+         "--recall-queries", "8", "--real-npy", str(tmp_path / "real.npy"), "--rank", "8", "--components", "4",
+         "--m", "2", "--ef-construct", "4", "--full-scan-kb", "1", "--target", "0.999"],
+        capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "c: 3000 points, exact -> HNSW m=4 ef_construct=8" in out and "rebuilt with m 4: at m 2" in out, out
+    rows = [line for line in out.splitlines() if line.startswith("| policy's") or line.startswith("| calibrated")]
+    assert len(rows) == 2, out
+    recalls = [float(r.split("|")[3]) for r in rows]
+    assert 0 < recalls[0] <= recalls[1] <= 1, rows  # the calibrated factor finds at least as much
