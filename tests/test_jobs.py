@@ -272,7 +272,10 @@ def test_the_ingest_page_queues_a_job_the_ui_process_runs(tmp_path, monkeypatch,
         text = support.texts(at)
         assert f"**Job {job_id}** · ingest · fromui" in text and "**done**" in text
         assert "3 added, 0 skipped, 1 failed" in text
-        assert [e.label for e in at.expander] == ["Failures (1 listed)"] and "broken.jpg" in text
+        assert [e.label for e in at.expander] == ["Failures (1 listed)", "Summary"] and "broken.jpg" in text
+        summary = [t.value for t in at.expander[1].text]
+        assert summary == job.result["lines"] and any("3 done, 0 skipped, 1 failed" in line for line in summary), \
+            summary
     finally:
         st.cache_resource.clear()
         close_all()

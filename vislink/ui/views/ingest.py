@@ -86,6 +86,11 @@ def _jobs() -> None:
                 with st.expander(f"Failures ({len(job.errors)} listed)"):
                     for ref, reason in job.errors:
                         st.markdown(f"- `{ref}`: {reason}")
+            lines = (job.result or {}).get("lines") if job.state == "done" else None
+            if lines:  # what the command prints at its end: an ingest's summary, an index build's recall and ef
+                with st.expander("Summary"):
+                    for line in lines:
+                        st.text(line)
             if job.state in ("queued", "running") and signed is not None:
                 if st.button("Cancel", key=f"ing_cancel_{job.id}"):
                     with components.guard("cancel"):
