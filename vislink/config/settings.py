@@ -85,8 +85,9 @@ class Settings(BaseSettings):
     index_hnsw_ef_factor: float = Field(
         default=5.0, alias="VISLINK_INDEX_HNSW_EF_FACTOR",
         description=("Search ef per result asked for: ef = max(VISLINK_INDEX_HNSW_EF, factor x limit), so top-200 "
-                     "searches with ef 1,000 (at 1M x 512, int8: ef 1,024 recall@200 0.976 at 9.9 ms p50, ef 512 "
-                     "0.944; docs/scaling.md)."),
+                     "searches with ef 1,000 (at 1M x 512, int8: recall@200 0.973 at 3.5 ms p50, ef 512 0.94; "
+                     "docs/scaling.md). The starting point of each collection's calibration "
+                     "(VISLINK_INDEX_TARGET_RECALL)."),
     )
     index_target_recall: float = Field(
         default=0.95, ge=0.0, le=1.0, alias="VISLINK_INDEX_TARGET_RECALL",
