@@ -172,6 +172,7 @@ def all_pairs_neighbours(index: VectorIndex, collection: str, ids: Sequence[int]
     if not len(present):
         return out
     matrix = np.stack([stored[int(i)] for i in present])
+    stored.clear()  # the rows are in the matrix now: not twice in memory
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     matrix /= np.where(norms > 0, norms, 1.0)  # the index compares by cosine: its stored vectors are unit already
     kk = min(k, len(present) - 1)
