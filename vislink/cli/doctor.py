@@ -71,14 +71,14 @@ def collection_checks(index, names: list[str], *, recall_queries: int = 32) -> l
     the recall@200 of the graph on ``recall_queries`` of the collection's own stored vectors (approximate vs exact
     top-200; about a second per 100k points). Exact collections are not measured: a scan has recall 1."""
     from vislink.errors import VislinkError
-    from vislink.index.policy import measure_recall
+    from vislink.index.policy import collection_dim, measure_recall
 
     checks = []
     for name in names:
         try:
             points = index.count(name)
-            page, _ = index.scroll(name, limit=1, with_vectors=True)
-            dim = f"{len(page[0][2])}-d" if page and page[0][2] is not None else "empty"
+            dimension = collection_dim(index, name)
+            dim = f"{dimension}-d" if dimension is not None else "empty"
             mode = index.index_mode(name)
             detail = f"{points} points, {dim}, {mode.describe()}"
             if mode.approximate and points:
