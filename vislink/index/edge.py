@@ -168,6 +168,12 @@ class _Shard:
         self.mode = mode  # what optimize() last built (the meta's "mode"): exact collections always scan
         self.ef_factor = ef_factor  # calibrated search ef factor (the meta's "ef_factor"); None: the policy's
 
+    @classmethod
+    def from_meta(cls, shard: qe.EdgeShard, meta: Mapping[str, Any]) -> _Shard:
+        """An opened shard with what its vislink.json says of it."""
+        return cls(shard, int(meta["dim"]), bool(meta.get("sparse")), bool(meta.get("regions")), _meta_mode(meta),
+                   meta.get("ef_factor"))
+
 
 def _meta_mode(meta: Mapping[str, Any]) -> IndexMode:
     """A collection's mode from its vislink.json; collections made before the policy carry only ``hnsw``
@@ -420,9 +426,7 @@ class EdgeIndex(VectorIndex):
                 raise NotFound(f"no vector collection named {collection!r} in qdrant-edge ({self.root})")
             with _edge_errors(f"opening collection {collection} at {path}"):
                 edge = qe.EdgeShard.load(str(path))
-            shard = self._shards[collection] = _Shard(edge, int(meta["dim"]), bool(meta.get("sparse")),
-                                                      bool(meta.get("regions")), _meta_mode(meta),
-                                                      meta.get("ef_factor"))
+            shard = self._shards[collection] = _Shard.from_meta(edge, meta)
             return shard
 
     # -- points ------------------------------------------------------------------------------
@@ -643,11 +647,13 @@ class EdgeIndex(VectorIndex):
             meta = self._read_meta(path)
             if meta is None:
                 raise NotFound(f"no vector collection named {collection!r} in qdrant-edge ({self.root})")
-            meta["ef_factor"] = None if factor is None else float(factor)
-            self._write_meta(path, meta)
+            wanted = None if factor is None else float(factor)
+            if meta.get("ef_factor") != wanted:  # an exact collection's optimize clears it each time: write once
+                meta["ef_factor"] = wanted
+                self._write_meta(path, meta)
             shard = self._shards.get(collection)
             if shard is not None:
-                shard.ef_factor = meta["ef_factor"]
+                shard.ef_factor = wanted
         return True
 
     def optimize(self, collection: str, mode: IndexMode | None = None) -> IndexMode:
@@ -694,8 +700,7 @@ class EdgeIndex(VectorIndex):
                 edge = qe.EdgeShard.load(str(path), config)
             # Until the build ends, searches follow the old mode (an exact collection keeps scanning).
             with self._open_lock:
-                self._shards[collection] = _Shard(edge, int(meta["dim"]), bool(meta.get("sparse")),
-                                                  bool(meta.get("regions")), _meta_mode(meta), meta.get("ef_factor"))
+                self._shards[collection] = _Shard.from_meta(edge, meta)
 
     def __del__(self) -> None:
         # An index dropped without close() must not keep its folder locked for the rest of the process.
