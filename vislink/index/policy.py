@@ -224,6 +224,7 @@ class Calibration:
     """The ef factor ``calibrate_ef`` chose and the recall it measured with it."""
 
     factor: float
+    ef: int  # what a top-``recall.limit`` search uses with it (``IndexPolicy.ef_for``)
     recall: RecallMeasure
     reached: bool  # the recall reached the policy's target (False: at max_ef_factor and still short)
     tried: tuple[tuple[float, float], ...]  # (factor, recall) in the order measured
@@ -231,8 +232,8 @@ class Calibration:
     def describe(self) -> str:
         steps = ", ".join(f"x{f:g} {r:.3f}" for f, r in self.tried)
         outcome = "reaches the target" if self.reached else "is the largest tried, short of the target"
-        ef = int(math.ceil(self.factor * self.recall.limit))
-        return f"ef x{self.factor:g} (ef {ef} for top-{self.recall.limit}) {outcome} (recall by factor: {steps})"
+        return (f"ef x{self.factor:g} (ef {self.ef} for top-{self.recall.limit}) {outcome} "
+                f"(recall by factor: {steps})")
 
 
 def calibrate_ef(index: Any, collection: str, policy: IndexPolicy, *, queries: int = 32,
@@ -256,7 +257,7 @@ def calibrate_ef(index: Any, collection: str, policy: IndexPolicy, *, queries: i
         factor = min(factor * 2, policy.max_ef_factor)
     if factor == policy.ef_factor:
         index.set_search_ef_factor(collection, None)  # the policy's: a later change of the setting applies
-    return Calibration(factor, measured, reached, tuple(tried))
+    return Calibration(factor, policy.ef_for(probe.k, factor), measured, reached, tuple(tried))
 
 
 @dataclass(frozen=True)
@@ -322,8 +323,7 @@ def optimize_collection(index: Any, collection: str, policy: IndexPolicy | None 
         if policy.target_recall > 0:
             calibration = calibrate_ef(index, collection, policy, queries=recall_queries, limit=recall_limit)
         # Only the policy's own graph is rebuilt (once): a denser one kept from before is not doubled again.
-        if calibration is not None and after == policy_mode and _denser(after) is not None \
-                and _needs_denser_graph(policy, calibration):
+        if calibration is not None and after == policy_mode and _needs_denser_graph(policy, calibration):
             # One rebuild, twice as dense: a factor far above the policy's means slow searches on this graph.
             first, sparse_m = calibration, after.m
             t0 = time.perf_counter()
