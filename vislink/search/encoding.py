@@ -71,10 +71,10 @@ def check_side(side: int | None) -> int | None:
     return int(side)
 
 
-def query_encoder(weights_name: str | None = None):
-    """The encoder a query with these weights runs on: for VGG16 weights, ``get_encoder`` at the precision
-    ``encode_query`` resolves (so a server preloading it preloads the one its searches use); for an ONNX model's
-    name, its backbone. Built once per process."""
+def query_encoder(weights_name: str | None = None, precision: str | None = None):
+    """The encoder a query with these weights runs on: for VGG16 weights, ``get_encoder`` at ``precision`` (None:
+    the setting ``encode_query`` resolves, so a server preloading it preloads the one its searches use); for an
+    ONNX model's name, its backbone. Built once per process."""
     from vislink.config import get_settings
     from vislink.encoder.model import get_encoder, resolve_device
     from vislink.encoder.onnx_models import is_onnx_model
@@ -83,8 +83,9 @@ def query_encoder(weights_name: str | None = None):
     weights_name = weights_name or settings.weights
     if is_onnx_model(weights_name):
         return get_encoder(weights_name)
-    precision = resolve_precision(settings.query_precision, resolve_device(settings.device).type)
-    return get_encoder(weights_name, settings.device, precision=precision)
+    resolved = resolve_precision(precision if precision is not None else settings.query_precision,
+                                 resolve_device(settings.device).type)
+    return get_encoder(weights_name, settings.device, precision=resolved)
 
 
 def _query_backbone(variant_name: str, weights_name: str | None, pca, precision: str | None):
@@ -97,15 +98,8 @@ def _query_backbone(variant_name: str, weights_name: str | None, pca, precision:
     weights = {variant_name: weights_name} if weights_name else None
     if spec.backbone == VGG16:
         from vislink.config import get_settings
-        from vislink.encoder.model import get_encoder, resolve_device
 
-        settings = get_settings()
-        name = default_weights_for(variant_name, weights, settings)
-        if precision is None:
-            model = query_encoder(name)
-        else:
-            model = get_encoder(name, settings.device,
-                                precision=resolve_precision(precision, resolve_device(settings.device).type))
+        model = query_encoder(default_weights_for(variant_name, weights, get_settings()), precision)
         return model, model.specs([variant_name], pca)
     variant_set = VariantSet([variant_name], weights=weights, pca=pca)
     return variant_set, variant_set.specs
