@@ -38,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from data_folder import use_data_folder  # noqa: E402  (benchmarks/ is on the path from here)
+from data_folder import data_folder, use_data_folder  # noqa: E402  (benchmarks/ is on the path from here)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "paintings_linked"
 CUTS = (10, 25, 50, 100, 200)
@@ -200,9 +200,7 @@ def synthetic(args) -> None:
 
     from vislink.evaluation.proposals import build_proposals
 
-    work = Path(tempfile.mkdtemp(prefix="vislink-bench-proposals-synth-"))
-    try:
-        use_data_folder(work)
+    with data_folder(prefix="vislink-bench-proposals-synth-"):
         started = time.perf_counter()
         build(args.synthetic, "vgg16-pool5-sum", "random", 4, 0, progress=False, optimize=True)
         print(f"\nsynthetic collection of {args.synthetic:,} images (512-d clustered vectors) built in "
@@ -213,11 +211,6 @@ def synthetic(args) -> None:
             seconds = time.perf_counter() - started
             print(f"  k={k}: {seconds:.1f} s ({1000 * seconds / args.synthetic:.2f} ms per image): "
                   f"{report.summary()}", flush=True)
-    finally:
-        from vislink.index import close_all
-
-        close_all()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
